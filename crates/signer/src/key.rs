@@ -1,0 +1,447 @@
+//! Private and public key material, normalised at load so that every backend takes one form.
+
+use std::{fmt, path::Path};
+
+use der::{asn1::ObjectIdentifier, Decode, Encode};
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use zeroize::Zeroizing;
+
+use crate::{Algorithm, Error};
+
+pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+pub(crate) const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// What a key is, as far as signing cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// RSA with a modulus of `bits` bits.
+    Rsa {
+        /// Modulus size in bits.
+        bits: usize,
+    },
+    /// ECDSA on NIST P-256.
+    EcP256,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyKind {
+    /// The algorithms a key of this kind can sign with; the first is the default.
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            KeyKind::Rsa { .. } => &[Algorithm::Ps256, Algorithm::Rs256],
+            KeyKind::EcP256 => &[Algorithm::Es256],
+            KeyKind::Ed25519 => &[Algorithm::EdDsa],
+        }
+    }
+
+    /// The algorithm used when none is asked for: PS256 for RSA (Entra's default), else the only one.
+    pub fn default_algorithm(self) -> Algorithm {
+        self.algorithms()[0]
+    }
+
+    /// Key size in bits as reports give it (the modulus for RSA, 256 for P-256 and Ed25519).
+    pub fn bits(self) -> usize {
+        match self {
+            KeyKind::Rsa { bits } => bits,
+            KeyKind::EcP256 | KeyKind::Ed25519 => 256,
+        }
+    }
+
+    /// Checks that `alg` can be used with this kind of key; `origin` names the key in the error.
+    pub(crate) fn check_algorithm(self, alg: Algorithm, origin: &str) -> Result<(), Error> {
+        if self.algorithms().contains(&alg) {
+            return Ok(());
+        }
+        Err(Error::AlgorithmMismatch {
+            origin: origin.to_owned(),
+            alg,
+            kind: self,
+            allowed: self
+                .algorithms()
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
+            KeyKind::EcP256 => f.write_str("P-256"),
+            KeyKind::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// A private key, held as PKCS#8 DER whatever form it was loaded from.
+///
+/// Accepted forms: PEM or DER; RSA in PKCS#8 or PKCS#1, P-256 in PKCS#8 or SEC1, Ed25519 in
+/// PKCS#8; encrypted PKCS#8 and PKCS#12 with a password. RSA keys under 2048 bits are refused.
+/// The key bytes are zeroed on drop and never shown by `Debug`.
+#[derive(Clone)]
+pub struct PrivateKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    kind: KeyKind,
+    origin: String,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("kind", &self.kind)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Reads a key file (PEM, DER, or PKCS#12 with `password`).
+    pub fn load(path: &Path, password: Option<&str>) -> Result<Self, Error> {
+        let bytes = Zeroizing::new(read_file(path)?);
+        Self::from_bytes(&bytes, &path.display().to_string(), password)
+    }
+
+    /// Parses key bytes in any accepted form; `origin` names them in errors (usually the path).
+    pub fn from_bytes(bytes: &[u8], origin: &str, password: Option<&str>) -> Result<Self, Error> {
+        if looks_like_pem(bytes) {
+            Self::from_pem(bytes, origin, password)
+        } else {
+            Self::from_der(bytes, origin, password)
+        }
+    }
+
+    /// Parses a PKCS#8 `PrivateKeyInfo` (unencrypted).
+    pub fn from_pkcs8_der(der: &[u8], origin: &str) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let info = pkcs8::PrivateKeyInfo::try_from(der)
+            .map_err(|e| invalid(format!("malformed PKCS#8: {e}")))?;
+        let kind = match info.algorithm.oid {
+            OID_RSA_ENCRYPTION => {
+                let rsa = pkcs1::RsaPrivateKey::try_from(info.private_key)
+                    .map_err(|e| invalid(format!("malformed RSA key inside PKCS#8: {e}")))?;
+                rsa_kind(rsa.modulus.as_bytes(), origin)?
+            }
+            OID_EC_PUBLIC_KEY => {
+                let curve = info
+                    .algorithm
+                    .parameters_oid()
+                    .map_err(|e| invalid(format!("EC key without a named curve: {e}")))?;
+                ec_kind(curve, origin)?
+            }
+            OID_ED25519 => KeyKind::Ed25519,
+            other => {
+                return Err(invalid(format!(
+                    "unsupported key algorithm {other}; expected RSA, EC P-256 or Ed25519"
+                )))
+            }
+        };
+        Ok(PrivateKey {
+            pkcs8: Zeroizing::new(der.to_vec()),
+            kind,
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// Where the key came from (for messages).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The key as PKCS#8 DER: what backends parse. Secret: do not log.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    fn from_pem(bytes: &[u8], origin: &str, password: Option<&str>) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let mut found_certificate = false;
+        for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+            let (kind, der) = section.map_err(|e| invalid(format!("malformed PEM: {e}")))?;
+            let der = Zeroizing::new(der);
+            match kind {
+                SectionKind::PrivateKey => return Self::from_pkcs8_der(&der, origin),
+                SectionKind::RsaPrivateKey => return Self::from_pkcs1_der(&der, origin),
+                SectionKind::EcPrivateKey => return Self::from_sec1_der(&der, origin),
+                SectionKind::Certificate => found_certificate = true,
+                _ => {}
+            }
+        }
+        // rustls-pki-types skips labels it does not know, such as the encrypted PKCS#8 one.
+        if let Some(block) = encrypted_pem_block(bytes) {
+            let (_, der) = der::pem::decode_vec(block)
+                .map_err(|e| invalid(format!("malformed encrypted PEM: {e}")))?;
+            return Self::from_encrypted_pkcs8_der(&der, origin, password);
+        }
+        Err(invalid(if found_certificate {
+            "the file holds a certificate, not a private key".to_owned()
+        } else {
+            "no PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY section in the PEM"
+                .to_owned()
+        }))
+    }
+
+    fn from_der(der: &[u8], origin: &str, password: Option<&str>) -> Result<Self, Error> {
+        if pkcs8::PrivateKeyInfo::try_from(der).is_ok() {
+            return Self::from_pkcs8_der(der, origin);
+        }
+        if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
+            return Self::from_encrypted_pkcs8_der(der, origin, password);
+        }
+        if pkcs1::RsaPrivateKey::try_from(der).is_ok() {
+            return Self::from_pkcs1_der(der, origin);
+        }
+        if sec1::EcPrivateKey::try_from(der).is_ok() {
+            return Self::from_sec1_der(der, origin);
+        }
+        if crate::cert::is_pkcs12(der) {
+            return crate::cert::open_pkcs12(der, origin, password).map(|(key, _)| key);
+        }
+        let reason = if x509_cert::Certificate::from_der(der).is_ok() {
+            "the file holds a certificate, not a private key"
+        } else {
+            "neither PEM nor DER of a PKCS#8, PKCS#1, SEC1 or PKCS#12 key"
+        };
+        Err(Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn from_encrypted_pkcs8_der(
+        der: &[u8],
+        origin: &str,
+        password: Option<&str>,
+    ) -> Result<Self, Error> {
+        let encrypted =
+            pkcs8::EncryptedPrivateKeyInfo::try_from(der).map_err(|e| Error::InvalidKey {
+                origin: origin.to_owned(),
+                reason: format!("malformed encrypted PKCS#8: {e}"),
+            })?;
+        let password = password.ok_or_else(|| Error::PasswordRequired {
+            origin: origin.to_owned(),
+        })?;
+        let plain = encrypted.decrypt(password).map_err(|e| Error::Decrypt {
+            origin: origin.to_owned(),
+            reason: format!("{e} (wrong password?)"),
+        })?;
+        Self::from_pkcs8_der(plain.as_bytes(), origin)
+    }
+
+    /// Wraps a PKCS#1 `RSAPrivateKey` into PKCS#8.
+    fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self, Error> {
+        pkcs1::RsaPrivateKey::try_from(der).map_err(|e| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason: format!("malformed PKCS#1 RSA key: {e}"),
+        })?;
+        let info = pkcs8::PrivateKeyInfo {
+            algorithm: AlgorithmIdentifierRef {
+                oid: OID_RSA_ENCRYPTION,
+                parameters: Some(der::asn1::AnyRef::NULL),
+            },
+            private_key: der,
+            public_key: None,
+        };
+        Self::from_pkcs8_der(&encode_secret(&info, origin)?, origin)
+    }
+
+    /// Wraps a SEC1 `ECPrivateKey` into PKCS#8, moving the curve into the algorithm identifier.
+    fn from_sec1_der(der: &[u8], origin: &str) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let mut ec = sec1::EcPrivateKey::try_from(der)
+            .map_err(|e| invalid(format!("malformed SEC1 EC key: {e}")))?;
+        let curve = ec
+            .parameters
+            .and_then(|p| p.named_curve())
+            .ok_or_else(|| invalid("SEC1 EC key without a named curve".to_owned()))?;
+        ec_kind(curve, origin)?;
+        // ring wants the curve once, in the PKCS#8 algorithm identifier (RFC 5915 §3).
+        ec.parameters = None;
+        let inner = encode_secret(&ec, origin)?;
+        let info = pkcs8::PrivateKeyInfo {
+            algorithm: AlgorithmIdentifierRef {
+                oid: OID_EC_PUBLIC_KEY,
+                parameters: Some((&curve).into()),
+            },
+            private_key: &inner,
+            public_key: None,
+        };
+        Self::from_pkcs8_der(&encode_secret(&info, origin)?, origin)
+    }
+}
+
+/// A public key: its kind and the content of the SPKI `subjectPublicKey` bit string
+/// (PKCS#1 `RSAPublicKey` DER, an uncompressed P-256 point, or 32 Ed25519 bytes), which is
+/// the form every backend verifies with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    kind: KeyKind,
+    bytes: Vec<u8>,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// Reads a public key file: PEM `PUBLIC KEY` or DER `SubjectPublicKeyInfo`.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        Self::from_bytes(&read_file(path)?, &path.display().to_string())
+    }
+
+    /// Parses PEM `PUBLIC KEY` or DER `SubjectPublicKeyInfo` bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, Error> {
+        if looks_like_pem(bytes) {
+            let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(
+                |e| Error::InvalidKey {
+                    origin: origin.to_owned(),
+                    reason: format!("no usable PUBLIC KEY section in the PEM: {e}"),
+                },
+            )?;
+            Self::from_spki_der(&spki, origin)
+        } else {
+            Self::from_spki_der(bytes, origin)
+        }
+    }
+
+    /// Parses a DER `SubjectPublicKeyInfo`.
+    pub fn from_spki_der(der: &[u8], origin: &str) -> Result<Self, Error> {
+        let spki = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason: format!("malformed SubjectPublicKeyInfo: {e}"),
+        })?;
+        Self::from_spki(&spki, origin)
+    }
+
+    pub(crate) fn from_spki(spki: &SubjectPublicKeyInfoRef<'_>, origin: &str) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let bytes = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| invalid("public key bit string is not whole bytes".to_owned()))?;
+        let kind = match spki.algorithm.oid {
+            OID_RSA_ENCRYPTION => {
+                let rsa = pkcs1::RsaPublicKey::try_from(bytes)
+                    .map_err(|e| invalid(format!("malformed RSA public key: {e}")))?;
+                rsa_kind(rsa.modulus.as_bytes(), origin)?
+            }
+            OID_EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters_oid()
+                    .map_err(|e| invalid(format!("EC public key without a named curve: {e}")))?;
+                ec_kind(curve, origin)?
+            }
+            OID_ED25519 => KeyKind::Ed25519,
+            other => {
+                return Err(invalid(format!(
+                    "unsupported public key algorithm {other}; expected RSA, EC P-256 or Ed25519"
+                )))
+            }
+        };
+        Ok(PublicKey {
+            kind,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Builds a public key from its kind and `subjectPublicKey` bytes (as backends report them).
+    pub fn from_raw(kind: KeyKind, bytes: Vec<u8>) -> Self {
+        PublicKey { kind, bytes }
+    }
+
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The `subjectPublicKey` content.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub(crate) fn looks_like_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+fn encrypted_pem_block(bytes: &[u8]) -> Option<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &[u8] = b"-----END ENCRYPTED PRIVATE KEY-----";
+    let start = bytes.windows(BEGIN.len()).position(|w| w == BEGIN)?;
+    let len = bytes[start..].windows(END.len()).position(|w| w == END)?;
+    Some(&bytes[start..start + len + END.len()])
+}
+
+fn encode_secret(value: &impl Encode, origin: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    value
+        .to_der()
+        .map(Zeroizing::new)
+        .map_err(|e| Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason: format!("cannot re-encode as PKCS#8: {e}"),
+        })
+}
+
+fn rsa_kind(modulus: &[u8], origin: &str) -> Result<KeyKind, Error> {
+    // `as_bytes` has no leading zero bytes; the top byte may still have leading zero bits.
+    let bits = match modulus.first() {
+        Some(top) => modulus.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    };
+    if bits < MIN_RSA_BITS {
+        return Err(Error::KeyTooSmall {
+            origin: origin.to_owned(),
+            bits,
+        });
+    }
+    Ok(KeyKind::Rsa { bits })
+}
+
+fn ec_kind(curve: ObjectIdentifier, origin: &str) -> Result<KeyKind, Error> {
+    if curve == OID_P256 {
+        Ok(KeyKind::EcP256)
+    } else {
+        Err(Error::InvalidKey {
+            origin: origin.to_owned(),
+            reason: format!("unsupported EC curve {curve}; only P-256 (ES256) is supported"),
+        })
+    }
+}
