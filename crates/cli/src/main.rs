@@ -1,1 +1,283 @@
-fn main(){}
+//! The `tokenbench` command line. Thin: parsing and printing; the work is in the libraries.
+#![forbid(unsafe_code)]
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use signer::{
+    backend,
+    bench::{self, BenchConfig, BenchEvent, BenchResult},
+    keygen, Algorithm, AssertionBuilder, Credential, KeySpec, Thumbprint,
+};
+
+/// Benchmarks and load-tests the certificate-signed client-assertion path of an API gateway.
+#[derive(Parser)]
+#[command(name = "tokenbench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a private key (PKCS#8 PEM) and a self-signed certificate.
+    Keygen(KeygenArgs),
+    /// Sign one client assertion (Entra ID profile) and print the compact JWS.
+    Assertion(AssertionArgs),
+    /// Measure signatures and full assertions per second, per backend and algorithm.
+    SignBench(SignBenchArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Directory to write key.pem and cert.pem into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Key kind: rsa2048, rsa3072, rsa4096, p256 or ed25519.
+    #[arg(long, default_value = "rsa2048")]
+    kind: KeySpec,
+    /// Certificate subject common name.
+    #[arg(long, default_value = "tokenbench")]
+    subject: String,
+    /// Certificate validity in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    days: u32,
+    /// Overwrite key.pem and cert.pem if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct AssertionArgs {
+    /// Private key: PEM or DER (PKCS#8, PKCS#1, SEC1), or a PKCS#12 .pfx with --password.
+    #[arg(long)]
+    key: PathBuf,
+    /// Certificate, PEM or DER (optional when --key is a .pfx).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Password of an encrypted key or .pfx.
+    #[arg(long, env = "TOKENBENCH_KEY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Client id: the assertion's iss and sub.
+    #[arg(long)]
+    client_id: String,
+    /// Audience: the token endpoint URL (or the issuer, for providers that want it).
+    #[arg(long)]
+    audience: String,
+    /// PS256, RS256, ES256 or EdDSA [default: PS256 for RSA keys, else the key's one algorithm].
+    #[arg(long)]
+    alg: Option<Algorithm>,
+    /// Crypto backend: rsa, ring or aws-lc-rs.
+    #[arg(long, default_value = "aws-lc-rs")]
+    backend: String,
+    /// Assertion lifetime (exp - nbf), e.g. 600s or 10m.
+    #[arg(long, default_value = "600s", value_parser = parse_lifetime)]
+    lifetime: Duration,
+}
+
+#[derive(Args)]
+struct SignBenchArgs {
+    /// Backends: all, or a comma-separated list of rsa, ring, aws-lc-rs.
+    #[arg(long, default_value = "all")]
+    backend: String,
+    /// Algorithms: all, or a comma-separated list of PS256, RS256, ES256, EdDSA.
+    #[arg(long, default_value = "all")]
+    alg: String,
+    /// RSA modulus size for PS256 and RS256: 2048, 3072 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    key_bits: usize,
+    /// Seconds spent on each figure (signature, assertion) per backend and algorithm.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen_command(args),
+        Command::Assertion(args) => assertion_command(args),
+        Command::SignBench(args) => sign_bench_command(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// 2 for bad input (files, keys, certificates, names), 1 for anything else.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.downcast_ref::<signer::Error>().is_some_and(|e| {
+                !matches!(
+                    e,
+                    signer::Error::Signing { .. } | signer::Error::KeyGeneration { .. }
+                )
+            })
+    });
+    if bad_input {
+        2
+    } else {
+        1
+    }
+}
+
+/// A command-line value that parsed but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if lifetime < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(lifetime)
+}
+
+fn keygen_command(args: KeygenArgs) -> anyhow::Result<()> {
+    let key_path = args.out.join("key.pem");
+    let cert_path = args.out.join("cert.pem");
+    if !args.force {
+        for path in [&key_path, &cert_path] {
+            if path.exists() {
+                return Err(UsageError(format!(
+                    "{} exists; pass --force to overwrite it",
+                    path.display()
+                ))
+                .into());
+            }
+        }
+    }
+    let generated = keygen::generate(args.kind, &args.subject, args.days)?;
+    // Parse what we are about to write: the thumbprints printed are those of these bytes.
+    let cert = generated.certificate(&cert_path.display().to_string())?;
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    write_private(&key_path, generated.key_pem.as_bytes())?;
+    fs::write(&cert_path, &generated.cert_pem)
+        .with_context(|| format!("cannot write {}", cert_path.display()))?;
+    let summary = serde_json::json!({
+        "key": key_path,
+        "cert": cert_path,
+        "x5t": cert.thumbprint(Thumbprint::X5t),
+        "x5t#S256": cert.thumbprint(Thumbprint::X5tS256),
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn assertion_command(args: AssertionArgs) -> anyhow::Result<()> {
+    let backend = backend::by_name(&args.backend)?;
+    let credential = Credential::load(
+        backend,
+        &args.key,
+        args.cert.as_deref(),
+        args.password.as_deref(),
+        args.alg,
+    )?;
+    let assertion = AssertionBuilder::new(&credential, args.client_id, args.audience)
+        .with_lifetime(args.lifetime)
+        .build()?;
+    println!("{assertion}");
+    Ok(())
+}
+
+fn sign_bench_command(args: SignBenchArgs) -> anyhow::Result<()> {
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+        bail!(UsageError(format!(
+            "--seconds must be above 0 and at most 3600, not {}",
+            args.seconds
+        )));
+    }
+    let config = BenchConfig {
+        backends: parse_list(&args.backend, backend::all(), |name| backend::by_name(name))?,
+        algorithms: parse_list(&args.alg, &Algorithm::ALL, |name| name.parse())?,
+        rsa_bits: args.key_bits,
+        measure_time: Duration::from_secs_f64(args.seconds),
+    };
+    let results = bench::run(&config, |event| match event {
+        BenchEvent::Started { backend, alg } => {
+            eprintln!("measuring {backend} {alg} ...");
+        }
+        BenchEvent::Finished(_) => {}
+        BenchEvent::Skipped {
+            backend,
+            alg,
+            reason,
+        } => eprintln!("note: skipping {backend} {alg}: {reason}"),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_table(&results);
+    }
+    Ok(())
+}
+
+/// `all`, or a comma-separated list of names (repeats dropped), each parsed by `parse`.
+fn parse_list<T: Copy>(
+    text: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Result<T, signer::Error>,
+) -> anyhow::Result<Vec<T>> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        return Ok(all.to_vec());
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !names.iter().any(|seen| seen.eq_ignore_ascii_case(name)) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        bail!(UsageError(format!("empty list {text:?}")));
+    }
+    Ok(names.into_iter().map(parse).collect::<Result<_, _>>()?)
+}
+
+fn print_table(results: &[BenchResult]) {
+    println!(
+        "{:<10} {:<6} {:>5} {:>12} {:>12} {:>14} {:>14} {:>9}",
+        "backend", "alg", "bits", "signs/s", "ns/sign", "assertions/s", "ns/assertion", "overhead"
+    );
+    for r in results {
+        println!(
+            "{:<10} {:<6} {:>5} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>8.2}%",
+            r.backend,
+            r.alg.as_str(),
+            r.key_bits,
+            r.signs_per_sec,
+            r.ns_per_sign,
+            r.assertions_per_sec,
+            r.assertion_ns,
+            (r.assertion_ns / r.ns_per_sign - 1.0) * 100.0
+        );
+    }
+}
