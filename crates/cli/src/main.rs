@@ -217,7 +217,7 @@ fn sign_bench_command(args: SignBenchArgs) -> anyhow::Result<()> {
         )));
     }
     let config = BenchConfig {
-        backends: parse_list(&args.backend, backend::all(), |name| backend::by_name(name))?,
+        backends: parse_list(&args.backend, backend::all(), backend::by_name)?,
         algorithms: parse_list(&args.alg, &Algorithm::ALL, |name| name.parse())?,
         rsa_bits: args.key_bits,
         measure_time: Duration::from_secs_f64(args.seconds),

@@ -54,6 +54,8 @@ impl FromStr for Algorithm {
         Algorithm::ALL
             .into_iter()
             .find(|alg| alg.as_str().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownAlgorithm { name: name.to_owned() })
+            .ok_or_else(|| Error::UnknownAlgorithm {
+                name: name.to_owned(),
+            })
     }
 }

@@ -134,9 +134,14 @@ fn measure(credential: &Credential, kind: KeyKind, budget: Duration) -> Result<B
     let builder = AssertionBuilder::new(credential, CLIENT_ID, AUDIENCE);
     // The raw signature signs what an assertion signs: header.payload of a real one.
     let sample = builder.build()?;
-    let message = sample.rsplit_once('.').map_or(sample.as_str(), |(input, _)| input);
+    let message = sample
+        .rsplit_once('.')
+        .map_or(sample.as_str(), |(input, _)| input);
     let key = credential.signing_key();
-    let sign = || key.sign(black_box(message.as_bytes())).map(|s| drop(black_box(s)));
+    let sign = || {
+        key.sign(black_box(message.as_bytes()))
+            .map(|s| drop(black_box(s)))
+    };
     let assert = || builder.build().map(|a| drop(black_box(a)));
 
     // Warm-up: caches, lazy initialisation, CPU frequency.

@@ -91,9 +91,8 @@ impl Certificate {
 
     /// Parses a DER certificate.
     pub fn from_der(der: Vec<u8>, origin: &str) -> Result<Self, Error> {
-        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| {
-            invalid_certificate(origin, format!("malformed X.509 DER: {e}"))
-        })?;
+        let cert = x509_cert::Certificate::from_der(&der)
+            .map_err(|e| invalid_certificate(origin, format!("malformed X.509 DER: {e}")))?;
         let spki_der = cert
             .tbs_certificate
             .subject_public_key_info

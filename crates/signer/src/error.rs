@@ -54,7 +54,9 @@ pub enum Error {
         bits: usize,
     },
     /// The private key does not belong to the certificate.
-    #[error("the private key {key} does not match the public key of the certificate {certificate}")]
+    #[error(
+        "the private key {key} does not match the public key of the certificate {certificate}"
+    )]
     KeyCertificateMismatch {
         /// Where the key came from.
         key: String,

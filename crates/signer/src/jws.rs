@@ -22,9 +22,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::{
-    encoding::decode_b64url, Algorithm, Certificate, CryptoBackend, Error, VerifyingKey,
-};
+use crate::{encoding::decode_b64url, Algorithm, Certificate, CryptoBackend, Error, VerifyingKey};
 
 /// The longest compact JWS accepted, in bytes: bounds the work hostile input can cause.
 pub const MAX_COMPACT_LEN: usize = 16 * 1024;
@@ -89,11 +87,7 @@ pub struct Header {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x5t: Option<String>,
     /// Base64url SHA-256 certificate thumbprint.
-    #[serde(
-        rename = "x5t#S256",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
     pub x5t_s256: Option<String>,
     /// Critical extensions; any is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,7 +123,8 @@ impl<'a> Jws<'a> {
                 "expected three base64url parts separated by dots".to_owned(),
             ));
         };
-        let header_json = decode_b64url(header_b64).map_err(|e| malformed("header", e.to_string()))?;
+        let header_json =
+            decode_b64url(header_b64).map_err(|e| malformed("header", e.to_string()))?;
         let header: Header =
             serde_json::from_slice(&header_json).map_err(|e| malformed("header", e.to_string()))?;
         if let Some(crit) = &header.crit {
@@ -182,7 +177,10 @@ impl<'a> Jws<'a> {
     }
 
     /// Verifies the signature with `key`; returns the payload parsed as JSON into `T`.
-    pub fn verify_claims<T: DeserializeOwned>(&self, key: &dyn VerifyingKey) -> Result<T, JwsError> {
+    pub fn verify_claims<T: DeserializeOwned>(
+        &self,
+        key: &dyn VerifyingKey,
+    ) -> Result<T, JwsError> {
         let payload = self.verify(key)?;
         serde_json::from_slice(&payload).map_err(|e| JwsError::Malformed {
             part: "payload",

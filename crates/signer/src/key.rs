@@ -306,7 +306,9 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("PublicKey")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -319,12 +321,13 @@ impl PublicKey {
     /// Parses PEM `PUBLIC KEY` or DER `SubjectPublicKeyInfo` bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, Error> {
         if looks_like_pem(bytes) {
-            let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(
-                |e| Error::InvalidKey {
-                    origin: origin.to_owned(),
-                    reason: format!("no usable PUBLIC KEY section in the PEM: {e}"),
-                },
-            )?;
+            let spki =
+                rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(|e| {
+                    Error::InvalidKey {
+                        origin: origin.to_owned(),
+                        reason: format!("no usable PUBLIC KEY section in the PEM: {e}"),
+                    }
+                })?;
             Self::from_spki_der(&spki, origin)
         } else {
             Self::from_spki_der(bytes, origin)
@@ -340,7 +343,10 @@ impl PublicKey {
         Self::from_spki(&spki, origin)
     }
 
-    pub(crate) fn from_spki(spki: &SubjectPublicKeyInfoRef<'_>, origin: &str) -> Result<Self, Error> {
+    pub(crate) fn from_spki(
+        spki: &SubjectPublicKeyInfoRef<'_>,
+        origin: &str,
+    ) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidKey {
             origin: origin.to_owned(),
             reason,

@@ -85,7 +85,13 @@ fn rs256_is_deterministic_across_backends(backend: &dyn CryptoBackend) {
                 .signing_key()
                 .sign(message)
                 .unwrap();
-            assert_eq!(ours, theirs, "{} vs {} on {spec}", backend.name(), other.name());
+            assert_eq!(
+                ours,
+                theirs,
+                "{} vs {} on {spec}",
+                backend.name(),
+                other.name()
+            );
         }
     }
 }
@@ -119,9 +125,7 @@ fn assertion_has_the_entra_profile(backend: &dyn CryptoBackend) {
             })
         );
 
-        let verifier = backend
-            .load_verifying_key(cert.public_key(), alg)
-            .unwrap();
+        let verifier = backend.load_verifying_key(cert.public_key(), alg).unwrap();
         let claims: AssertionClaims = Jws::parse(&token)
             .unwrap()
             .verify_claims(verifier.as_ref())
@@ -131,8 +135,13 @@ fn assertion_has_the_entra_profile(backend: &dyn CryptoBackend) {
 }
 
 fn default_assertion_is_ps256_with_600s_and_fresh_jti(backend: &dyn CryptoBackend) {
-    let credential = Credential::new(backend, &key(KeySpec::Rsa2048), cert(KeySpec::Rsa2048), None)
-        .unwrap();
+    let credential = Credential::new(
+        backend,
+        &key(KeySpec::Rsa2048),
+        cert(KeySpec::Rsa2048),
+        None,
+    )
+    .unwrap();
     assert_eq!(credential.algorithm(), Algorithm::Ps256);
     let builder = AssertionBuilder::new(&credential, CLIENT_ID, AUDIENCE);
     let mut seen = HashSet::new();
@@ -142,7 +151,10 @@ fn default_assertion_is_ps256_with_600s_and_fresh_jti(backend: &dyn CryptoBacken
         assert_eq!(header["alg"], "PS256");
         assert!(header.get("x5t#S256").is_some() && header.get("x5t").is_none());
         let claims = decode_json(token.split('.').nth(1).unwrap());
-        assert_eq!(claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(), 600);
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
+            600
+        );
         assert_eq!(claims["iat"], claims["nbf"]);
         let jti = uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).unwrap();
         assert_eq!(jti.get_version_num(), 4);
@@ -153,18 +165,38 @@ fn default_assertion_is_ps256_with_600s_and_fresh_jti(backend: &dyn CryptoBacken
 fn loads_every_key_encoding(backend: &dyn CryptoBackend) {
     let mut forms: Vec<(KeySpec, &str, Vec<u8>, Option<&str>)> = Vec::new();
     for spec in KeySpec::ALL {
-        forms.push((spec, "PKCS#8 PEM", generated(spec).key_pem.as_bytes().to_vec(), None));
+        forms.push((
+            spec,
+            "PKCS#8 PEM",
+            generated(spec).key_pem.as_bytes().to_vec(),
+            None,
+        ));
         forms.push((spec, "PKCS#8 DER", pkcs8_der(spec), None));
         let encrypted = encrypted_pkcs8_der(spec);
-        forms.push((spec, "encrypted PKCS#8 PEM", pem("ENCRYPTED PRIVATE KEY", &encrypted).into_bytes(), Some(PASSWORD)));
+        forms.push((
+            spec,
+            "encrypted PKCS#8 PEM",
+            pem("ENCRYPTED PRIVATE KEY", &encrypted).into_bytes(),
+            Some(PASSWORD),
+        ));
         forms.push((spec, "encrypted PKCS#8 DER", encrypted, Some(PASSWORD)));
         forms.push((spec, "PKCS#12", pkcs12(spec), Some(PASSWORD)));
     }
     for spec in RSA_SPECS {
-        forms.push((spec, "PKCS#1 PEM", pem("RSA PRIVATE KEY", &pkcs1_der(spec)).into_bytes(), None));
+        forms.push((
+            spec,
+            "PKCS#1 PEM",
+            pem("RSA PRIVATE KEY", &pkcs1_der(spec)).into_bytes(),
+            None,
+        ));
         forms.push((spec, "PKCS#1 DER", pkcs1_der(spec), None));
     }
-    forms.push((KeySpec::P256, "SEC1 PEM", pem("EC PRIVATE KEY", &sec1_der(KeySpec::P256)).into_bytes(), None));
+    forms.push((
+        KeySpec::P256,
+        "SEC1 PEM",
+        pem("EC PRIVATE KEY", &sec1_der(KeySpec::P256)).into_bytes(),
+        None,
+    ));
     forms.push((KeySpec::P256, "SEC1 DER", sec1_der(KeySpec::P256), None));
 
     for (spec, form, bytes, password) in forms {
@@ -178,7 +210,9 @@ fn loads_every_key_encoding(backend: &dyn CryptoBackend) {
         // The certificate match proves it is the same key, whatever the encoding.
         let credential = Credential::new(backend, &key, cert(spec), None)
             .unwrap_or_else(|e| panic!("{spec} {form}: {e}"));
-        let token = AssertionBuilder::new(&credential, CLIENT_ID, AUDIENCE).build().unwrap();
+        let token = AssertionBuilder::new(&credential, CLIENT_ID, AUDIENCE)
+            .build()
+            .unwrap();
         signer::jws::verify_with_certificate(&token, &cert(spec), backend).unwrap();
     }
 }
@@ -205,11 +239,21 @@ fn refuses_what_it_lacks_or_the_key_cannot_do(backend: &dyn CryptoBackend) {
             let key_can = key(spec).kind().algorithms().contains(&alg);
             match (backend.supports(alg), key_can, result) {
                 (true, true, Ok(c)) => assert_eq!(c.algorithm(), alg),
-                (false, _, Err(Error::UnsupportedAlgorithm { backend: name, alg: a })) => {
+                (
+                    false,
+                    _,
+                    Err(Error::UnsupportedAlgorithm {
+                        backend: name,
+                        alg: a,
+                    }),
+                ) => {
                     assert_eq!((name, a), (backend.name(), alg));
                 }
                 (true, false, Err(Error::AlgorithmMismatch { alg: a, .. })) => assert_eq!(a, alg),
-                (s, k, r) => panic!("{} {alg} on {spec}: supports={s} key_can={k} got {r:?}", backend.name()),
+                (s, k, r) => panic!(
+                    "{} {alg} on {spec}: supports={s} key_can={k} got {r:?}",
+                    backend.name()
+                ),
             }
         }
     }
@@ -224,7 +268,10 @@ fn refuses_a_key_that_is_not_the_certificates(backend: &dyn CryptoBackend) {
         let other_cert = other_generated(spec).certificate("other-cert.pem").unwrap();
         match Credential::new(backend, &key(spec), other_cert, None) {
             Err(Error::KeyCertificateMismatch { key, certificate }) => {
-                assert_eq!((key.as_str(), certificate.as_str()), (spec.as_str(), "other-cert.pem"));
+                assert_eq!(
+                    (key.as_str(), certificate.as_str()),
+                    (spec.as_str(), "other-cert.pem")
+                );
             }
             other => panic!("{spec}: expected a mismatch error, got {other:?}"),
         }
@@ -236,7 +283,12 @@ fn debug_output_shows_no_secrets(backend: &dyn CryptoBackend) {
     let credential = Credential::new(backend, &key, cert(KeySpec::Rsa2048), None).unwrap();
     let builder = AssertionBuilder::new(&credential, CLIENT_ID, AUDIENCE);
     let token = builder.build().unwrap();
-    let pem_body = generated(KeySpec::Rsa2048).key_pem.lines().nth(1).unwrap().to_owned();
+    let pem_body = generated(KeySpec::Rsa2048)
+        .key_pem
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned();
     for debug in [
         format!("{key:?}"),
         format!("{credential:?}"),
@@ -244,7 +296,10 @@ fn debug_output_shows_no_secrets(backend: &dyn CryptoBackend) {
         format!("{:?}", generated(KeySpec::Rsa2048)),
     ] {
         assert!(!debug.contains(&pem_body[..40]), "key material in {debug}");
-        assert!(!debug.contains(token.split('.').nth(2).unwrap()), "signature in {debug}");
+        assert!(
+            !debug.contains(token.split('.').nth(2).unwrap()),
+            "signature in {debug}"
+        );
     }
 }
 

@@ -100,11 +100,12 @@ impl CryptoBackend for RustCryptoRsa {
         alg: Algorithm,
     ) -> Result<Box<dyn VerifyingKey>, Error> {
         check_combination(self, key.kind(), alg, "public key")?;
-        let public = RsaPublicKey::from_pkcs1_der(key.as_bytes()).map_err(|e| Error::KeyRejected {
-            backend: NAME,
-            origin: "public key".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let public =
+            RsaPublicKey::from_pkcs1_der(key.as_bytes()).map_err(|e| Error::KeyRejected {
+                backend: NAME,
+                origin: "public key".to_owned(),
+                reason: e.to_string(),
+            })?;
         let verifier = if alg == Algorithm::Ps256 {
             RsaVerifier::Pss(pss::VerifyingKey::new(public))
         } else {
@@ -165,8 +166,9 @@ impl VerifyingKey for LoadedPublicKey {
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
         let ok = match &self.verifier {
-            RsaVerifier::Pss(key) => pss::Signature::try_from(signature)
-                .is_ok_and(|s| key.verify(message, &s).is_ok()),
+            RsaVerifier::Pss(key) => {
+                pss::Signature::try_from(signature).is_ok_and(|s| key.verify(message, &s).is_ok())
+            }
             RsaVerifier::Pkcs1(key) => pkcs1v15::Signature::try_from(signature)
                 .is_ok_and(|s| key.verify(message, &s).is_ok()),
         };

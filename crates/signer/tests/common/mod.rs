@@ -66,8 +66,7 @@ pub fn encrypted_pkcs8_der(spec: KeySpec) -> Vec<u8> {
     let pkcs8 = pkcs8_der(spec);
     let info = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_slice()).unwrap();
     let params =
-        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
-            .unwrap();
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16]).unwrap();
     info.encrypt_with_params(params, PASSWORD)
         .unwrap()
         .as_bytes()
@@ -80,6 +79,9 @@ pub fn pkcs12(spec: KeySpec) -> Vec<u8> {
     let cert = p12_keystore::Certificate::from_der(cert(spec).der()).unwrap();
     let chain = p12_keystore::PrivateKeyChain::new(vec![1, 2, 3, 4], key, [cert]);
     let mut store = p12_keystore::KeyStore::new();
-    store.add_entry("tokenbench", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    store.add_entry(
+        "tokenbench",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
     store.writer(PASSWORD).write().unwrap()
 }
