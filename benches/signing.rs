@@ -14,7 +14,7 @@
 //!   (SHA-1 / SHA-256 of the DER, base64url) of the RSA-2048 certificate. The builder computes
 //!   them once per certificate, at load, not per assertion.
 //! - `steps/encode/claims` and `steps/encode/signature`: base64url (no padding) of the claims
-//!   JSON (about 250 bytes) and of a 256-byte RSA-2048 signature, appended to a reused,
+//!   JSON (about 280 bytes) and of a 256-byte RSA-2048 signature, appended to a reused,
 //!   preallocated `String` as the builder does.
 //!
 //! Keys and self-signed certificates are generated afresh at start, one per key kind and

@@ -88,15 +88,17 @@ backend_supports() {
     [[ $1 != rsa || $2 == rsa* ]]
 }
 
-# check_keygen KIND: tokenbench keygen, then compare its JSON with cert.pem/key.pem
+# check_keygen KIND: tokenbench keygen, then compare its JSON with cert.pem and key.pem.
+# Returns 1 (no usable key) only when keygen failed or the certificate/thumbprints are wrong;
+# a key.pem problem is reported as its own check and does not stop the assertion runs.
 check_keygen() {
-    local kind=$1 dir=$TMP/$1 report
+    local kind=$1 dir=$TMP/$1 report prc=0
     run_cli keygen --out "$dir" --kind "$kind"
     if [[ $RC -ne 0 ]]; then
         fail "keygen $kind: exit $RC: $(first_line "$ERR")"
         return 1
     fi
-    if report=$("$PYTHON" - "$OUT" "$dir" "$kind" 2>&1 <<'PY'
+    report=$("$PYTHON" - "$OUT" "$dir" "$kind" 2>&1 <<'PY'
 import base64, hashlib, json, os, sys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -127,10 +129,6 @@ if j["x5t"] != x5t:
     die(f"x5t printed {j['x5t']!r} != {x5t!r} computed from cert.pem")
 if j["x5t#S256"] != x5t256:
     die(f"x5t#S256 printed {j['x5t#S256']!r} != {x5t256!r} computed from cert.pem")
-key = serialization.load_pem_private_key(open(key_path, "rb").read(), password=None)
-spki = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-if spki(key.public_key()) != spki(cert.public_key()):
-    die("key.pem's public key is not the certificate's public key")
 pub = cert.public_key()
 if kind.startswith("rsa"):
     good = isinstance(pub, rsa.RSAPublicKey) and pub.key_size == int(kind[3:])
@@ -141,13 +139,36 @@ else:
 if not good:
     die(f"certificate key is {type(pub).__name__} (size {getattr(pub, 'key_size', '-')}), not {kind}")
 print(f"x5t={x5t} x5t#S256={x5t256}")
+
+# key.pem: must hold the certificate's key. Exit 3 = key problem (reported separately).
+spki = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+pem = open(key_path, "rb").read()
+if not pem.startswith(b"-----BEGIN PRIVATE KEY-----"):
+    print("key.pem is not PKCS#8 PEM"); sys.exit(3)
+try:
+    key = serialization.load_pem_private_key(pem, password=None)
+except ValueError as e:
+    print(f"key.pem cannot be read by pyca/cryptography: {e}"); sys.exit(3)
+note = "PKCS#8"
+if spki(key.public_key()) != spki(pub):
+    print("key.pem's public key is not the certificate's public key"); sys.exit(3)
+print(f"key.pem matches cert.pem ({note})")
 PY
-    ); then
-        pass "keygen $kind: $report"
-    else
-        fail "keygen $kind: $report"
-        return 1
-    fi
+    ) || prc=$?
+    case $prc in
+        0 | 3)
+            pass "keygen $kind: $(first_line "$report")"
+            if [[ $prc -eq 0 ]]; then
+                pass "keygen $kind: $(sed -n 2p <<<"$report")"
+            else
+                fail "keygen $kind: $(sed -n '2,$p' <<<"$report" | tr '\n' ' ')"
+            fi
+            ;;
+        *)
+            fail "keygen $kind: $(tr '\n' ' ' <<<"$report")"
+            return 1
+            ;;
+    esac
 }
 
 # verify_out LABEL CERT EXPECTED_ALG LIFETIME_SECONDS: verify $OUT (from run_cli).
@@ -271,6 +292,60 @@ if [[ -n ${have_key[ed25519]:-} ]]; then
     fi
 else
     fail "jti checks: no ed25519 key"
+fi
+
+echo "== keys written by other tools (pyca/cryptography, OpenSSL formats), no --alg"
+# name key-file cert-file kind: PKCS#1, SEC1, PKCS#8 v1 (what `openssl genpkey` writes), DER.
+if foreign=$("$PYTHON" - "$TMP/foreign" 2>&1 <<'PY'
+import datetime, os, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+root = sys.argv[1]
+now = datetime.datetime.now(datetime.timezone.utc)
+def cert_for(key):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "foreign")])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()))
+rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ec_key = ec.generate_private_key(ec.SECP256R1())
+ed_key = ed25519.Ed25519PrivateKey.generate()
+P, D = ser.Encoding.PEM, ser.Encoding.DER
+cases = [
+    ("rsa2048-pkcs1-pem", rsa_key, P, ser.PrivateFormat.TraditionalOpenSSL, "key.pem", P, "rsa"),
+    ("rsa2048-pkcs8-der", rsa_key, D, ser.PrivateFormat.PKCS8, "key.der", D, "rsa"),
+    ("p256-sec1-pem", ec_key, P, ser.PrivateFormat.TraditionalOpenSSL, "key.pem", P, "p256"),
+    ("p256-pkcs8-pem", ec_key, P, ser.PrivateFormat.PKCS8, "key.pem", D, "p256"),
+    ("ed25519-pkcs8v1-pem", ed_key, P, ser.PrivateFormat.PKCS8, "key.pem", P, "ed25519"),
+    ("ed25519-pkcs8v1-der", ed_key, D, ser.PrivateFormat.PKCS8, "key.der", P, "ed25519"),
+]
+for name, key, kenc, kfmt, kfile, cenc, kind in cases:
+    d = os.path.join(root, name)
+    os.makedirs(d)
+    with open(os.path.join(d, kfile), "wb") as f:
+        f.write(key.private_bytes(kenc, kfmt, ser.NoEncryption()))
+    cfile = "cert.pem" if cenc == P else "cert.der"
+    with open(os.path.join(d, cfile), "wb") as f:
+        f.write(cert_for(key).public_bytes(cenc))
+    print(name, os.path.join(d, kfile), os.path.join(d, cfile), kind)
+PY
+); then
+    while read -r name keyf certf kind; do
+        case $kind in rsa) want=PS256 ;; p256) want=ES256 ;; ed25519) want=EdDSA ;; esac
+        for backend in "${BACKENDS[@]}"; do
+            if [[ $backend == rsa && $kind != rsa ]]; then continue; fi
+            run_cli assertion --key "$keyf" --cert "$certf" --client-id "$CLIENT_ID" \
+                --audience "$AUDIENCE" --backend "$backend" --lifetime 600s
+            verify_out "foreign $name $backend -> $want" "$certf" "$want" 600 || true
+        done
+    done <<<"$foreign"
+else
+    fail "foreign keys: generator failed: $foreign"
 fi
 
 echo "== refusals"

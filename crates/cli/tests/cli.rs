@@ -149,7 +149,7 @@ fn bad_key_and_certificate_files() {
     assert_bad_input(
         &assertion(&key, &cert, &["--alg", "ES256"]),
         "key.pem",
-        "cannot be used with a RSA-2048 key",
+        "cannot be used with this RSA-2048 key",
     );
     let (p256_key, p256_cert) = (dir.path().join("p256/key.pem"), other_cert.clone());
     assert_bad_input(

@@ -64,7 +64,7 @@ pub enum Error {
         certificate: String,
     },
     /// The algorithm cannot be used with this kind of key.
-    #[error("{origin}: algorithm {alg} cannot be used with a {kind} key (it allows {allowed})")]
+    #[error("{origin}: algorithm {alg} cannot be used with this {kind} key (it allows {allowed})")]
     AlgorithmMismatch {
         /// Where the key came from.
         origin: String,

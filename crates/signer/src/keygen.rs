@@ -3,6 +3,7 @@
 
 use std::{fmt, str::FromStr};
 
+use der::Encode;
 use rcgen::{CertificateParams, DnType, KeyPair, RsaKeySize};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -125,7 +126,21 @@ pub fn generate(spec: KeySpec, subject: &str, days: u32) -> Result<Generated, Er
     params.not_after = now + Duration::days(i64::from(days));
     let certificate = params.self_signed(&key_pair).map_err(failed)?;
     Ok(Generated {
-        key_pem: Zeroizing::new(key_pair.serialize_pem()),
+        key_pem: pkcs8_v1_pem(&key_pair.serialize_der()).map_err(|e| Error::KeyGeneration {
+            spec: spec.to_string(),
+            reason: format!("cannot encode the key as PKCS#8: {e}"),
+        })?,
         cert_pem: certificate.pem(),
     })
+}
+
+/// Re-encodes PKCS#8 as version 1, without the optional public key: rcgen writes Ed25519
+/// keys as version 2 (RFC 5958), which OpenSSL 3.0 and pyca/cryptography cannot read.
+fn pkcs8_v1_pem(pkcs8_der: &[u8]) -> Result<Zeroizing<String>, String> {
+    let mut info = pkcs8::PrivateKeyInfo::try_from(pkcs8_der).map_err(|e| e.to_string())?;
+    info.public_key = None;
+    let der = Zeroizing::new(info.to_der().map_err(|e| e.to_string())?);
+    der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &der)
+        .map(Zeroizing::new)
+        .map_err(|e| e.to_string())
 }
