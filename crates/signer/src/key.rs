@@ -130,26 +130,11 @@ impl PrivateKey {
         };
         let info = pkcs8::PrivateKeyInfo::try_from(der)
             .map_err(|e| invalid(format!("malformed PKCS#8: {e}")))?;
-        let kind = match info.algorithm.oid {
-            OID_RSA_ENCRYPTION => {
-                let rsa = pkcs1::RsaPrivateKey::try_from(info.private_key)
-                    .map_err(|e| invalid(format!("malformed RSA key inside PKCS#8: {e}")))?;
-                rsa_kind(rsa.modulus.as_bytes(), origin)?
-            }
-            OID_EC_PUBLIC_KEY => {
-                let curve = info
-                    .algorithm
-                    .parameters_oid()
-                    .map_err(|e| invalid(format!("EC key without a named curve: {e}")))?;
-                ec_kind(curve, origin)?
-            }
-            OID_ED25519 => KeyKind::Ed25519,
-            other => {
-                return Err(invalid(format!(
-                    "unsupported key algorithm {other}; expected RSA, EC P-256 or Ed25519"
-                )))
-            }
-        };
+        let kind = key_kind(&info.algorithm, origin, || {
+            pkcs1::RsaPrivateKey::try_from(info.private_key)
+                .map(|rsa| rsa.modulus.as_bytes().to_vec())
+                .map_err(|e| format!("malformed RSA key inside PKCS#8: {e}"))
+        })?;
         Ok(PrivateKey {
             pkcs8: Zeroizing::new(der.to_vec()),
             kind,
@@ -355,26 +340,11 @@ impl PublicKey {
             .subject_public_key
             .as_bytes()
             .ok_or_else(|| invalid("public key bit string is not whole bytes".to_owned()))?;
-        let kind = match spki.algorithm.oid {
-            OID_RSA_ENCRYPTION => {
-                let rsa = pkcs1::RsaPublicKey::try_from(bytes)
-                    .map_err(|e| invalid(format!("malformed RSA public key: {e}")))?;
-                rsa_kind(rsa.modulus.as_bytes(), origin)?
-            }
-            OID_EC_PUBLIC_KEY => {
-                let curve = spki
-                    .algorithm
-                    .parameters_oid()
-                    .map_err(|e| invalid(format!("EC public key without a named curve: {e}")))?;
-                ec_kind(curve, origin)?
-            }
-            OID_ED25519 => KeyKind::Ed25519,
-            other => {
-                return Err(invalid(format!(
-                    "unsupported public key algorithm {other}; expected RSA, EC P-256 or Ed25519"
-                )))
-            }
-        };
+        let kind = key_kind(&spki.algorithm, origin, || {
+            pkcs1::RsaPublicKey::try_from(bytes)
+                .map(|rsa| rsa.modulus.as_bytes().to_vec())
+                .map_err(|e| format!("malformed RSA public key: {e}"))
+        })?;
         Ok(PublicKey {
             kind,
             bytes: bytes.to_vec(),
@@ -424,6 +394,32 @@ fn encode_secret(value: &impl Encode, origin: &str) -> Result<Zeroizing<Vec<u8>>
             origin: origin.to_owned(),
             reason: format!("cannot re-encode as PKCS#8: {e}"),
         })
+}
+
+/// The kind of key an algorithm identifier names. `rsa_modulus` reads the modulus of an RSA
+/// key (from the private or the public key structure, whichever the caller has).
+fn key_kind(
+    algorithm: &AlgorithmIdentifierRef<'_>,
+    origin: &str,
+    rsa_modulus: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> Result<KeyKind, Error> {
+    let invalid = |reason: String| Error::InvalidKey {
+        origin: origin.to_owned(),
+        reason,
+    };
+    match algorithm.oid {
+        OID_RSA_ENCRYPTION => rsa_kind(&rsa_modulus().map_err(invalid)?, origin),
+        OID_EC_PUBLIC_KEY => {
+            let curve = algorithm
+                .parameters_oid()
+                .map_err(|e| invalid(format!("EC key without a named curve: {e}")))?;
+            ec_kind(curve, origin)
+        }
+        OID_ED25519 => Ok(KeyKind::Ed25519),
+        other => Err(invalid(format!(
+            "unsupported key algorithm {other}; expected RSA, EC P-256 or Ed25519"
+        ))),
+    }
 }
 
 fn rsa_kind(modulus: &[u8], origin: &str) -> Result<KeyKind, Error> {
