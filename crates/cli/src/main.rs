@@ -74,9 +74,9 @@ struct AssertionArgs {
     /// PS256, RS256, ES256 or EdDSA [default: PS256 for RSA keys, else the key's one algorithm].
     #[arg(long)]
     alg: Option<Algorithm>,
-    /// Crypto backend: rsa, ring or aws-lc-rs.
-    #[arg(long, default_value = "aws-lc-rs")]
-    backend: String,
+    /// Crypto backend: rsa, ring or aws-lc-rs [default: aws-lc-rs].
+    #[arg(long)]
+    backend: Option<String>,
     /// Assertion lifetime (exp - nbf), e.g. 600s or 10m.
     #[arg(long, default_value = "600s", value_parser = parse_lifetime)]
     lifetime: Duration,
@@ -90,9 +90,9 @@ struct SignBenchArgs {
     /// Algorithms: all, or a comma-separated list of PS256, RS256, ES256, EdDSA.
     #[arg(long, default_value = "all")]
     alg: String,
-    /// RSA modulus size for PS256 and RS256: 2048, 3072 or 4096.
-    #[arg(long, default_value_t = 2048)]
-    key_bits: usize,
+    /// RSA modulus size for PS256 and RS256.
+    #[arg(long, default_value = "2048", value_parser = ["2048", "3072", "4096"])]
+    key_bits: String,
     /// Seconds spent on each figure (signature, assertion) per backend and algorithm.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -189,12 +189,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // `mode` applies only when creating: an existing file (with --force) keeps its mode.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot restrict the permissions of {}", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn assertion_command(args: AssertionArgs) -> anyhow::Result<()> {
-    let backend = backend::by_name(&args.backend)?;
+    let backend = match &args.backend {
+        Some(name) => backend::by_name(name)?,
+        None => backend::default_backend(),
+    };
     let credential = Credential::load(
         backend,
         &args.key,
@@ -219,7 +226,7 @@ fn sign_bench_command(args: SignBenchArgs) -> anyhow::Result<()> {
     let config = BenchConfig {
         backends: parse_list(&args.backend, backend::all(), backend::by_name)?,
         algorithms: parse_list(&args.alg, &Algorithm::ALL, |name| name.parse())?,
-        rsa_bits: args.key_bits,
+        rsa_bits: args.key_bits.parse()?,
         measure_time: Duration::from_secs_f64(args.seconds),
     };
     let results = bench::run(&config, |event| match event {

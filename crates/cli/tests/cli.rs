@@ -286,8 +286,8 @@ fn sign_bench_rejects_bad_values() {
     );
     assert_bad_input(
         &tokenbench(&["sign-bench", "--key-bits", "1024"]),
-        "rsa1024",
-        "unknown key kind",
+        "1024",
+        "possible values: 2048, 3072, 4096",
     );
     assert_bad_input(
         &tokenbench(&["sign-bench", "--seconds", "0"]),

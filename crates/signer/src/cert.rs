@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     encoding::b64url,
-    key::{looks_like_pem, read_file},
+    key::{invalid_key, looks_like_pem, read_file},
     Error, PrivateKey, PublicKey,
 };
 
@@ -149,12 +149,13 @@ pub(crate) fn is_pkcs12(der: &[u8]) -> bool {
         && u8::decode(&mut reader) == Ok(3)
 }
 
-/// Opens a PKCS#12 bundle: its private key and the certificate that goes with it.
+/// Opens a PKCS#12 bundle: its private key, and its certificates with the one linked to the
+/// key (by local key id) first. `Credential` picks the one whose public key is the key's.
 pub(crate) fn open_pkcs12(
     der: &[u8],
     origin: &str,
     password: Option<&str>,
-) -> Result<(PrivateKey, Certificate), Error> {
+) -> Result<(PrivateKey, Vec<Certificate>), Error> {
     let password = password.ok_or_else(|| Error::PasswordRequired {
         origin: origin.to_owned(),
     })?;
@@ -165,33 +166,25 @@ pub(crate) fn open_pkcs12(
                 origin: origin.to_owned(),
                 reason: "wrong password for the PKCS#12 file".to_owned(),
             },
-            other => Error::InvalidKey {
-                origin: origin.to_owned(),
-                reason: format!("malformed PKCS#12: {other}"),
-            },
+            other => invalid_key(origin, format!("malformed PKCS#12: {other}")),
         }
     })?;
     let [key_bag] = archive.keys.as_slice() else {
-        return Err(Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: format!(
+        return Err(invalid_key(
+            origin,
+            format!(
                 "a PKCS#12 file must hold exactly one private key, this one holds {}",
                 archive.keys.len()
             ),
-        });
+        ));
     };
     let key = PrivateKey::from_pkcs8_der(key_bag.key.as_der(), origin)?;
-    // Prefer the certificate bag linked to the key by local key id; else the first one.
-    // Either way `Credential` checks afterwards that the two belong together.
-    let linked = key_bag.local_key_id.as_ref().and_then(|id| {
-        archive
-            .certs
-            .iter()
-            .find(|c| c.local_key_id.as_deref() == Some(id.0.as_slice()))
-    });
-    let bag = linked.or(archive.certs.first()).ok_or_else(|| {
-        invalid_certificate(origin, "the PKCS#12 file holds no certificate".to_owned())
-    })?;
-    let cert = Certificate::from_der(bag.cert.as_der().to_vec(), origin)?;
-    Ok((key, cert))
+    let key_id = key_bag.local_key_id.as_ref().map(|id| id.0.as_slice());
+    let mut bags: Vec<_> = archive.certs.iter().collect();
+    bags.sort_by_key(|bag| key_id.is_none() || bag.local_key_id.as_deref() != key_id);
+    let certificates = bags
+        .into_iter()
+        .map(|bag| Certificate::from_der(bag.cert.as_der().to_vec(), origin))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((key, certificates))
 }

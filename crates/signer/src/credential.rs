@@ -25,18 +25,7 @@ impl Credential {
         certificate: Certificate,
         alg: Option<Algorithm>,
     ) -> Result<Self, Error> {
-        let alg = alg.unwrap_or_else(|| key.kind().default_algorithm());
-        let signing_key = backend.load_signing_key(key, alg)?;
-        if signing_key.public_key() != *certificate.public_key() {
-            return Err(Error::KeyCertificateMismatch {
-                key: key.origin().to_owned(),
-                certificate: certificate.origin().to_owned(),
-            });
-        }
-        Ok(Credential {
-            key: Arc::from(signing_key),
-            certificate,
-        })
+        Self::with_matching_certificate(backend, key, vec![certificate], alg)
     }
 
     /// Loads a key file and a certificate file. `key_path` may also be a PKCS#12 (.pfx/.p12)
@@ -50,24 +39,53 @@ impl Credential {
     ) -> Result<Self, Error> {
         let origin = key_path.display().to_string();
         let bytes = zeroize::Zeroizing::new(read_file(key_path)?);
-        let (key, bundled_cert) = if is_pkcs12(&bytes) {
-            let (key, cert) = open_pkcs12(&bytes, &origin, password)?;
-            (key, Some(cert))
+        let (key, bundled) = if is_pkcs12(&bytes) {
+            open_pkcs12(&bytes, &origin, password)?
         } else {
-            (PrivateKey::from_bytes(&bytes, &origin, password)?, None)
+            (
+                PrivateKey::from_bytes(&bytes, &origin, password)?,
+                Vec::new(),
+            )
         };
-        let certificate = match (cert_path, bundled_cert) {
-            (Some(path), _) => Certificate::load(path)?,
-            (None, Some(cert)) => cert,
-            (None, None) => {
+        let candidates = match cert_path {
+            Some(path) => vec![Certificate::load(path)?],
+            None if bundled.is_empty() => {
                 return Err(Error::InvalidCertificate {
                     origin,
                     reason: "no certificate given, and the key file is not a PKCS#12 bundle"
                         .to_owned(),
                 })
             }
+            None => bundled,
         };
-        Self::new(backend, &key, certificate, alg)
+        Self::with_matching_certificate(backend, &key, candidates, alg)
+    }
+
+    /// Loads the key, then takes the first candidate certificate whose public key is the key's.
+    fn with_matching_certificate(
+        backend: &dyn CryptoBackend,
+        key: &PrivateKey,
+        candidates: Vec<Certificate>,
+        alg: Option<Algorithm>,
+    ) -> Result<Self, Error> {
+        let alg = alg.unwrap_or_else(|| key.kind().default_algorithm());
+        let signing_key = backend.load_signing_key(key, alg)?;
+        let public_key = signing_key.public_key();
+        let first_origin = candidates
+            .first()
+            .map(|c| c.origin().to_owned())
+            .unwrap_or_default();
+        let certificate = candidates
+            .into_iter()
+            .find(|c| *c.public_key() == public_key)
+            .ok_or_else(|| Error::KeyCertificateMismatch {
+                key: key.origin().to_owned(),
+                certificate: first_origin,
+            })?;
+        Ok(Credential {
+            key: Arc::from(signing_key),
+            certificate,
+        })
     }
 
     /// The loaded signing key.

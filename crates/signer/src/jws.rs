@@ -5,7 +5,7 @@
 //!
 //! ```
 //! # use signer::{backend, keygen, jws::Jws, AssertionBuilder, AssertionClaims, Certificate, Credential, KeySpec, PrivateKey};
-//! # let generated = keygen::generate(KeySpec::Ed25519, "example", 1)?;
+//! # let generated = keygen::generate(KeySpec::Rsa2048, "example", 1)?;
 //! # let key = PrivateKey::from_bytes(generated.key_pem.as_bytes(), "key.pem", None)?;
 //! # let cert = Certificate::from_bytes(generated.cert_pem.as_bytes(), "cert.pem")?;
 //! # let backend = backend::default_backend();
@@ -94,18 +94,28 @@ pub struct Header {
     pub crit: Option<Vec<String>>,
 }
 
-/// A parsed, not yet verified, compact JWS.
-#[derive(Debug, Clone)]
+/// A parsed, not yet verified, compact JWS. Its `Debug` shows the header only: the whole
+/// token is a credential.
+#[derive(Clone)]
 pub struct Jws<'a> {
     signing_input: &'a str,
-    payload: &'a str,
+    payload: Vec<u8>,
     header: Header,
     alg: Algorithm,
     signature: Vec<u8>,
 }
 
+impl std::fmt::Debug for Jws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jws")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Jws<'a> {
-    /// Splits and decodes `compact`; checks its size, structure and algorithm allowlist.
+    /// Splits and decodes `compact`; checks its size, structure, encoding and algorithm
+    /// allowlist, so that malformed input is refused before any signature work.
     pub fn parse(compact: &'a str) -> Result<Self, JwsError> {
         if compact.len() > MAX_COMPACT_LEN {
             return Err(JwsError::TooLong {
@@ -136,6 +146,8 @@ impl<'a> Jws<'a> {
             .ok_or_else(|| JwsError::AlgorithmNotAllowed {
                 alg: header.alg.clone(),
             })?;
+        let payload_json =
+            decode_b64url(payload).map_err(|e| malformed("payload", e.to_string()))?;
         let signature =
             decode_b64url(signature).map_err(|e| malformed("signature", e.to_string()))?;
         if signature.is_empty() {
@@ -143,7 +155,7 @@ impl<'a> Jws<'a> {
         }
         Ok(Jws {
             signing_input: &compact[..header_b64.len() + 1 + payload.len()],
-            payload,
+            payload: payload_json,
             header,
             alg,
             signature,
@@ -161,7 +173,7 @@ impl<'a> Jws<'a> {
     }
 
     /// Verifies the signature with `key`; returns the decoded payload.
-    pub fn verify(&self, key: &dyn VerifyingKey) -> Result<Vec<u8>, JwsError> {
+    pub fn verify(&self, key: &dyn VerifyingKey) -> Result<&[u8], JwsError> {
         if key.algorithm() != self.alg {
             return Err(JwsError::AlgorithmMismatch {
                 header: self.alg,
@@ -170,10 +182,7 @@ impl<'a> Jws<'a> {
         }
         key.verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| JwsError::BadSignature { alg: self.alg })?;
-        decode_b64url(self.payload).map_err(|e| JwsError::Malformed {
-            part: "payload",
-            reason: e.to_string(),
-        })
+        Ok(&self.payload)
     }
 
     /// Verifies the signature with `key`; returns the payload parsed as JSON into `T`.
@@ -182,7 +191,7 @@ impl<'a> Jws<'a> {
         key: &dyn VerifyingKey,
     ) -> Result<T, JwsError> {
         let payload = self.verify(key)?;
-        serde_json::from_slice(&payload).map_err(|e| JwsError::Malformed {
+        serde_json::from_slice(payload).map_err(|e| JwsError::Malformed {
             part: "payload",
             reason: e.to_string(),
         })
@@ -198,5 +207,5 @@ pub fn verify_with_certificate(
 ) -> Result<Vec<u8>, Error> {
     let jws = Jws::parse(compact)?;
     let key = backend.load_verifying_key(certificate.public_key(), jws.algorithm())?;
-    Ok(jws.verify(key.as_ref())?)
+    Ok(jws.verify(key.as_ref())?.to_vec())
 }

@@ -122,21 +122,31 @@ impl PrivateKey {
         }
     }
 
-    /// Parses a PKCS#8 `PrivateKeyInfo` (unencrypted).
+    /// Parses a PKCS#8 `PrivateKeyInfo` (unencrypted), v1 or v2.
+    ///
+    /// The key is kept re-encoded as PKCS#8 v1 without the optional public key, and RSA keys
+    /// with NULL algorithm parameters: the one form every backend (ring included) accepts.
     pub fn from_pkcs8_der(der: &[u8], origin: &str) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason,
-        };
         let info = pkcs8::PrivateKeyInfo::try_from(der)
-            .map_err(|e| invalid(format!("malformed PKCS#8: {e}")))?;
+            .map_err(|e| invalid_key(origin, format!("malformed PKCS#8: {e}")))?;
         let kind = key_kind(&info.algorithm, origin, || {
             pkcs1::RsaPrivateKey::try_from(info.private_key)
                 .map(|rsa| rsa.modulus.as_bytes().to_vec())
                 .map_err(|e| format!("malformed RSA key inside PKCS#8: {e}"))
         })?;
+        let normalised = pkcs8::PrivateKeyInfo {
+            algorithm: AlgorithmIdentifierRef {
+                oid: info.algorithm.oid,
+                parameters: match kind {
+                    KeyKind::Rsa { .. } => Some(der::asn1::AnyRef::NULL),
+                    _ => info.algorithm.parameters,
+                },
+            },
+            private_key: info.private_key,
+            public_key: None,
+        };
         Ok(PrivateKey {
-            pkcs8: Zeroizing::new(der.to_vec()),
+            pkcs8: encode_secret(&normalised, origin)?,
             kind,
             origin: origin.to_owned(),
         })
@@ -158,10 +168,7 @@ impl PrivateKey {
     }
 
     fn from_pem(bytes: &[u8], origin: &str, password: Option<&str>) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| invalid_key(origin, reason);
         let mut found_certificate = false;
         for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
             let (kind, der) = section.map_err(|e| invalid(format!("malformed PEM: {e}")))?;
@@ -209,10 +216,7 @@ impl PrivateKey {
         } else {
             "neither PEM nor DER of a PKCS#8, PKCS#1, SEC1 or PKCS#12 key"
         };
-        Err(Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: reason.to_owned(),
-        })
+        Err(invalid_key(origin, reason.to_owned()))
     }
 
     fn from_encrypted_pkcs8_der(
@@ -220,27 +224,37 @@ impl PrivateKey {
         origin: &str,
         password: Option<&str>,
     ) -> Result<Self, Error> {
-        let encrypted =
-            pkcs8::EncryptedPrivateKeyInfo::try_from(der).map_err(|e| Error::InvalidKey {
-                origin: origin.to_owned(),
-                reason: format!("malformed encrypted PKCS#8: {e}"),
-            })?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+            .map_err(|e| invalid_key(origin, format!("malformed encrypted PKCS#8: {e}")))?;
         let password = password.ok_or_else(|| Error::PasswordRequired {
             origin: origin.to_owned(),
         })?;
-        let plain = encrypted.decrypt(password).map_err(|e| Error::Decrypt {
+        check_kdf(&encrypted.encryption_algorithm, origin)?;
+        let wrong_password = || Error::Decrypt {
             origin: origin.to_owned(),
-            reason: format!("{e} (wrong password?)"),
+            reason: "wrong password".to_owned(),
+        };
+        // A wrong password shows as bad padding, or (1 time in 256) as garbage that
+        // happens to be padded right: either way, not a PKCS#8 key.
+        let plain = encrypted.decrypt(password).map_err(|e| match e {
+            pkcs8::Error::EncryptedPrivateKey(
+                pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+            ) => wrong_password(),
+            other => Error::Decrypt {
+                origin: origin.to_owned(),
+                reason: other.to_string(),
+            },
         })?;
+        if pkcs8::PrivateKeyInfo::try_from(plain.as_bytes()).is_err() {
+            return Err(wrong_password());
+        }
         Self::from_pkcs8_der(plain.as_bytes(), origin)
     }
 
     /// Wraps a PKCS#1 `RSAPrivateKey` into PKCS#8.
     fn from_pkcs1_der(der: &[u8], origin: &str) -> Result<Self, Error> {
-        pkcs1::RsaPrivateKey::try_from(der).map_err(|e| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: format!("malformed PKCS#1 RSA key: {e}"),
-        })?;
+        pkcs1::RsaPrivateKey::try_from(der)
+            .map_err(|e| invalid_key(origin, format!("malformed PKCS#1 RSA key: {e}")))?;
         let info = pkcs8::PrivateKeyInfo {
             algorithm: AlgorithmIdentifierRef {
                 oid: OID_RSA_ENCRYPTION,
@@ -254,10 +268,7 @@ impl PrivateKey {
 
     /// Wraps a SEC1 `ECPrivateKey` into PKCS#8, moving the curve into the algorithm identifier.
     fn from_sec1_der(der: &[u8], origin: &str) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| invalid_key(origin, reason);
         let mut ec = sec1::EcPrivateKey::try_from(der)
             .map_err(|e| invalid(format!("malformed SEC1 EC key: {e}")))?;
         let curve = ec
@@ -265,7 +276,8 @@ impl PrivateKey {
             .and_then(|p| p.named_curve())
             .ok_or_else(|| invalid("SEC1 EC key without a named curve".to_owned()))?;
         ec_kind(curve, origin)?;
-        // ring wants the curve once, in the PKCS#8 algorithm identifier (RFC 5915 §3).
+        // In PKCS#8 the curve belongs in the algorithm identifier; RFC 5915 §3 lets the inner
+        // copy go.
         ec.parameters = None;
         let inner = encode_secret(&ec, origin)?;
         let info = pkcs8::PrivateKeyInfo {
@@ -308,10 +320,10 @@ impl PublicKey {
         if looks_like_pem(bytes) {
             let spki =
                 rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(|e| {
-                    Error::InvalidKey {
-                        origin: origin.to_owned(),
-                        reason: format!("no usable PUBLIC KEY section in the PEM: {e}"),
-                    }
+                    invalid_key(
+                        origin,
+                        format!("no usable PUBLIC KEY section in the PEM: {e}"),
+                    )
                 })?;
             Self::from_spki_der(&spki, origin)
         } else {
@@ -321,10 +333,8 @@ impl PublicKey {
 
     /// Parses a DER `SubjectPublicKeyInfo`.
     pub fn from_spki_der(der: &[u8], origin: &str) -> Result<Self, Error> {
-        let spki = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: format!("malformed SubjectPublicKeyInfo: {e}"),
-        })?;
+        let spki = SubjectPublicKeyInfoRef::try_from(der)
+            .map_err(|e| invalid_key(origin, format!("malformed SubjectPublicKeyInfo: {e}")))?;
         Self::from_spki(&spki, origin)
     }
 
@@ -332,10 +342,7 @@ impl PublicKey {
         spki: &SubjectPublicKeyInfoRef<'_>,
         origin: &str,
     ) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| invalid_key(origin, reason);
         let bytes = spki
             .subject_public_key
             .as_bytes()
@@ -367,11 +374,74 @@ impl PublicKey {
     }
 }
 
+/// Largest key or certificate file read, in bytes: real ones are a few KiB.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The largest RSA modulus accepted, in bits (big keys cost unbounded work in some backends).
+pub const MAX_RSA_BITS: usize = 8192;
+/// Most PBKDF2 iterations accepted in an encrypted key (OpenSSL writes 2048; 10⁶ is generous).
+const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// Most memory scrypt may ask for when decrypting a key (128 · r · N bytes).
+const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
+    use std::io::Read as _;
+    let read_error = |source| Error::Read {
         path: path.to_owned(),
         source,
-    })
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE_BYTES} bytes: not a key or certificate file"),
+        )));
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn invalid_key(origin: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidKey {
+        origin: origin.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Refuses key-derivation parameters that would cost unbounded time or memory.
+fn check_kdf(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>, origin: &str) -> Result<(), Error> {
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Err(invalid_key(origin, "PBES1 encryption is not supported; re-encrypt with PBES2 (openssl pkcs8 -topk8 -v2 aes256)"));
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(pbkdf2) if pbkdf2.iteration_count > MAX_PBKDF2_ITERATIONS => Err(invalid_key(
+            origin,
+            format!(
+                "PBKDF2 iteration count {} exceeds {MAX_PBKDF2_ITERATIONS}",
+                pbkdf2.iteration_count
+            ),
+        )),
+        Kdf::Scrypt(scrypt) => {
+            let n = scrypt.cost_parameter;
+            let memory = 128u64
+                .saturating_mul(u64::from(scrypt.block_size))
+                .saturating_mul(n)
+                .saturating_mul(u64::from(scrypt.parallelization).max(1));
+            if n < 2 || !n.is_power_of_two() || memory > MAX_SCRYPT_MEMORY {
+                return Err(invalid_key(
+                    origin,
+                    format!(
+                        "scrypt parameters out of range (N={n}, r={}, p={})",
+                        scrypt.block_size, scrypt.parallelization
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn looks_like_pem(bytes: &[u8]) -> bool {
@@ -390,10 +460,7 @@ fn encode_secret(value: &impl Encode, origin: &str) -> Result<Zeroizing<Vec<u8>>
     value
         .to_der()
         .map(Zeroizing::new)
-        .map_err(|e| Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: format!("cannot re-encode as PKCS#8: {e}"),
-        })
+        .map_err(|e| invalid_key(origin, format!("cannot re-encode as PKCS#8: {e}")))
 }
 
 /// The kind of key an algorithm identifier names. `rsa_modulus` reads the modulus of an RSA
@@ -403,10 +470,7 @@ fn key_kind(
     origin: &str,
     rsa_modulus: impl FnOnce() -> Result<Vec<u8>, String>,
 ) -> Result<KeyKind, Error> {
-    let invalid = |reason: String| Error::InvalidKey {
-        origin: origin.to_owned(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_key(origin, reason);
     match algorithm.oid {
         OID_RSA_ENCRYPTION => rsa_kind(&rsa_modulus().map_err(invalid)?, origin),
         OID_EC_PUBLIC_KEY => {
@@ -434,6 +498,12 @@ fn rsa_kind(modulus: &[u8], origin: &str) -> Result<KeyKind, Error> {
             bits,
         });
     }
+    if bits > MAX_RSA_BITS {
+        return Err(invalid_key(
+            origin,
+            format!("RSA key of {bits} bits is larger than the {MAX_RSA_BITS} supported"),
+        ));
+    }
     Ok(KeyKind::Rsa { bits })
 }
 
@@ -441,9 +511,9 @@ fn ec_kind(curve: ObjectIdentifier, origin: &str) -> Result<KeyKind, Error> {
     if curve == OID_P256 {
         Ok(KeyKind::EcP256)
     } else {
-        Err(Error::InvalidKey {
-            origin: origin.to_owned(),
-            reason: format!("unsupported EC curve {curve}; only P-256 (ES256) is supported"),
-        })
+        Err(invalid_key(
+            origin,
+            format!("unsupported EC curve {curve}; only P-256 (ES256) is supported"),
+        ))
     }
 }

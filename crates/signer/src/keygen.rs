@@ -123,7 +123,12 @@ pub fn generate(spec: KeySpec, subject: &str, days: u32) -> Result<Generated, Er
     params.distinguished_name.push(DnType::CommonName, subject);
     let now = OffsetDateTime::now_utc();
     params.not_before = now;
-    params.not_after = now + Duration::days(i64::from(days));
+    params.not_after = now
+        .checked_add(Duration::days(i64::from(days)))
+        .ok_or_else(|| Error::KeyGeneration {
+            spec: spec.to_string(),
+            reason: format!("a validity of {days} days ends after the year 9999"),
+        })?;
     let certificate = params.self_signed(&key_pair).map_err(failed)?;
     Ok(Generated {
         key_pem: pkcs8_v1_pem(&key_pair.serialize_der()).map_err(|e| Error::KeyGeneration {

@@ -12,12 +12,12 @@
 //! use signer::{backend, keygen, AssertionBuilder, Certificate, Credential, KeySpec, PrivateKey};
 //!
 //! // A throwaway key and self-signed certificate (use your own files in practice).
-//! let generated = keygen::generate(KeySpec::P256, "example", 1)?;
+//! let generated = keygen::generate(KeySpec::Rsa2048, "example", 1)?;
 //! let key = PrivateKey::from_bytes(generated.key_pem.as_bytes(), "key.pem", None)?;
 //! let cert = Certificate::from_bytes(generated.cert_pem.as_bytes(), "cert.pem")?;
 //!
-//! let backend = backend::by_name("aws-lc-rs")?;
-//! let credential = Credential::new(backend, &key, cert, None)?; // ES256: the one algorithm of a P-256 key
+//! let backend = backend::default_backend(); // or backend::by_name("ring")?
+//! let credential = Credential::new(backend, &key, cert, None)?; // PS256: the RSA default
 //! let builder = AssertionBuilder::new(
 //!     &credential,
 //!     "11111111-2222-3333-4444-555555555555",

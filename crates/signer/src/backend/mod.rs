@@ -1,7 +1,8 @@
-//! Crypto backends in the style of rustls's `CryptoProvider`: a backend parses a key once
-//! into a `Send + Sync` [`SigningKey`] or [`VerifyingKey`]; signing and verifying never
-//! parse again. Backends are picked at run time by name ([`by_name`]); each is a cargo
-//! feature, all on by default.
+//! Crypto backends in the style of rustls's `CryptoProvider`: a backend parses a private key
+//! once into a `Send + Sync` [`SigningKey`]; signing never parses again. Public keys become a
+//! [`VerifyingKey`], pre-parsed where the backend allows it (aws-lc-rs, rsa; ring re-reads
+//! the key bytes on each verification). Backends are picked at run time by name
+//! ([`by_name`]); each is a cargo feature, all on by default.
 //!
 //! | backend | feature | algorithms |
 //! |---|---|---|
@@ -12,6 +13,9 @@
 use std::fmt;
 
 use crate::{Algorithm, Error, KeyKind, PrivateKey, PublicKey};
+
+#[cfg(not(any(feature = "rsa", feature = "ring", feature = "aws-lc-rs")))]
+compile_error!("tokenbench-signer needs at least one backend feature: rsa, ring or aws-lc-rs");
 
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 #[macro_use]
@@ -102,12 +106,12 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|b| b.name()).collect()
 }
 
-/// The backend of that name.
+/// The backend of that name (case-insensitive).
 pub fn by_name(name: &str) -> Result<&'static dyn CryptoBackend, Error> {
     all()
         .iter()
         .copied()
-        .find(|b| b.name() == name)
+        .find(|b| b.name().eq_ignore_ascii_case(name))
         .ok_or_else(|| Error::UnknownBackend {
             name: name.to_owned(),
             available: names().join(", "),
@@ -116,32 +120,29 @@ pub fn by_name(name: &str) -> Result<&'static dyn CryptoBackend, Error> {
 
 /// The backend used when none is named: aws-lc-rs when compiled in (the fastest), else the first.
 ///
-/// # Panics
-/// If the crate was built with no backend feature at all.
 pub fn default_backend() -> &'static dyn CryptoBackend {
-    by_name("aws-lc-rs")
-        .ok()
-        .or_else(|| all().first().copied())
-        .expect("tokenbench-signer built without any backend feature")
+    #[cfg(feature = "aws-lc-rs")]
+    return &AwsLcRs;
+    #[cfg(all(not(feature = "aws-lc-rs"), feature = "ring"))]
+    return &Ring;
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    return &RustCryptoRsa;
 }
 
-/// The checks every backend makes before loading a key: the backend has `alg`, the key can do it.
+/// The checks every backend makes before loading a key: the key can do `alg` (checked
+/// first: no backend helps with that), and the backend has it.
 pub(crate) fn check_combination(
     backend: &dyn CryptoBackend,
     kind: KeyKind,
     alg: Algorithm,
     origin: &str,
 ) -> Result<(), Error> {
+    kind.check_algorithm(alg, origin)?;
     if !backend.supports(alg) {
         return Err(Error::UnsupportedAlgorithm {
             backend: backend.name(),
             alg,
         });
     }
-    kind.check_algorithm(alg, origin)
-}
-
-/// Bytes of an RSA signature: the modulus size rounded up to whole bytes.
-pub(crate) fn rsa_signature_len(kind: KeyKind) -> usize {
-    kind.bits().div_ceil(8)
+    Ok(())
 }

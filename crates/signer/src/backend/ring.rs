@@ -7,5 +7,9 @@ ring_api_backend!(
         &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         der,
         rng
-    )
+    ),
+    // ring has no parsed public key type: the bytes are read again on each verification.
+    public_key = signature::UnparsedPublicKey<Vec<u8>>,
+    parse_public_key = |algorithm, bytes| Ok(signature::UnparsedPublicKey::new(algorithm, bytes.to_vec())),
+    verify = |key, message, signature| key.verify(message, signature)
 );

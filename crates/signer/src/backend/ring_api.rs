@@ -1,25 +1,26 @@
 //! ring and aws-lc-rs expose the same `signature` API (aws-lc-rs began as ring's API on
-//! AWS-LC), so one definition serves both; only ECDSA key loading differs (ring wants an RNG).
+//! AWS-LC), so one definition serves both. Two things differ and are passed in: ECDSA key
+//! loading (ring wants an RNG) and public keys (aws-lc-rs can parse one once, ring cannot).
 
 macro_rules! ring_api_backend {
     (
         $(#[$meta:meta])*
         $backend:ident, $krate:ident, $name:literal,
-        ecdsa_from_pkcs8 = |$der:ident, $rng:ident| $ecdsa:expr
+        ecdsa_from_pkcs8 = |$der:ident, $rng:ident| $ecdsa:expr,
+        public_key = $public_key:ty,
+        parse_public_key = |$algorithm:ident, $bytes:ident| $parse:expr,
+        verify = |$key:ident, $message:ident, $signature:ident| $verify:expr
     ) => {
         use $krate::{
             rand::SystemRandom,
             signature::{
                 self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaEncoding, RsaKeyPair,
-                UnparsedPublicKey, VerificationAlgorithm,
+                VerificationAlgorithm,
             },
         };
 
         use crate::{
-            backend::{
-                check_combination, rsa_signature_len, CryptoBackend, InvalidSignature,
-                SigningKey, VerifyingKey,
-            },
+            backend::{check_combination, CryptoBackend, InvalidSignature, SigningKey, VerifyingKey},
             Algorithm, Error, KeyKind, PrivateKey, PublicKey,
         };
 
@@ -80,7 +81,7 @@ macro_rules! ring_api_backend {
                     Ok(Pair::Rsa {
                         pair: RsaKeyPair::from_pkcs8(der).map_err(rejected)?,
                         padding,
-                        signature_len: rsa_signature_len(key.kind()),
+                        signature_len: key.kind().bits().div_ceil(8),
                     })
                 };
                 let pair = match alg {
@@ -114,10 +115,14 @@ macro_rules! ring_api_backend {
                     Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Algorithm::EdDsa => &signature::ED25519,
                 };
-                Ok(Box::new(LoadedPublicKey {
-                    key: UnparsedPublicKey::new(algorithm, key.as_bytes().to_vec()),
-                    alg,
-                }))
+                let ($algorithm, $bytes) = (algorithm, key.as_bytes());
+                let parsed: Result<$public_key, $krate::error::KeyRejected> = $parse;
+                let key = parsed.map_err(|e| Error::KeyRejected {
+                    backend: $name,
+                    origin: "public key".to_owned(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Box::new(LoadedPublicKey { key, alg }))
             }
         }
 
@@ -167,7 +172,7 @@ macro_rules! ring_api_backend {
 
         #[derive(Debug)]
         struct LoadedPublicKey {
-            key: UnparsedPublicKey<Vec<u8>>,
+            key: $public_key,
             alg: Algorithm,
         }
 
@@ -177,9 +182,8 @@ macro_rules! ring_api_backend {
             }
 
             fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
-                self.key
-                    .verify(message, signature)
-                    .map_err(|_| InvalidSignature)
+                let ($key, $message, $signature) = (&self.key, message, signature);
+                $verify.map_err(|_| InvalidSignature)
             }
         }
     };

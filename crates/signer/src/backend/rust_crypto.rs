@@ -129,7 +129,7 @@ impl SigningKey for LoadedKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        // `RandomizedSigner` blinds the private-key operation (the RUSTSEC-2023-0071 mitigation).
+        // `RandomizedSigner` blinds the private-key operation (defence in depth; see the type's docs).
         let failed = |_| Error::Signing {
             backend: NAME,
             alg: self.alg,

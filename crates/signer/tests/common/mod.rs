@@ -14,15 +14,22 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// The generated key and certificate of `spec`, made once per test binary.
 pub fn generated(spec: KeySpec) -> &'static keygen::Generated {
     static CACHE: [OnceLock<keygen::Generated>; 5] = [const { OnceLock::new() }; 5];
-    let index = KeySpec::ALL.iter().position(|s| *s == spec).unwrap();
-    CACHE[index].get_or_init(|| keygen::generate(spec, "tokenbench test", 1).unwrap())
+    cached(&CACHE, spec, "tokenbench test")
 }
 
 /// A second, unrelated key of the same kind (for mismatch tests).
 pub fn other_generated(spec: KeySpec) -> &'static keygen::Generated {
     static CACHE: [OnceLock<keygen::Generated>; 5] = [const { OnceLock::new() }; 5];
+    cached(&CACHE, spec, "tokenbench other")
+}
+
+fn cached(
+    cache: &'static [OnceLock<keygen::Generated>; 5],
+    spec: KeySpec,
+    subject: &str,
+) -> &'static keygen::Generated {
     let index = KeySpec::ALL.iter().position(|s| *s == spec).unwrap();
-    CACHE[index].get_or_init(|| keygen::generate(spec, "tokenbench other", 1).unwrap())
+    cache[index].get_or_init(|| keygen::generate(spec, subject, 1).unwrap())
 }
 
 pub fn key(spec: KeySpec) -> PrivateKey {
