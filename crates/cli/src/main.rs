@@ -9,6 +9,9 @@ use std::{
     time::Duration,
 };
 
+mod mock;
+mod token;
+
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use signer::{
@@ -33,6 +36,10 @@ enum Command {
     Assertion(AssertionArgs),
     /// Measure signatures and full assertions per second, per backend and algorithm.
     SignBench(SignBenchArgs),
+    /// Serve the mock identity provider and protected backend on loopback until SIGINT/SIGTERM.
+    Mock(mock::MockArgs),
+    /// Get one access token from a token endpoint (certificate assertion or client secret).
+    Token(token::TokenArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +114,8 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen_command(args),
         Command::Assertion(args) => assertion_command(args),
         Command::SignBench(args) => sign_bench_command(args),
+        Command::Mock(args) => mock::run(args),
+        Command::Token(args) => token::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,8 +149,13 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 #[error("{0}")]
 struct UsageError(String);
 
+/// A human duration (`600s`, `10m`, `20ms`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
 fn parse_lifetime(text: &str) -> Result<Duration, String> {
-    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let lifetime = parse_duration(text)?;
     if lifetime < Duration::from_secs(1) {
         return Err("must be at least 1s".to_owned());
     }

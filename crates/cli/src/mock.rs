@@ -1,0 +1,179 @@
+//! `tokenbench mock`: the mock identity provider and backend as a loopback server.
+
+use std::{collections::BTreeMap, io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+use mock::{server::MockServer, ClientRegistration, Latency, MockConfig, TokenFaults};
+use signer::{keygen, Certificate, KeySpec};
+
+use crate::{parse_duration, UsageError};
+
+#[derive(Args)]
+pub struct MockArgs {
+    /// Address to listen on (port 0: an ephemeral port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Tenant served (the {tenant} path segment and the tokens' tid).
+    #[arg(long, default_value = mock::DEFAULT_TENANT)]
+    tenant: String,
+    /// A registered client id; pair each with a --client-cert (repeat an id for several certificates).
+    #[arg(long = "client-id")]
+    client_ids: Vec<String>,
+    /// The certificate (PEM or DER) of the --client-id in the same position.
+    #[arg(long = "client-cert")]
+    client_certs: Vec<PathBuf>,
+    /// A client secret every client may also authenticate with.
+    #[arg(long, env = "TOKENBENCH_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Lifetime of issued tokens (expires_in).
+    #[arg(long, default_value = "3599s", value_parser = parse_duration)]
+    token_lifetime: Duration,
+    /// Fixed latency added to every token response.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    token_latency: Duration,
+    /// Share of token requests answered with an injected 500 or 503 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    token_error_rate: f64,
+    /// Per-client token requests per second before 429 (token bucket).
+    #[arg(long)]
+    throttle: Option<f64>,
+    /// Fixed latency added to every backend response.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    backend_latency: Duration,
+}
+
+fn fixed(latency: Duration) -> Latency {
+    if latency.is_zero() {
+        Latency::None
+    } else {
+        Latency::Fixed {
+            ms: latency.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+pub fn run(args: MockArgs) -> anyhow::Result<()> {
+    let generated_dir = tempfile::Builder::new()
+        .prefix("tokenbench-mock-client-")
+        .tempdir()
+        .context("cannot create a folder for the generated client")?;
+    let (clients, generated) = clients(&args, generated_dir.path())?;
+    let backend = mock::BackendConfig {
+        tenant: args.tenant.clone(),
+        latency: fixed(args.backend_latency),
+        ..mock::BackendConfig::default()
+    };
+    let config = MockConfig {
+        tenants: vec![args.tenant.clone()],
+        clients,
+        token_lifetime: args.token_lifetime,
+        token_faults: TokenFaults {
+            latency: fixed(args.token_latency),
+            error_rate: args.token_error_rate,
+            throttle_rps: args.throttle,
+            ..TokenFaults::default()
+        },
+        backend,
+        ..MockConfig::default()
+    };
+    config.validate().map_err(UsageError)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = MockServer::start(config, args.addr).await?;
+        let mut line = serde_json::to_value(server.urls())?;
+        for (key, value) in generated {
+            line[key] = value.into();
+        }
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+        drop(stdout);
+        eprintln!("serving on {}; stop with Ctrl-C or SIGTERM", server.addr());
+        wait_for_signal().await?;
+        eprintln!("shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    // The generated key is deleted with its folder here.
+    drop(generated_dir);
+    Ok(())
+}
+
+/// The registered clients; with none given, one generated into `dir` (its id and files are
+/// returned to be printed).
+fn clients(
+    args: &MockArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Vec<ClientRegistration>, BTreeMap<&'static str, String>)> {
+    if args.client_ids.len() != args.client_certs.len() {
+        return Err(UsageError(format!(
+            "give one --client-cert per --client-id ({} ids, {} certificates)",
+            args.client_ids.len(),
+            args.client_certs.len()
+        ))
+        .into());
+    }
+    let mut certificates: BTreeMap<&str, Vec<Certificate>> = BTreeMap::new();
+    for (id, path) in args.client_ids.iter().zip(&args.client_certs) {
+        certificates
+            .entry(id)
+            .or_default()
+            .push(Certificate::load(path)?);
+    }
+    let mut generated = BTreeMap::new();
+    if certificates.is_empty() {
+        let material = keygen::generate(KeySpec::Rsa2048, "tokenbench mock client", 30)?;
+        let (key_path, cert_path) = (dir.join("key.pem"), dir.join("cert.pem"));
+        std::fs::write(&key_path, material.key_pem.as_bytes())
+            .with_context(|| format!("cannot write {}", key_path.display()))?;
+        std::fs::write(&cert_path, &material.cert_pem)
+            .with_context(|| format!("cannot write {}", cert_path.display()))?;
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let cert = material.certificate(&cert_path.display().to_string())?;
+        generated.insert("client_id", client_id.clone());
+        generated.insert("client_key", key_path.display().to_string());
+        generated.insert("client_cert", cert_path.display().to_string());
+        return Ok((
+            vec![with_secret(
+                ClientRegistration::with_certificates(client_id, vec![cert]),
+                args,
+            )],
+            generated,
+        ));
+    }
+    let clients = certificates
+        .into_iter()
+        .map(|(id, certs)| with_secret(ClientRegistration::with_certificates(id, certs), args))
+        .collect();
+    Ok((clients, generated))
+}
+
+fn with_secret(client: ClientRegistration, args: &MockArgs) -> ClientRegistration {
+    match &args.client_secret {
+        Some(secret) => client.with_secret(secret.clone()),
+        None => client,
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
+}

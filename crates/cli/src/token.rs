@@ -1,0 +1,118 @@
+//! `tokenbench token`: one access token from a token endpoint, by certificate or secret.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::{ArgGroup, Args};
+use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
+use signer::{backend, Algorithm, Credential};
+
+use crate::{parse_lifetime, UsageError};
+
+/// Where a client secret may come from instead of the command line.
+const SECRET_ENV: &str = "TOKENBENCH_CLIENT_SECRET";
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("auth").required(true).multiple(true).args(["key", "client_secret"])))]
+pub struct TokenArgs {
+    /// Token endpoint URL (http:// or https://).
+    #[arg(long)]
+    token_url: String,
+    /// Client id.
+    #[arg(long)]
+    client_id: String,
+    /// Scope to request, e.g. api://backend/.default.
+    #[arg(long)]
+    scope: String,
+    /// Private key for a certificate-signed assertion: PEM or DER, or a .pfx with --password.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Certificate, PEM or DER (optional when --key is a .pfx).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Password of an encrypted key or .pfx.
+    #[arg(long, env = "TOKENBENCH_KEY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Client secret (sent as client_secret), instead of --key and --cert.
+    #[arg(long, env = SECRET_ENV, hide_env_values = true)]
+    client_secret: Option<String>,
+    /// PS256, RS256, ES256 or EdDSA [default: PS256 for RSA keys, else the key's one algorithm].
+    #[arg(long)]
+    alg: Option<Algorithm>,
+    /// Crypto backend: rsa, ring or aws-lc-rs.
+    #[arg(long, default_value = "aws-lc-rs")]
+    backend: String,
+    /// Assertion audience [default: the token URL]; some providers want their issuer.
+    #[arg(long)]
+    audience: Option<String>,
+    /// Assertion lifetime (exp - nbf), e.g. 600s or 10m.
+    #[arg(long, default_value = "600s", value_parser = parse_lifetime)]
+    lifetime: Duration,
+    /// Timeout of the token request, e.g. 20s.
+    #[arg(long, default_value = "20s", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// Print the access token itself instead of its fingerprint.
+    #[arg(long)]
+    show_token: bool,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if timeout.is_zero() {
+        return Err("must be above zero".to_owned());
+    }
+    Ok(timeout)
+}
+
+/// Gets one token and prints `{"token_type","expires_in","scope","access_token"}`.
+pub fn run(args: TokenArgs) -> anyhow::Result<()> {
+    // A secret from the environment (as `tokenbench mock` also reads it) yields to --key.
+    let from_env = std::env::var(SECRET_ENV).ok();
+    let secret = args
+        .client_secret
+        .filter(|s| args.key.is_none() || from_env.as_deref() != Some(s.as_str()));
+    let auth = match (&args.key, secret) {
+        (Some(key), None) => ClientAuth::Certificate(Credential::load(
+            backend::by_name(&args.backend)?,
+            key,
+            args.cert.as_deref(),
+            args.password.as_deref(),
+            args.alg,
+        )?),
+        (None, Some(secret)) => ClientAuth::Secret(ClientSecret::new(secret)),
+        _ => {
+            return Err(
+                UsageError("give either --key or --client-secret, not both".to_owned()).into(),
+            );
+        }
+    };
+    let mut config = TokenClientConfig::new(args.token_url, args.client_id, args.scope);
+    config.policy = CachePolicy::SingleFlight;
+    config.assertion_audience = args.audience;
+    config.assertion_lifetime = args.lifetime;
+    config.timeout = args.timeout;
+    let client = TokenClient::builder(config, auth)
+        .build()
+        .map_err(|error| match error {
+            client::Error::Config { .. } => anyhow::Error::new(UsageError(error.to_string())),
+            other => other.into(),
+        })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let token = runtime.block_on(client.get_token())?;
+    let access_token = if args.show_token {
+        token.access_token().to_owned()
+    } else {
+        token.to_string()
+    };
+    let summary = serde_json::json!({
+        "token_type": token.token_type(),
+        "expires_in": token.expires_in().as_secs(),
+        "scope": token.scope(),
+        "access_token": access_token,
+    });
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Injected faults: latency, error rate, per-client throttling, outages.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use rand::Rng;
+use rand_distr::{Distribution, LogNormal};
+use serde::{Deserialize, Serialize};
+
+/// Added latency before an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Latency {
+    /// None.
+    #[default]
+    None,
+    /// Always `ms` milliseconds.
+    Fixed {
+        /// Milliseconds.
+        ms: f64,
+    },
+    /// Uniform between `min_ms` and `max_ms`.
+    Uniform {
+        /// Lower bound, milliseconds.
+        min_ms: f64,
+        /// Upper bound, milliseconds.
+        max_ms: f64,
+    },
+    /// Log-normal with this median and 99th percentile (both milliseconds): the long tail
+    /// real identity providers show.
+    LogNormal {
+        /// Median, milliseconds.
+        median_ms: f64,
+        /// 99th percentile, milliseconds (≥ the median).
+        p99_ms: f64,
+    },
+}
+
+/// z-score of the 99th percentile of the standard normal distribution.
+const Z_P99: f64 = 2.326_347_874;
+
+impl Latency {
+    /// Checks the parameters; the message names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "latency {name} must be a finite number ≥ 0, not {v}"
+                ))
+            }
+        };
+        match *self {
+            Latency::None => Ok(()),
+            Latency::Fixed { ms } => finite("ms", ms),
+            Latency::Uniform { min_ms, max_ms } => {
+                finite("min_ms", min_ms)?;
+                finite("max_ms", max_ms)?;
+                if min_ms > max_ms {
+                    return Err(format!("latency min_ms {min_ms} is above max_ms {max_ms}"));
+                }
+                Ok(())
+            }
+            Latency::LogNormal { median_ms, p99_ms } => {
+                finite("median_ms", median_ms)?;
+                finite("p99_ms", p99_ms)?;
+                if median_ms <= 0.0 || p99_ms < median_ms {
+                    return Err(format!(
+                        "log-normal latency needs 0 < median_ms ≤ p99_ms, not {median_ms} and {p99_ms}"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Draws one delay.
+    pub fn sample(&self, rng: &mut impl Rng) -> Duration {
+        let ms = match *self {
+            Latency::None => 0.0,
+            Latency::Fixed { ms } => ms,
+            Latency::Uniform { min_ms, max_ms } if min_ms < max_ms => {
+                rng.random_range(min_ms..max_ms)
+            }
+            Latency::Uniform { min_ms, .. } => min_ms,
+            Latency::LogNormal { median_ms, p99_ms } => {
+                let sigma = (p99_ms / median_ms).ln() / Z_P99;
+                LogNormal::new(median_ms.ln(), sigma).map_or(median_ms, |d| d.sample(rng))
+            }
+        };
+        // Cap at an hour: a sample from a long tail must not park a request for ever.
+        Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 3600.0))
+    }
+}
+
+/// How the token endpoint behaves during an outage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutageMode {
+    /// Answer 503 `temporarily_unavailable`.
+    #[default]
+    ServiceUnavailable,
+    /// Close the connection without an answer (the client sees a reset or an
+    /// incomplete message, as when a load balancer has no healthy node).
+    Reset,
+}
+
+/// Faults of the token endpoint, replaceable at run time (`PUT /admin/faults`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenFaults {
+    /// Added latency.
+    pub latency: Latency,
+    /// Share of requests answered with an injected 500 or 503, 0.0 to 1.0.
+    pub error_rate: f64,
+    /// Per-client token bucket: sustained requests per second (none when absent).
+    pub throttle_rps: Option<f64>,
+    /// Token bucket size (default: one second's worth, at least 1).
+    pub throttle_burst: Option<f64>,
+    /// An outage lasting this many milliseconds from when these faults were set.
+    pub outage_ms: Option<u64>,
+    /// What an outage looks like.
+    pub outage_mode: OutageMode,
+}
+
+impl TokenFaults {
+    /// Checks every parameter; the message names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.latency.validate()?;
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return Err(format!(
+                "error_rate must be within 0.0 and 1.0, not {}",
+                self.error_rate
+            ));
+        }
+        for (name, value) in [
+            ("throttle_rps", self.throttle_rps),
+            ("throttle_burst", self.throttle_burst),
+        ] {
+            if let Some(v) = value {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!("{name} must be a finite number above 0, not {v}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-client token buckets.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated_ms: u64,
+}
+
+/// Most clients tracked at once; beyond, the bucket map is cleared (hostile client ids
+/// must not grow memory without bound).
+const MAX_BUCKETS: usize = 100_000;
+
+impl Throttle {
+    /// Takes one token from `client`'s bucket; on refusal returns the whole seconds to wait.
+    pub(crate) fn acquire(
+        &self,
+        client: &str,
+        rps: f64,
+        burst: f64,
+        now_ms: u64,
+    ) -> Result<(), u64> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(client) {
+            buckets.clear();
+        }
+        let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            updated_ms: now_ms,
+        });
+        let elapsed = now_ms.saturating_sub(bucket.updated_ms) as f64 / 1000.0;
+        bucket.tokens = (bucket.tokens + elapsed * rps).min(burst);
+        bucket.updated_ms = now_ms;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            // Retry-After is in whole seconds (RFC 9110); round up so a retry then succeeds.
+            Err((((1.0 - bucket.tokens) / rps).ceil() as u64).max(1))
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}

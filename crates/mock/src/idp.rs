@@ -1,0 +1,715 @@
+//! The mock identity provider: Entra ID v2 token endpoint, discovery document and JWKS.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use rand::Rng;
+use serde_json::{json, Value};
+use signer::{
+    jws::{Jws, MAX_COMPACT_LEN},
+    keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
+};
+
+use crate::{
+    clock::Clock,
+    config::{ClientRegistration, MockConfig},
+    faults::{OutageMode, Throttle, TokenFaults},
+    http_util::{json_response, OAuthRejection},
+    stats::{Stats, TokenOutcome},
+    ConnectionReset, MockError,
+};
+
+/// The `client_assertion_type` of RFC 7523.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Largest token request body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Largest value of any form field but `client_assertion`, in bytes.
+const MAX_FIELD: usize = 2048;
+/// Most form fields accepted in one request.
+const MAX_FIELDS: usize = 32;
+/// Longest assertion lifetime accepted: bounds how long a `jti` must be remembered.
+const MAX_ASSERTION_LIFETIME_SECS: u64 = 24 * 3600;
+/// Most unexpired `jti`s remembered; beyond, new assertions are refused until some expire.
+const MAX_REMEMBERED_JTIS: usize = 2_000_000;
+
+/// The provider's token-signing key, as published in the JWKS.
+struct ProviderKey {
+    kid: String,
+    key: Box<dyn SigningKey>,
+    /// `base64url(header) + "."`: the same for every token under this key.
+    encoded_header_dot: String,
+    jwk: Value,
+}
+
+impl ProviderKey {
+    fn generate(backend: &dyn CryptoBackend) -> Result<Self, MockError> {
+        let generated =
+            keygen::generate(KeySpec::Rsa2048, "tokenbench mock identity provider", 365)?;
+        let private = generated.private_key("provider key")?;
+        let cert = generated.certificate("provider certificate")?;
+        let key = backend.load_signing_key(&private, Algorithm::Rs256)?;
+        let rsa = pkcs1::RsaPublicKey::try_from(cert.public_key().as_bytes())
+            .map_err(|e| MockError::Setup(format!("provider public key: {e}")))?;
+        // Entra's kid is the certificate's SHA-1 thumbprint (also its x5t).
+        let kid = cert.thumbprint(Thumbprint::X5t).to_owned();
+        let jwk = json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": kid,
+            "x5t": kid,
+            "n": URL_SAFE_NO_PAD.encode(rsa.modulus.as_bytes()),
+            "e": URL_SAFE_NO_PAD.encode(rsa.public_exponent.as_bytes()),
+        });
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
+        let encoded_header_dot = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
+        Ok(ProviderKey {
+            kid,
+            key,
+            encoded_header_dot,
+            jwk,
+        })
+    }
+}
+
+/// A registered client, ready to check assertions.
+struct Client {
+    registration: ClientRegistration,
+    /// Per certificate: both thumbprints and a verifier per algorithm its key can do.
+    certificates: Vec<ClientCertificate>,
+}
+
+struct ClientCertificate {
+    x5t: String,
+    x5t_s256: String,
+    verifiers: Vec<Box<dyn VerifyingKey>>,
+}
+
+/// The mock identity provider. Its handlers are plain async methods: the HTTP shell in
+/// [`crate::server`] calls them, and so can anything in-process.
+pub struct IdentityProvider {
+    base_url: String,
+    tenants: Vec<String>,
+    clients: HashMap<String, Client>,
+    resources: Vec<String>,
+    token_lifetime_secs: u64,
+    skew_secs: u64,
+    backend: &'static dyn CryptoBackend,
+    key: RwLock<Arc<ProviderKey>>,
+    faults: RwLock<Arc<ActiveFaults>>,
+    throttle: Throttle,
+    used_jtis: Mutex<HashMap<(String, String), u64>>,
+    stats: Arc<Stats>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for IdentityProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProvider")
+            .field("base_url", &self.base_url)
+            .field("tenants", &self.tenants)
+            .field("clients", &self.clients.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token faults with the time they were set (an outage runs from then).
+#[derive(Debug)]
+struct ActiveFaults {
+    faults: TokenFaults,
+    set_at_ms: u64,
+}
+
+/// A token issued by [`IdentityProvider::issue`].
+struct Issued {
+    access_token: String,
+}
+
+impl IdentityProvider {
+    /// A provider reachable at `base_url` (e.g. `http://127.0.0.1:8080`), with a fresh
+    /// RSA-2048 signing key.
+    pub fn new(config: &MockConfig, base_url: &str, stats: Arc<Stats>) -> Result<Self, MockError> {
+        config.validate().map_err(MockError::Config)?;
+        let backend = signer::backend::default_backend();
+        let mut clients = HashMap::new();
+        for registration in &config.clients {
+            let mut certificates = Vec::new();
+            for cert in &registration.certificates {
+                let verifiers = cert
+                    .public_key()
+                    .kind()
+                    .algorithms()
+                    .iter()
+                    .map(|&alg| backend.load_verifying_key(cert.public_key(), alg))
+                    .collect::<Result<_, _>>()?;
+                certificates.push(ClientCertificate {
+                    x5t: cert.thumbprint(Thumbprint::X5t).to_owned(),
+                    x5t_s256: cert.thumbprint(Thumbprint::X5tS256).to_owned(),
+                    verifiers,
+                });
+            }
+            let client = Client {
+                registration: registration.clone(),
+                certificates,
+            };
+            if clients
+                .insert(registration.client_id.clone(), client)
+                .is_some()
+            {
+                return Err(MockError::Config(format!(
+                    "client {} is registered twice",
+                    registration.client_id
+                )));
+            }
+        }
+        let now = config.clock.now_ms();
+        Ok(IdentityProvider {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            tenants: config.tenants.clone(),
+            clients,
+            resources: config.resources.clone(),
+            token_lifetime_secs: config.token_lifetime.as_secs(),
+            skew_secs: config.clock_skew.as_secs(),
+            backend,
+            key: RwLock::new(Arc::new(ProviderKey::generate(backend)?)),
+            faults: RwLock::new(Arc::new(ActiveFaults {
+                faults: config.token_faults.clone(),
+                set_at_ms: now,
+            })),
+            throttle: Throttle::default(),
+            used_jtis: Mutex::new(HashMap::new()),
+            stats,
+            clock: Arc::clone(&config.clock),
+        })
+    }
+
+    /// The token endpoint URL of `tenant`: what assertions must carry as `aud`.
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base_url)
+    }
+
+    /// The issuer of `tenant`'s tokens.
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.base_url)
+    }
+
+    /// The JWKS URL of `tenant`.
+    pub fn jwks_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/discovery/v2.0/keys", self.base_url)
+    }
+
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+    pub fn openid_configuration(&self, tenant: &str) -> Response<Bytes> {
+        if !self.tenants.iter().any(|t| t == tenant) {
+            return unknown_tenant(tenant).to_response();
+        }
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "issuer": self.issuer(tenant),
+                "token_endpoint": self.token_url(tenant),
+                "jwks_uri": self.jwks_url(tenant),
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                "token_endpoint_auth_signing_alg_values_supported": ["PS256", "RS256", "ES256", "EdDSA"],
+                "grant_types_supported": ["client_credentials"],
+                "response_types_supported": ["token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": self.resources.iter().map(|r| format!("{r}/.default")).collect::<Vec<_>>(),
+                "tenant_region_scope": "WW",
+            }),
+        )
+    }
+
+    /// `GET /{tenant}/discovery/v2.0/keys`.
+    pub fn jwks_response(&self, tenant: &str) -> Response<Bytes> {
+        if !self.tenants.iter().any(|t| t == tenant) {
+            return unknown_tenant(tenant).to_response();
+        }
+        json_response(StatusCode::OK, &self.jwks())
+    }
+
+    /// The current JSON Web Key Set: only the current signing key (a rotated-out key is gone).
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.current_key().jwk.clone()] })
+    }
+
+    /// Replaces the signing key with a freshly generated one; returns the new `kid`.
+    pub async fn rotate_keys(&self) -> Result<String, MockError> {
+        let backend = self.backend;
+        let key = tokio::task::spawn_blocking(move || ProviderKey::generate(backend))
+            .await
+            .map_err(|e| MockError::Setup(format!("key generation task: {e}")))??;
+        let kid = key.kid.clone();
+        *self.key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+        Ok(kid)
+    }
+
+    /// The token endpoint faults now in force.
+    pub fn faults(&self) -> TokenFaults {
+        self.active_faults().faults.clone()
+    }
+
+    /// Replaces the token endpoint faults; an outage in them starts now. Token buckets restart full.
+    pub fn set_faults(&self, faults: TokenFaults) -> Result<(), String> {
+        faults.validate()?;
+        let set_at_ms = self.clock.now_ms();
+        *self.faults.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(ActiveFaults { faults, set_at_ms });
+        self.throttle.reset();
+        Ok(())
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token` with a form-encoded `body`.
+    ///
+    /// `Err(ConnectionReset)` means: answer nothing and close the connection (an outage in
+    /// [`OutageMode::Reset`]).
+    pub async fn token(
+        &self,
+        tenant: &str,
+        body: &[u8],
+    ) -> Result<Response<Bytes>, ConnectionReset> {
+        let _in_flight = self.stats.token_in_flight();
+        let faults = self.active_faults();
+        let delay = faults.faults.latency.sample(&mut rand::rng());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = self.token_after_latency(tenant, body, &faults);
+        let outcome = match &result {
+            Ok(_) => TokenOutcome::Ok,
+            Err(rejection) => rejection.outcome,
+        };
+        self.stats.token_outcome(outcome);
+        match result {
+            Ok(issued) => Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "token_type": "Bearer",
+                    "expires_in": self.token_lifetime_secs,
+                    "ext_expires_in": self.token_lifetime_secs,
+                    "access_token": issued.access_token,
+                }),
+            )),
+            Err(rejection)
+                if rejection.outcome == TokenOutcome::Outage
+                    && faults.faults.outage_mode == OutageMode::Reset =>
+            {
+                Err(ConnectionReset)
+            }
+            Err(rejection) => Ok(rejection.to_response()),
+        }
+    }
+
+    fn token_after_latency(
+        &self,
+        tenant: &str,
+        body: &[u8],
+        faults: &ActiveFaults,
+    ) -> Result<Issued, OAuthRejection> {
+        let now_ms = self.clock.now_ms();
+        if let Some(outage_ms) = faults.faults.outage_ms {
+            if now_ms < faults.set_at_ms.saturating_add(outage_ms) {
+                return Err(OAuthRejection::unavailable(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TokenOutcome::Outage,
+                ));
+            }
+        }
+        if faults.faults.error_rate > 0.0 && rand::rng().random_bool(faults.faults.error_rate) {
+            let status = if rand::rng().random_bool(0.5) {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return Err(OAuthRejection::unavailable(
+                status,
+                TokenOutcome::InjectedError,
+            ));
+        }
+        if !self.tenants.iter().any(|t| t == tenant) {
+            return Err(unknown_tenant(tenant));
+        }
+        let form = TokenForm::parse(body)?;
+        if let Some(rps) = faults.faults.throttle_rps {
+            let burst = faults.faults.throttle_burst.unwrap_or(rps.max(1.0));
+            self.throttle
+                .acquire(&form.client_id, rps, burst, now_ms)
+                .map_err(OAuthRejection::throttled)?;
+        }
+        let client = self.clients.get(&form.client_id).ok_or_else(|| {
+            OAuthRejection::invalid_client(
+                Some(700016),
+                format!(
+                    "Application with identifier '{}' was not found in the directory '{tenant}'.",
+                    form.client_id
+                ),
+            )
+        })?;
+        let via_certificate = match (&form.client_assertion, &form.client_secret) {
+            (Some(assertion), None) => {
+                if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                    return Err(OAuthRejection::invalid_request(
+                        None,
+                        format!("client_assertion_type must be '{JWT_BEARER}'."),
+                    ));
+                }
+                self.check_assertion(client, assertion, tenant, now_ms / 1000)?;
+                true
+            }
+            (None, Some(secret)) => {
+                let expected = client.registration.secret.as_deref().unwrap_or_default();
+                if client.registration.secret.is_none() || !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
+                    return Err(OAuthRejection::invalid_client(Some(7000215), "Invalid client secret provided."));
+                }
+                false
+            }
+            (Some(_), Some(_)) => {
+                return Err(OAuthRejection::invalid_request(
+                    None,
+                    "Only one client authentication method may be used: client_assertion or client_secret.",
+                ))
+            }
+            (None, None) => {
+                return Err(OAuthRejection::invalid_client(
+                    Some(7000218),
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                ))
+            }
+        };
+        let resource = self.resource_of(&form.scope)?;
+        Ok(self.issue(client, resource, tenant, via_certificate, now_ms))
+    }
+
+    /// Validates a client assertion as Entra does; the `jti` is spent only once the rest holds.
+    fn check_assertion(
+        &self,
+        client: &Client,
+        assertion: &str,
+        tenant: &str,
+        now: u64,
+    ) -> Result<(), OAuthRejection> {
+        let malformed = |reason: String| {
+            OAuthRejection::invalid_request(
+                Some(50027),
+                format!("JWT token is invalid or malformed: {reason}."),
+            )
+        };
+        let jws = Jws::parse(assertion).map_err(|e| match e {
+            signer::jws::JwsError::AlgorithmNotAllowed { alg } => OAuthRejection::invalid_client(
+                Some(5002738),
+                format!("Invalid JWT token. '{alg}' is not a supported signature algorithm."),
+            ),
+            other => malformed(other.to_string()),
+        })?;
+        let alg = jws.algorithm();
+        if !alg.is_rsa() && !client.registration.extra_algorithms.contains(&alg) {
+            return Err(OAuthRejection::invalid_client(
+                Some(5002738),
+                format!("Invalid JWT token. '{alg}' is not enabled for this application."),
+            ));
+        }
+        let header = jws.header();
+        let certificate = client
+            .certificates
+            .iter()
+            .find(|c| match (&header.x5t_s256, &header.x5t) {
+                (Some(s256), _) => *s256 == c.x5t_s256,
+                (None, Some(sha1)) => *sha1 == c.x5t,
+                (None, None) => false,
+            })
+            .ok_or_else(|| {
+                let id = header.x5t_s256.as_deref().or(header.x5t.as_deref()).unwrap_or("<none>");
+                OAuthRejection::invalid_client(
+                    Some(700027),
+                    format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{id}']"),
+                )
+            })?;
+        let verifier = certificate
+            .verifiers
+            .iter()
+            .find(|v| v.algorithm() == alg)
+            .ok_or_else(|| {
+                OAuthRejection::invalid_client(
+                    Some(700027),
+                    format!("The certificate's key cannot verify {alg} signatures."),
+                )
+            })?;
+        let payload = jws.verify(verifier.as_ref()).map_err(|e| match e {
+            signer::jws::JwsError::BadSignature { .. } => OAuthRejection::invalid_client(
+                Some(700027),
+                "Client assertion failed signature validation.",
+            ),
+            other => malformed(other.to_string()),
+        })?;
+        let claims: Value = serde_json::from_slice(payload)
+            .map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        let time = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_f64)
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(|t| t as u64)
+        };
+
+        let expected_aud = self.token_url(tenant);
+        if text("aud") != Some(expected_aud.as_str()) {
+            return Err(OAuthRejection::invalid_client(
+                Some(700023),
+                format!("Client assertion audience claim does not match Realm issuer. Expected '{expected_aud}'."),
+            ));
+        }
+        let (iss, sub) = (text("iss"), text("sub"));
+        if iss.is_none() || iss != sub {
+            return Err(OAuthRejection::invalid_client(
+                Some(700021),
+                "Client assertion iss and sub claims must both be the client id.",
+            ));
+        }
+        if iss != Some(client.registration.client_id.as_str()) {
+            return Err(OAuthRejection::invalid_client(
+                Some(700021),
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            ));
+        }
+        let exp =
+            time("exp").ok_or_else(|| malformed("exp claim missing or not a number".to_owned()))?;
+        let nbf = time("nbf");
+        let iat = time("iat");
+        let out_of_range = exp.saturating_add(self.skew_secs) <= now
+            || [nbf, iat]
+                .iter()
+                .flatten()
+                .any(|t| *t > now.saturating_add(self.skew_secs));
+        if out_of_range {
+            return Err(OAuthRejection::invalid_client(
+                Some(700024),
+                format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid from {}, expiry time of assertion {exp}.", nbf.or(iat).unwrap_or(0)),
+            ));
+        }
+        if exp > now.saturating_add(MAX_ASSERTION_LIFETIME_SECS) {
+            return Err(OAuthRejection::invalid_client(
+                Some(700024),
+                "Client assertion lifetime exceeds the allowed maximum of one day.",
+            ));
+        }
+        let jti = text("jti")
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| malformed("jti claim missing".to_owned()))?;
+        self.spend_jti(&client.registration.client_id, jti, exp, now)
+    }
+
+    /// Remembers `jti` until `exp`; refuses one already spent.
+    fn spend_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), OAuthRejection> {
+        let mut used = self.used_jtis.lock().unwrap_or_else(|p| p.into_inner());
+        if used.len() >= MAX_REMEMBERED_JTIS {
+            used.retain(|_, expiry| *expiry > now);
+            if used.len() >= MAX_REMEMBERED_JTIS {
+                return Err(OAuthRejection::unavailable(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TokenOutcome::InjectedError,
+                ));
+            }
+        }
+        let key = (client_id.to_owned(), jti.to_owned());
+        if used.get(&key).is_some_and(|expiry| *expiry >= now) {
+            return Err(OAuthRejection::invalid_client(
+                None,
+                "The client assertion has already been used (replayed jti).",
+            ));
+        }
+        used.insert(key, exp.saturating_add(self.skew_secs));
+        Ok(())
+    }
+
+    fn resource_of<'a>(&'a self, scope: &str) -> Result<&'a str, OAuthRejection> {
+        let resource = scope.strip_suffix("/.default").filter(|r| !r.contains(' ')).ok_or_else(|| {
+            OAuthRejection::invalid_scope(
+                Some(1002012),
+                format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            )
+        })?;
+        self.resources
+            .iter()
+            .find(|r| *r == resource)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                OAuthRejection::invalid_scope(
+                    Some(500011),
+                    format!("The resource principal named {resource} was not found in the tenant."),
+                )
+            })
+    }
+
+    /// Signs an access token for `client` on `resource`.
+    fn issue(
+        &self,
+        client: &Client,
+        resource: &str,
+        tenant: &str,
+        via_certificate: bool,
+        now_ms: u64,
+    ) -> Issued {
+        let now = now_ms / 1000;
+        let mut uti = [0u8; 16];
+        uti[..8].copy_from_slice(&now_ms.to_be_bytes());
+        rand::rng().fill(&mut uti[8..]);
+        let mut claims = json!({
+            "aud": resource,
+            "iss": self.issuer(tenant),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_lifetime_secs,
+            "azp": client.registration.client_id,
+            "azpacr": if via_certificate { "2" } else { "1" },
+            "oid": client.registration.client_id,
+            "sub": client.registration.client_id,
+            "tid": tenant,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "uti": URL_SAFE_NO_PAD.encode(uti),
+            "ver": "2.0",
+        });
+        if let Some(roles) = client
+            .registration
+            .roles
+            .get(resource)
+            .filter(|r| !r.is_empty())
+        {
+            claims["roles"] = json!(roles);
+        }
+        let key = self.current_key();
+        let mut token = key.encoded_header_dot.clone();
+        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
+        // The provider's own freshly loaded RSA key: signing can only fail on a broken
+        // backend, and then no token is better than a wrong one.
+        let signature = key.key.sign(token.as_bytes()).unwrap_or_default();
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Issued {
+            access_token: token,
+        }
+    }
+
+    fn current_key(&self) -> Arc<ProviderKey> {
+        Arc::clone(&self.key.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn active_faults(&self) -> Arc<ActiveFaults> {
+        Arc::clone(&self.faults.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The `kid` tokens are signed under now.
+    pub fn current_kid(&self) -> String {
+        self.current_key().kid.clone()
+    }
+}
+
+fn unknown_tenant(tenant: &str) -> OAuthRejection {
+    OAuthRejection::invalid_request(
+        Some(90002),
+        format!("Tenant '{}' not found.", truncate(tenant)),
+    )
+}
+
+/// The fields of a token request, each present at most once and within size limits.
+struct TokenForm {
+    client_id: String,
+    scope: String,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Longest accepted value of a form field.
+fn field_limit(name: &str) -> usize {
+    if name == "client_assertion" {
+        MAX_COMPACT_LEN
+    } else {
+        MAX_FIELD
+    }
+}
+
+impl TokenForm {
+    fn parse(body: &[u8]) -> Result<Self, OAuthRejection> {
+        if body.len() > MAX_BODY {
+            return Err(OAuthRejection::invalid_request(
+                None,
+                format!("The request body exceeds {MAX_BODY} bytes."),
+            ));
+        }
+        let mut fields: HashMap<String, String> = HashMap::new();
+        for (count, (name, value)) in form_urlencoded::parse(body).enumerate() {
+            if count >= MAX_FIELDS {
+                return Err(OAuthRejection::invalid_request(
+                    None,
+                    format!("More than {MAX_FIELDS} form fields."),
+                ));
+            }
+            if value.len() > field_limit(&name) {
+                return Err(OAuthRejection::invalid_request(
+                    None,
+                    format!("Parameter '{}' is too long.", truncate(&name)),
+                ));
+            }
+            if fields.contains_key(name.as_ref()) {
+                return Err(OAuthRejection::invalid_request(
+                    None,
+                    format!(
+                        "Parameter '{}' is included more than once.",
+                        truncate(&name)
+                    ),
+                ));
+            }
+            fields.insert(name.into_owned(), value.into_owned());
+        }
+        let mut required = |name: &'static str| {
+            fields
+                .remove(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    OAuthRejection::invalid_request(
+                        Some(900144),
+                        format!("The request body must contain the following parameter: '{name}'."),
+                    )
+                })
+        };
+        let grant_type = required("grant_type")?;
+        if grant_type != "client_credentials" {
+            return Err(OAuthRejection::unsupported_grant_type(format!(
+                "The app requested an unsupported grant type '{}'.",
+                truncate(&grant_type)
+            )));
+        }
+        let client_id = required("client_id")?;
+        let scope = required("scope")?;
+        Ok(TokenForm {
+            client_id,
+            scope,
+            client_assertion_type: fields.remove("client_assertion_type"),
+            client_assertion: fields.remove("client_assertion"),
+            client_secret: fields.remove("client_secret"),
+        })
+    }
+}
+
+/// At most 64 characters of untrusted text, for messages.
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

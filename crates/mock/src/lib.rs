@@ -1,0 +1,71 @@
+//! Mock Microsoft Entra ID identity provider and mock protected backend for tokenbench.
+//!
+//! - [`IdentityProvider`]: the v2 token endpoint (client credentials with a certificate
+//!   assertion or a client secret, validated as Entra does), the OpenID discovery document
+//!   and the JWKS; RS256 access tokens with Entra's claims.
+//! - [`ProtectedBackend`]: `/api/…` guarded as an APIM `validate-jwt` policy would guard it.
+//! - Faults: token endpoint latency, error rate, per-client throttling, outages; backend
+//!   latency; revocation and key rotation ([`Mock::handle`]'s `/admin` endpoints).
+//!
+//! Everything is usable in-process ([`Mock`]: plain async handlers, no sockets) or as a
+//! loopback server ([`server::MockServer`]).
+//!
+//! ```
+//! # async fn demo() -> Result<(), mock::MockError> {
+//! use mock::{server::MockServer, MockConfig};
+//! let server = MockServer::start(MockConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("token endpoint: {}", server.urls().token_url);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backend;
+pub mod clock;
+mod config;
+mod faults;
+mod http_util;
+mod idp;
+mod routes;
+pub mod server;
+mod stats;
+
+pub use backend::{ProtectedBackend, Refusal};
+pub use config::{
+    BackendConfig, ClientRegistration, MockConfig, DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE,
+    DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME,
+};
+pub use faults::{Latency, OutageMode, TokenFaults};
+pub use http_util::OAuthRejection;
+pub use idp::{IdentityProvider, JWT_BEARER, MAX_BODY};
+pub use routes::{FaultsDocument, Mock, MockUrls};
+pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
+
+/// Errors setting up the mock servers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// An impossible setting.
+    #[error("invalid mock configuration: {0}")]
+    Config(String),
+    /// Key material or key generation failed.
+    #[error(transparent)]
+    Signer(#[from] signer::Error),
+    /// Anything else at start-up.
+    #[error("mock setup failed: {0}")]
+    Setup(String),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Answer nothing and close the connection (an outage in [`OutageMode::Reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("connection closed without an answer (injected outage)")]
+pub struct ConnectionReset;

@@ -1,0 +1,106 @@
+//! The thin hyper shell that serves a [`Mock`] on a loopback socket.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use serde_json::json;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::{http_util::json_response, Mock, MockConfig, MockError, MockUrls, MAX_BODY};
+
+/// How long shutdown waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running mock server: identity provider, backend and admin on one listener.
+#[derive(Debug)]
+pub struct MockServer {
+    mock: Arc<Mock>,
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl MockServer {
+    /// Binds `addr` (port 0 for an ephemeral one) and serves until [`shutdown`](Self::shutdown).
+    pub async fn start(config: MockConfig, addr: SocketAddr) -> Result<Self, MockError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| MockError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| MockError::Bind { addr, source })?;
+        let mock = Arc::new(Mock::new(&config, &format!("http://{addr}"))?);
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, Arc::clone(&mock), stop));
+        Ok(MockServer {
+            mock,
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where things are.
+    pub fn urls(&self) -> &MockUrls {
+        self.mock.urls()
+    }
+
+    /// The in-process side: provider, backend, counters.
+    pub fn mock(&self) -> &Arc<Mock> {
+        &self.mock
+    }
+
+    /// Stops accepting, lets open requests finish (up to 5 s), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn serve(listener: TcpListener, mock: Arc<Mock>, mut stop: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let mock = Arc::clone(&mock);
+                let service = service_fn(move |request| answer(Arc::clone(&mock), request));
+                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(graceful.watch(connection));
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Reads the body (bounded), answers through the [`Mock`]; an injected reset closes the connection.
+async fn answer(
+    mock: Arc<Mock>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, crate::ConnectionReset> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let response = json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({ "error": "invalid_request", "error_description": format!("The request body exceeds {MAX_BODY} bytes or could not be read.") }),
+            );
+            return Ok(response.map(Full::new));
+        }
+    };
+    let response = mock.handle(Request::from_parts(parts, body)).await?;
+    Ok(response.map(Full::new))
+}

@@ -1,0 +1,986 @@
+//! The mock identity provider and backend, in-process: valid requests from every signer
+//! backend, a table of hostile ones, and the faults.
+
+use std::sync::{Arc, OnceLock};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use mock::{
+    clock::{Clock, ManualClock},
+    ClientRegistration, ConnectionReset, FaultsDocument, Latency, Mock, MockConfig, OutageMode,
+    TokenFaults, DEFAULT_RESOURCE, JWT_BEARER,
+};
+use serde_json::{json, Value};
+use signer::{
+    backend, keygen, Algorithm, AssertionBuilder, Certificate, Credential, KeySpec, PrivateKey,
+    Thumbprint,
+};
+
+const BASE: &str = "http://127.0.0.1:9";
+const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+const SECRET: &str = "s3cret-value";
+const NO_ROLE_CLIENT: &str = "22222222-0000-0000-0000-000000000000";
+const RSA_ONLY_CLIENT: &str = "33333333-0000-0000-0000-000000000000";
+
+fn generated(spec: KeySpec) -> &'static keygen::Generated {
+    static CACHE: [OnceLock<keygen::Generated>; 5] = [const { OnceLock::new() }; 5];
+    let index = KeySpec::ALL.iter().position(|s| *s == spec).unwrap();
+    CACHE[index].get_or_init(|| keygen::generate(spec, "mock test", 1).unwrap())
+}
+
+fn unregistered() -> &'static keygen::Generated {
+    static KEY: OnceLock<keygen::Generated> = OnceLock::new();
+    KEY.get_or_init(|| keygen::generate(KeySpec::Rsa2048, "stranger", 1).unwrap())
+}
+
+fn key(spec: KeySpec) -> PrivateKey {
+    generated(spec).private_key(spec.as_str()).unwrap()
+}
+
+fn cert(spec: KeySpec) -> Certificate {
+    generated(spec).certificate(spec.as_str()).unwrap()
+}
+
+struct Harness {
+    mock: Mock,
+    clock: Arc<ManualClock>,
+}
+
+fn harness_with(faults: TokenFaults) -> Harness {
+    let clock = Arc::new(ManualClock::new(mock::clock::SystemClock.now_ms()));
+    let specs = [KeySpec::Rsa2048, KeySpec::P256, KeySpec::Ed25519];
+    let mut no_role =
+        ClientRegistration::with_certificates(NO_ROLE_CLIENT, vec![]).with_secret(SECRET);
+    no_role.roles.clear();
+    let mut rsa_only =
+        ClientRegistration::with_certificates(RSA_ONLY_CLIENT, vec![cert(KeySpec::P256)]);
+    rsa_only.extra_algorithms.clear();
+    let config = MockConfig {
+        clients: vec![
+            ClientRegistration::with_certificates(CLIENT, specs.iter().map(|s| cert(*s)).collect())
+                .with_secret(SECRET),
+            no_role,
+            rsa_only,
+        ],
+        token_faults: faults,
+        clock: clock.clone(),
+        ..MockConfig::default()
+    };
+    Harness {
+        mock: Mock::new(&config, BASE).unwrap(),
+        clock,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(TokenFaults::default())
+}
+
+impl Harness {
+    fn now(&self) -> u64 {
+        self.clock.now_secs()
+    }
+
+    fn builder(&self, spec: KeySpec, alg: Algorithm, backend_name: &str) -> AssertionBuilder {
+        let backend = backend::by_name(backend_name).unwrap();
+        let credential = Credential::new(backend, &key(spec), cert(spec), Some(alg)).unwrap();
+        AssertionBuilder::new(&credential, CLIENT, self.mock.urls().token_url.clone())
+    }
+
+    fn assertion(&self) -> String {
+        self.builder(KeySpec::Rsa2048, Algorithm::Ps256, "aws-lc-rs")
+            .build_at(self.now(), uuid::Uuid::new_v4())
+            .unwrap()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        method: Method,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, http::HeaderMap, Value), ConnectionReset> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Bytes::from(body))
+            .unwrap();
+        let response = self.mock.handle(request).await?;
+        let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        Ok((response.status(), response.headers().clone(), json))
+    }
+
+    async fn token_request(&self, fields: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, Value) {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.post(
+            "/tokenbench/oauth2/v2.0/token",
+            Method::POST,
+            body.into_bytes(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn with_assertion(&self, assertion: &str) -> (StatusCode, Value) {
+        self.with_assertion_as(CLIENT, assertion).await
+    }
+
+    async fn with_assertion_as(&self, client_id: &str, assertion: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion),
+            ])
+            .await;
+        (status, body)
+    }
+
+    async fn with_secret(&self, client_id: &str, secret: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+                ("client_secret", secret),
+            ])
+            .await;
+        (status, body)
+    }
+
+    async fn token(&self) -> String {
+        let (status, body) = self.with_secret(CLIENT, SECRET).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn backend(&self, authorization: Option<&str>) -> (StatusCode, http::HeaderMap) {
+        let mut request = Request::builder().method(Method::GET).uri("/api/orders/42");
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = self
+            .mock
+            .handle(request.body(Bytes::new()).unwrap())
+            .await
+            .unwrap();
+        (response.status(), response.headers().clone())
+    }
+
+    async fn call_with(&self, token: &str) -> StatusCode {
+        self.backend(Some(&format!("Bearer {token}"))).await.0
+    }
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn b64(json: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// A JWS over arbitrary header and claims, signed with the registered RSA key (PS256).
+fn signed(header: &Value, claims: &Value) -> String {
+    let credential = Credential::new(
+        backend::default_backend(),
+        &key(KeySpec::Rsa2048),
+        cert(KeySpec::Rsa2048),
+        Some(Algorithm::Ps256),
+    )
+    .unwrap();
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let signature = credential.signing_key().sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn every_backend_and_algorithm_gets_a_token_the_backend_accepts() {
+    let h = harness();
+    let mut tokens = 0;
+    for backend in backend::all() {
+        for (spec, alg) in [
+            (KeySpec::Rsa2048, Algorithm::Ps256),
+            (KeySpec::Rsa2048, Algorithm::Rs256),
+            (KeySpec::P256, Algorithm::Es256),
+            (KeySpec::Ed25519, Algorithm::EdDsa),
+        ] {
+            if !backend.supports(alg) {
+                continue;
+            }
+            let assertion = h
+                .builder(spec, alg, backend.name())
+                .build_at(h.now(), uuid::Uuid::new_v4())
+                .unwrap();
+            let (status, body) = h.with_assertion(&assertion).await;
+            assert_eq!(status, StatusCode::OK, "{} {alg}: {body}", backend.name());
+            assert_eq!(body["token_type"], "Bearer");
+            assert_eq!(body["expires_in"], 3599);
+            assert_eq!(body["ext_expires_in"], 3599);
+            let token = body["access_token"].as_str().unwrap();
+            let claims = claims_of(token);
+            assert_eq!(claims["azpacr"], "2");
+            assert_eq!(claims["azp"], CLIENT);
+            assert_eq!(claims["aud"], DEFAULT_RESOURCE);
+            assert_eq!(claims["ver"], "2.0");
+            assert_eq!(claims["tid"], "tokenbench");
+            assert_eq!(claims["roles"], json!(["Backend.Access"]));
+            assert_eq!(
+                claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+                3599
+            );
+            let header: Value = serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(token.split('.').next().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(header["alg"], "RS256");
+            assert_eq!(header["kid"], h.mock.idp.current_kid());
+            assert_eq!(h.call_with(token).await, StatusCode::OK);
+            tokens += 1;
+        }
+    }
+    assert_eq!(tokens, 10);
+    assert_eq!(h.mock.stats.snapshot().token_requests.ok, 10);
+}
+
+#[tokio::test]
+async fn client_secret_gets_azpacr_1_and_a_wrong_one_is_refused() {
+    let h = harness();
+    let (status, body) = h.with_secret(CLIENT, SECRET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["azpacr"],
+        "1"
+    );
+    let (status, body) = h.with_secret(CLIENT, "not-the-secret").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    assert_eq!(body["error_codes"], json!([7000215]));
+    assert!(!body.to_string().contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn hostile_assertions_are_refused() {
+    let h = harness();
+    let now = h.now();
+    let token_url = h.mock.urls().token_url.clone();
+    let rsa_cert = cert(KeySpec::Rsa2048);
+    let thumb = rsa_cert.thumbprint(Thumbprint::X5tS256).to_owned();
+    let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumb});
+    let claims = |jti: &str| json!({"aud": token_url, "iss": CLIENT, "sub": CLIENT, "jti": jti, "nbf": now, "iat": now, "exp": now + 600});
+    let fresh = || uuid::Uuid::new_v4().to_string();
+    let good = h.assertion();
+    let (good_head, good_payload, good_sig) = {
+        let p: Vec<&str> = good.split('.').collect();
+        (p[0].to_owned(), p[1].to_owned(), p[2].to_owned())
+    };
+
+    let truncated_sig = {
+        let bytes = URL_SAFE_NO_PAD.decode(&good_sig).unwrap();
+        URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() - 10])
+    };
+    let spki = {
+        // HS256 keyed with the certificate's public key: the classic algorithm confusion.
+        let hs_header = json!({"alg": "HS256", "typ": "JWT", "x5t#S256": thumb});
+        let input = format!("{}.{}", b64(&hs_header), b64(&claims(&fresh())));
+        let mac = hmac_sha256(rsa_cert.public_key().as_bytes(), input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
+    };
+    let mut tampered_claims = claims_of(&good);
+    tampered_claims["exp"] = json!(now + 86_000);
+    let stranger = {
+        let backend = backend::default_backend();
+        let credential = Credential::new(
+            backend,
+            &unregistered().private_key("k").unwrap(),
+            unregistered().certificate("c").unwrap(),
+            None,
+        )
+        .unwrap();
+        AssertionBuilder::new(&credential, CLIENT, token_url.clone())
+            .build_at(now, uuid::Uuid::new_v4())
+            .unwrap()
+    };
+    let other_client = {
+        let backend = backend::default_backend();
+        let credential = Credential::new(
+            backend,
+            &key(KeySpec::Rsa2048),
+            cert(KeySpec::Rsa2048),
+            None,
+        )
+        .unwrap();
+        AssertionBuilder::new(&credential, RSA_ONLY_CLIENT, token_url.clone())
+            .build_at(now, uuid::Uuid::new_v4())
+            .unwrap()
+    };
+    let es256_not_enabled = {
+        let backend = backend::default_backend();
+        let credential =
+            Credential::new(backend, &key(KeySpec::P256), cert(KeySpec::P256), None).unwrap();
+        AssertionBuilder::new(&credential, RSA_ONLY_CLIENT, token_url.clone())
+            .build_at(now, uuid::Uuid::new_v4())
+            .unwrap()
+    };
+    let mut iss_not_sub = claims(&fresh());
+    iss_not_sub["sub"] = json!("someone-else");
+    let mut wrong_aud = claims(&fresh());
+    wrong_aud["aud"] = json!("https://login.microsoftonline.com/other/oauth2/v2.0/token");
+    let mut no_jti = claims("");
+    no_jti.as_object_mut().unwrap().remove("jti");
+
+    let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
+        (
+            "alg none",
+            CLIENT,
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT", "x5t#S256": thumb})),
+                b64(&claims(&fresh()))
+            ),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "HS256 keyed with the public key",
+            CLIENT,
+            spki,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "wrong aud",
+            CLIENT,
+            signed(&header, &wrong_aud),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "expired",
+            CLIENT,
+            h.builder(KeySpec::Rsa2048, Algorithm::Ps256, "ring")
+                .build_at(now - 3600, uuid::Uuid::new_v4())
+                .unwrap(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "nbf in the future",
+            CLIENT,
+            h.builder(KeySpec::Rsa2048, Algorithm::Ps256, "ring")
+                .build_at(now + 3600, uuid::Uuid::new_v4())
+                .unwrap(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "iss is not sub",
+            CLIENT,
+            signed(&header, &iss_not_sub),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "iss is not client_id",
+            RSA_ONLY_CLIENT,
+            other_client.clone(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "iss is another client",
+            CLIENT,
+            other_client,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "unknown thumbprint",
+            CLIENT,
+            stranger,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "payload tampered after signing",
+            CLIENT,
+            format!("{good_head}.{}.{good_sig}", b64(&tampered_claims)),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "truncated signature",
+            CLIENT,
+            format!("{good_head}.{good_payload}.{}", truncated_sig),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "ES256 not enabled for the client",
+            RSA_ONLY_CLIENT,
+            es256_not_enabled,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "jti missing",
+            CLIENT,
+            signed(&header, &no_jti),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "oversized header",
+            CLIENT,
+            format!(
+                "{}.{good_payload}.{good_sig}",
+                b64(&json!({"alg": "PS256", "x5t#S256": thumb, "pad": "x".repeat(20_000)}))
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "invalid base64url",
+            CLIENT,
+            format!("{good_head}.{good_payload}+*/.{good_sig}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "header not JSON",
+            CLIENT,
+            format!(
+                "{}.{good_payload}.{good_sig}",
+                URL_SAFE_NO_PAD.encode("not json at all")
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "not a JWS",
+            CLIENT,
+            "just-one-part".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (name, client_id, assertion, status, error) in &cases {
+        let (got_status, body) = h.with_assertion_as(client_id, assertion).await;
+        assert_eq!(
+            (got_status, body["error"].as_str().unwrap_or("")),
+            (*status, *error),
+            "{name}: {body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{name}"
+        );
+    }
+
+    // Replay: the good assertion works once, then never again.
+    assert_eq!(h.with_assertion(&good).await.0, StatusCode::OK);
+    let (status, body) = h.with_assertion(&good).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "replay: {body}"
+    );
+
+    let stats = h.mock.stats.snapshot().token_requests;
+    assert_eq!(stats.ok, 1);
+    assert_eq!(stats.total, cases.len() as u64 + 2);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_oauth_error_that_fits() {
+    let h = harness();
+    let scope = format!("{DEFAULT_RESOURCE}/.default");
+    let assertion = h.assertion();
+    let base = |grant: &'static str| {
+        vec![
+            ("grant_type", grant),
+            ("client_id", CLIENT),
+            ("scope", scope.as_str()),
+            ("client_secret", SECRET),
+        ]
+    };
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "no grant_type",
+            vec![
+                ("client_id", CLIENT),
+                ("scope", &scope),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "password grant",
+            base("password"),
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            "no client_id",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("scope", &scope),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "no scope",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "scope without /.default",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", DEFAULT_RESOURCE),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "unknown resource",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", "api://nope/.default"),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "unknown client",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("scope", &scope),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "no credentials",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", &scope),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "wrong assertion type",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", &scope),
+                ("client_assertion_type", "urn:other"),
+                ("client_assertion", &assertion),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "duplicate field",
+            vec![
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", &scope),
+                ("client_secret", SECRET),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (name, fields, status, error) in cases {
+        let (got, _, body) = h.token_request(&fields).await;
+        assert_eq!(
+            (got, body["error"].as_str().unwrap_or("")),
+            (status, error),
+            "{name}: {body}"
+        );
+    }
+    // Unknown tenant, and a body of garbage bytes.
+    let (status, _, body) = h
+        .post(
+            "/nope/oauth2/v2.0/token",
+            Method::POST,
+            b"grant_type=client_credentials".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (status, _, _) = h
+        .post(
+            "/tokenbench/oauth2/v2.0/token",
+            Method::POST,
+            vec![0xff, 0xfe, b'&', b'=', 0x00],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = h
+        .post(
+            "/tokenbench/oauth2/v2.0/token",
+            Method::POST,
+            "a=b&".repeat(100).into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.mock.stats.snapshot().token_requests.ok, 0);
+}
+
+#[tokio::test]
+async fn backend_refuses_missing_malformed_and_foreign_tokens() {
+    let h = harness();
+    for authorization in [
+        None,
+        Some("Basic abc"),
+        Some("Bearer "),
+        Some("Bearer not.a.jwt"),
+        Some("Bearer a.b"),
+    ] {
+        let (status, headers) = h.backend(authorization).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+        let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer error="invalid_token""#),
+            "{challenge}"
+        );
+    }
+    // A token from another provider (same claims, unknown key).
+    let other =
+        Mock::new(
+            &MockConfig {
+                clients: vec![
+                    ClientRegistration::with_certificates(CLIENT, vec![]).with_secret(SECRET)
+                ],
+                ..MockConfig::default()
+            },
+            BASE,
+        )
+        .unwrap();
+    let request = |body: String| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/tokenbench/oauth2/v2.0/token")
+            .body(Bytes::from(body))
+            .unwrap()
+    };
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+            ("client_secret", SECRET),
+        ])
+        .finish();
+    let response = other.handle(request(form)).await.unwrap();
+    let foreign: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(
+        h.call_with(foreign["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_missing_role_is_403_and_each_token_is_verified_once() {
+    let h = harness();
+    let (status, body) = h.with_secret(NO_ROLE_CLIENT, SECRET).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = body["access_token"].as_str().unwrap();
+    let (status, headers) = h.backend(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+
+    let good = h.token().await;
+    for _ in 0..20 {
+        assert_eq!(h.call_with(&good).await, StatusCode::OK);
+    }
+    let backend = h.mock.stats.snapshot().backend_requests;
+    assert_eq!(backend.signature_verifications, 2, "one per distinct token");
+    assert_eq!((backend.ok, backend.forbidden), (20, 1));
+}
+
+#[tokio::test]
+async fn tokens_expire_at_the_backend_after_their_lifetime_and_skew() {
+    let h = harness();
+    let token = h.token().await;
+    assert_eq!(h.call_with(&token).await, StatusCode::OK);
+    h.clock.advance_ms((3599 + 299) * 1000);
+    assert_eq!(
+        h.call_with(&token).await,
+        StatusCode::OK,
+        "still within the 5 min skew"
+    );
+    h.clock.advance_ms(2000);
+    assert_eq!(h.call_with(&token).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoke_rejects_earlier_tokens_and_a_new_token_works() {
+    let h = harness();
+    let old = h.token().await;
+    assert_eq!(h.call_with(&old).await, StatusCode::OK);
+    h.clock.advance_ms(5);
+    let (status, _, _) = h.post("/admin/revoke", Method::POST, vec![]).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.call_with(&old).await, StatusCode::UNAUTHORIZED);
+    h.clock.advance_ms(5);
+    let new = h.token().await;
+    assert_eq!(h.call_with(&new).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rotated_keys_fail_old_tokens_until_a_new_one_is_fetched() {
+    let h = harness();
+    let old = h.token().await;
+    let old_kid = h.mock.idp.current_kid();
+    assert_eq!(h.call_with(&old).await, StatusCode::OK);
+    let (status, _, body) = h
+        .post("/admin/rotate-keys", Method::POST, vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(body["kid"], old_kid);
+    assert_eq!(h.call_with(&old).await, StatusCode::UNAUTHORIZED);
+    let new = h.token().await;
+    assert_eq!(h.call_with(&new).await, StatusCode::OK);
+    let jwks: Value =
+        serde_json::from_slice(h.mock.idp.jwks_response("tokenbench").body()).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(jwks["keys"][0]["kid"], body["kid"]);
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_retry_after() {
+    let h = harness_with(TokenFaults {
+        throttle_rps: Some(1.0),
+        ..TokenFaults::default()
+    });
+    assert_eq!(h.with_secret(CLIENT, SECRET).await.0, StatusCode::OK);
+    let (status, headers, body) = h
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+            ("client_secret", SECRET),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    // Another client has its own bucket.
+    assert_eq!(
+        h.with_secret(NO_ROLE_CLIENT, SECRET).await.0,
+        StatusCode::OK
+    );
+    h.clock.advance_ms(1000);
+    assert_eq!(h.with_secret(CLIENT, SECRET).await.0, StatusCode::OK);
+    let stats = h.mock.stats.snapshot().token_requests;
+    assert_eq!((stats.ok, stats.throttled), (3, 1));
+}
+
+#[tokio::test]
+async fn an_error_rate_of_one_fails_every_token_request() {
+    let h = harness_with(TokenFaults {
+        error_rate: 1.0,
+        ..TokenFaults::default()
+    });
+    for _ in 0..20 {
+        let (status, _) = h.with_secret(CLIENT, SECRET).await;
+        assert!(
+            status == StatusCode::INTERNAL_SERVER_ERROR
+                || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+    }
+    let stats = h.mock.stats.snapshot().token_requests;
+    assert_eq!((stats.total, stats.injected_error, stats.ok), (20, 20, 0));
+}
+
+#[tokio::test]
+async fn outages_answer_503_or_close_the_connection_for_their_window() {
+    let h = harness();
+    let outage = |mode| FaultsDocument {
+        token: TokenFaults {
+            outage_ms: Some(10_000),
+            outage_mode: mode,
+            ..TokenFaults::default()
+        },
+        backend_latency: Latency::None,
+    };
+    let body = serde_json::to_vec(&outage(OutageMode::ServiceUnavailable)).unwrap();
+    let (status, _, applied) = h.post("/admin/faults", Method::PUT, body).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    assert_eq!(
+        h.with_secret(CLIENT, SECRET).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    h.mock.set_faults(outage(OutageMode::Reset)).unwrap();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+            ("client_secret", SECRET),
+        ])
+        .finish();
+    let result = h
+        .post(
+            "/tokenbench/oauth2/v2.0/token",
+            Method::POST,
+            form.into_bytes(),
+        )
+        .await;
+    assert_eq!(result.err(), Some(ConnectionReset));
+
+    h.clock.advance_ms(10_001);
+    assert_eq!(
+        h.with_secret(CLIENT, SECRET).await.0,
+        StatusCode::OK,
+        "the window is over"
+    );
+    assert_eq!(h.mock.stats.snapshot().token_requests.outage, 2);
+
+    // Impossible faults are refused, naming the field; nothing changes.
+    let bad = json!({"token": {"error_rate": 1.5}});
+    let (status, _, body) = h
+        .post("/admin/faults", Method::PUT, bad.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("error_rate"),
+        "{body}"
+    );
+    let (status, _, _) = h
+        .post("/admin/faults", Method::PUT, b"{\"nope\":1}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_concurrent_token_requests_and_backend_statuses() {
+    let h = Arc::new(harness_with(TokenFaults {
+        latency: Latency::Fixed { ms: 50.0 },
+        ..TokenFaults::default()
+    }));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move { h.with_secret(CLIENT, SECRET).await.0 })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    let token = h.token().await;
+    assert_eq!(h.call_with(&token).await, StatusCode::OK);
+    assert_eq!(h.backend(None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, stats) = h.post("/admin/stats", Method::GET, vec![]).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["token_requests"]["ok"], 9);
+    assert_eq!(stats["token_requests_in_flight"], 0);
+    let peak = stats["token_requests_peak_in_flight"].as_u64().unwrap();
+    assert!(
+        (2..=8).contains(&peak),
+        "8 requests held 50 ms each overlap: peak {peak}"
+    );
+    assert_eq!(stats["backend_requests"]["ok"], 1);
+    assert_eq!(stats["backend_requests"]["unauthorized"], 1);
+    assert_eq!(stats["backend_requests"]["total"], 2);
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_name_this_provider() {
+    let h = harness();
+    let (status, _, discovery) = h
+        .post(
+            "/tokenbench/v2.0/.well-known/openid-configuration",
+            Method::GET,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(discovery["token_endpoint"], h.mock.urls().token_url);
+    assert_eq!(discovery["jwks_uri"], h.mock.urls().jwks_url);
+    assert_eq!(discovery["issuer"], h.mock.urls().issuer);
+    let (status, _, jwks) = h
+        .post("/tokenbench/discovery/v2.0/keys", Method::GET, vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["e"], "AQAB");
+    let (status, _, _) = h
+        .post("/nope/discovery/v2.0/keys", Method::GET, vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = h
+        .post("/tokenbench/oauth2/v2.0/token", Method::GET, vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _, _) = h.post("/elsewhere", Method::GET, vec![]).await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

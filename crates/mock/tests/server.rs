@@ -1,0 +1,125 @@
+//! The hyper shell on a real loopback socket: routing, the body limit, injected resets,
+//! and graceful shutdown.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use mock::{
+    server::MockServer, ClientRegistration, FaultsDocument, MockConfig, OutageMode, TokenFaults,
+};
+
+/// Sends raw bytes, returns whatever came back before the server closed the connection.
+fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn post(path: &str, body: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+fn config() -> MockConfig {
+    MockConfig {
+        clients: vec![ClientRegistration::with_certificates("app", vec![]).with_secret("pw")],
+        ..MockConfig::default()
+    }
+}
+
+const SECRET_FORM: &str = "grant_type=client_credentials&client_id=app&scope=api%3A%2F%2Ftokenbench-backend%2F.default&client_secret=pw";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tokens_and_refuses_oversized_bodies_over_loopback() {
+    let server = MockServer::start(config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    assert!(addr.ip().is_loopback());
+    assert_eq!(
+        server.urls().token_url,
+        format!("http://{addr}/tokenbench/oauth2/v2.0/token")
+    );
+
+    let response = tokio::task::spawn_blocking(move || {
+        exchange(addr, &post("/tokenbench/oauth2/v2.0/token", SECRET_FORM))
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"access_token\""));
+
+    let huge = "a=".to_owned() + &"b".repeat(mock::MAX_BODY + 10);
+    let response = tokio::task::spawn_blocking(move || {
+        exchange(addr, &post("/tokenbench/oauth2/v2.0/token", &huge))
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response:.200}");
+
+    let response = tokio::task::spawn_blocking(move || {
+        exchange(
+            addr,
+            b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer error=\"invalid_token\""),
+        "{response}"
+    );
+
+    server.shutdown().await;
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener is closed after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_outage_closes_the_connection_without_an_answer() {
+    let server = MockServer::start(config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    server
+        .mock()
+        .set_faults(FaultsDocument {
+            token: TokenFaults {
+                outage_ms: Some(60_000),
+                outage_mode: OutageMode::Reset,
+                ..TokenFaults::default()
+            },
+            ..FaultsDocument::default()
+        })
+        .unwrap();
+    let response = tokio::task::spawn_blocking(move || {
+        exchange(addr, &post("/tokenbench/oauth2/v2.0/token", SECRET_FORM))
+    })
+    .await
+    .unwrap();
+    assert_eq!(response, "", "no answer at all");
+    // The backend is not part of the outage.
+    let response = tokio::task::spawn_blocking(move || {
+        exchange(
+            addr,
+            b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert_eq!(server.mock().stats.snapshot().token_requests.outage, 1);
+    server.shutdown().await;
+}
