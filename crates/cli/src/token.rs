@@ -39,9 +39,9 @@ pub struct TokenArgs {
     /// PS256, RS256, ES256 or EdDSA [default: PS256 for RSA keys, else the key's one algorithm].
     #[arg(long)]
     alg: Option<Algorithm>,
-    /// Crypto backend: rsa, ring or aws-lc-rs.
-    #[arg(long, default_value = "aws-lc-rs")]
-    backend: String,
+    /// Crypto backend: rsa, ring or aws-lc-rs [default: aws-lc-rs].
+    #[arg(long)]
+    backend: Option<String>,
     /// Assertion audience [default: the token URL]; some providers want their issuer.
     #[arg(long)]
     audience: Option<String>,
@@ -73,7 +73,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         .filter(|s| args.key.is_none() || from_env.as_deref() != Some(s.as_str()));
     let auth = match (&args.key, secret) {
         (Some(key), None) => ClientAuth::Certificate(Credential::load(
-            backend::by_name(&args.backend)?,
+            match &args.backend {
+                Some(name) => backend::by_name(name)?,
+                None => backend::default_backend(),
+            },
             key,
             args.cert.as_deref(),
             args.password.as_deref(),

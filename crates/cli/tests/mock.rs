@@ -145,6 +145,36 @@ fn mock_serves_a_token_for_a_tokenbench_assertion_and_the_backend_accepts_it() {
     assert_eq!(stats["token_requests"]["ok"], 1);
     assert_eq!(stats["backend_requests"]["ok"], 1);
 
+    // `tokenbench token` against it: every backend, PS256 and RS256.
+    for backend in ["rsa", "ring", "aws-lc-rs"] {
+        for alg in ["PS256", "RS256"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+                .args([
+                    "token",
+                    "--token-url",
+                    token_url,
+                    "--scope",
+                    urls["scope"].as_str().unwrap(),
+                ])
+                .args(["--client-id", urls["client_id"].as_str().unwrap()])
+                .args([
+                    "--key",
+                    urls["client_key"].as_str().unwrap(),
+                    "--cert",
+                    urls["client_cert"].as_str().unwrap(),
+                ])
+                .args(["--backend", backend, "--alg", alg])
+                .env_remove("TOKENBENCH_CLIENT_SECRET")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{backend} {alg}: {stderr}");
+            let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(printed["expires_in"], 600, "{backend} {alg}");
+            assert_eq!(printed["token_type"], "Bearer");
+        }
+    }
+
     // SIGTERM: a graceful stop, exit 0, the generated key removed.
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
