@@ -7,12 +7,12 @@
 //! dropping the returned token), without an executor's.
 //!
 //! - `token_cache/hit/{apim,single-flight,refresh-ahead}`: one thread, ns per `get_token`.
-//! - `token_cache/hit-2-threads/{per-core-replicas,1-replica}`: two threads calling
+//! - `token_cache/hit-2-threads/{striped-replicas,1-replica}`: two threads calling
 //!   `get_token` on one shared client at once, each `iters` times; the time is the wall
 //!   time from the first thread's start to the last one's end, so one "iteration" is two
 //!   calls (criterion's throughput line shows calls per second). Scaling = 2 × t(1 thread) /
 //!   t(2 threads). `1-replica` keeps one copy of the token, so both threads increment one
-//!   shared reference count: the cache-line bouncing the per-core replicas avoid.
+//!   shared reference count: the cache-line bouncing the striped per-thread replicas avoid.
 //! - `token_cache/hit/1-replica`: the one-thread baseline of `1-replica`.
 //!
 //! The two-thread figures need both cores to themselves: on a two-core machine, anything else
@@ -132,7 +132,7 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(2));
     let cache = TokenCache::new();
     let client = primed_client(CachePolicy::SingleFlight, &cache);
-    group.bench_function("per-core-replicas", |b| {
+    group.bench_function("striped-replicas", |b| {
         b.iter_custom(|iters| concurrent_hits(&client, 2, iters))
     });
     group.bench_function("1-replica", |b| {

@@ -10,6 +10,7 @@ use std::{
 };
 
 mod mock;
+mod run;
 mod token;
 
 use anyhow::{bail, Context as _};
@@ -30,6 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario (default: the shipped `default`) against the embedded mock identity
+    /// provider and backend, and write its reports.
+    Run(run::RunArgs),
     /// Generate a private key (PKCS#8 PEM) and a self-signed certificate.
     Keygen(KeygenArgs),
     /// Sign one client assertion (Entra ID profile) and print the compact JWS.
@@ -111,6 +115,7 @@ struct SignBenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Keygen(args) => keygen_command(args),
         Command::Assertion(args) => assertion_command(args),
         Command::SignBench(args) => sign_bench_command(args),

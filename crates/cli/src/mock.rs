@@ -77,13 +77,17 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         backend,
         ..MockConfig::default()
     };
-    config.validate().map_err(UsageError)?;
+    // A bad value is a usage error (exit 2); the message names the setting.
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // The signal handlers first: a SIGTERM or SIGINT sent as soon as the JSON line is
+        // read must find them installed, so the stop is graceful and the generated key removed.
+        let signals = Signals::install()?;
         let server = MockServer::start(config, args.addr).await?;
         let mut line = serde_json::to_value(server.urls())?;
         for (key, value) in generated {
@@ -94,7 +98,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         stdout.flush()?;
         drop(stdout);
         eprintln!("serving on {}; stop with Ctrl-C or SIGTERM", server.addr());
-        wait_for_signal().await?;
+        signals.wait().await;
         eprintln!("shutting down");
         server.shutdown().await;
         anyhow::Ok(())
@@ -160,20 +164,44 @@ fn with_secret(client: ClientRegistration, args: &MockArgs) -> ClientRegistratio
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// The stop signals, listened for from creation on (a signal that arrives before
+/// [`wait`](Signals::wait) is kept, not lost to the default action).
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
-            _ = terminate.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime).
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(Signals {
+                ctrl_c: tokio::signal::windows::ctrl_c().context("cannot listen for Ctrl-C")?,
+            })
         }
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
-    Ok(())
+
+    /// Until SIGINT or SIGTERM (Ctrl-C on Windows).
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(windows)]
+        self.ctrl_c.recv().await;
+    }
 }

@@ -3,17 +3,17 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use clap::{ArgGroup, Args};
+use clap::Args;
 use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
 use signer::{backend, Algorithm, Credential};
 
 use crate::{parse_lifetime, UsageError};
 
-/// Where a client secret may come from instead of the command line.
+/// Where a client secret may come from instead of the command line (read here, not by clap,
+/// so that it is used only when neither --key nor --client-secret is given).
 const SECRET_ENV: &str = "TOKENBENCH_CLIENT_SECRET";
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("auth").required(true).multiple(true).args(["key", "client_secret"])))]
 pub struct TokenArgs {
     /// Token endpoint URL (http:// or https://).
     #[arg(long)]
@@ -33,21 +33,24 @@ pub struct TokenArgs {
     /// Password of an encrypted key or .pfx.
     #[arg(long, env = "TOKENBENCH_KEY_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// Client secret (sent as client_secret), instead of --key and --cert.
-    #[arg(long, env = SECRET_ENV, hide_env_values = true)]
+    /// Client secret (sent as client_secret), instead of --key and --cert. Without either,
+    /// the secret is read from TOKENBENCH_CLIENT_SECRET.
+    // Not `conflicts_with = "key"`: clap would then stop enforcing `requires = "key"` of the
+    // assertion options next to --client-secret. Both together are refused in `run`.
+    #[arg(long)]
     client_secret: Option<String>,
     /// PS256, RS256, ES256 or EdDSA [default: PS256 for RSA keys, else the key's one algorithm].
-    #[arg(long)]
+    #[arg(long, requires = "key")]
     alg: Option<Algorithm>,
     /// Crypto backend: rsa, ring or aws-lc-rs [default: aws-lc-rs].
-    #[arg(long)]
+    #[arg(long, requires = "key")]
     backend: Option<String>,
     /// Assertion audience [default: the token URL]; some providers want their issuer.
-    #[arg(long)]
+    #[arg(long, requires = "key")]
     audience: Option<String>,
-    /// Assertion lifetime (exp - nbf), e.g. 600s or 10m.
-    #[arg(long, default_value = "600s", value_parser = parse_lifetime)]
-    lifetime: Duration,
+    /// Assertion lifetime (exp - nbf), e.g. 600s or 10m [default: 600s].
+    #[arg(long, requires = "key", value_parser = parse_lifetime)]
+    lifetime: Option<Duration>,
     /// Timeout of the token request, e.g. 20s.
     #[arg(long, default_value = "20s", value_parser = parse_timeout)]
     timeout: Duration,
@@ -66,11 +69,12 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Gets one token and prints `{"token_type","expires_in","scope","access_token"}`.
 pub fn run(args: TokenArgs) -> anyhow::Result<()> {
-    // A secret from the environment (as `tokenbench mock` also reads it) yields to --key.
-    let from_env = std::env::var(SECRET_ENV).ok();
-    let secret = args
-        .client_secret
-        .filter(|s| args.key.is_none() || from_env.as_deref() != Some(s.as_str()));
+    // A secret from the environment (as `tokenbench mock` also reads it) yields to --key;
+    // an explicit --client-secret never does.
+    let secret = match (&args.key, args.client_secret) {
+        (None, None) => std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty()),
+        (_, given) => given,
+    };
     let auth = match (&args.key, secret) {
         (Some(key), None) => ClientAuth::Certificate(Credential::load(
             match &args.backend {
@@ -83,7 +87,13 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             args.alg,
         )?),
         (None, Some(secret)) => ClientAuth::Secret(ClientSecret::new(secret)),
-        _ => {
+        (None, None) => {
+            return Err(UsageError(format!(
+                "give --key (with --cert) or --client-secret, or set {SECRET_ENV}"
+            ))
+            .into());
+        }
+        (Some(_), Some(_)) => {
             return Err(
                 UsageError("give either --key or --client-secret, not both".to_owned()).into(),
             );
@@ -92,7 +102,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     let mut config = TokenClientConfig::new(args.token_url, args.client_id, args.scope);
     config.policy = CachePolicy::SingleFlight;
     config.assertion_audience = args.audience;
-    config.assertion_lifetime = args.lifetime;
+    config.assertion_lifetime = args.lifetime.unwrap_or(signer::DEFAULT_LIFETIME);
     config.timeout = args.timeout;
     let client = TokenClient::builder(config, auth)
         .build()

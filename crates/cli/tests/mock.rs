@@ -5,11 +5,53 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
     path::Path,
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
 };
 
 use serde_json::Value;
+
+/// A running `tokenbench mock`, killed on drop (so a failed assertion leaves no server behind).
+struct Server(Child);
+
+impl Server {
+    /// Starts `tokenbench mock` with `args`; returns it and its first stdout line, parsed.
+    fn start(args: &[&str]) -> (Server, Value) {
+        let child = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+            .arg("mock")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = Server(child);
+        let mut first_line = String::new();
+        BufReader::new(server.0.stdout.as_mut().unwrap())
+            .read_line(&mut first_line)
+            .unwrap();
+        let line =
+            serde_json::from_str(&first_line).unwrap_or_else(|e| panic!("{e}: {first_line:?}"));
+        (server, line)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Already reaped after `terminate`: then both are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// One HTTP/1.1 exchange over a fresh loopback connection; returns status and body.
 fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
@@ -57,17 +99,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 #[test]
 fn mock_serves_a_token_for_a_tokenbench_assertion_and_the_backend_accepts_it() {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(["mock", "--token-lifetime", "600s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(server.stdout.as_mut().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let urls: Value = serde_json::from_str(&first_line).unwrap();
+    let (mut server, urls) = Server::start(&["--token-lifetime", "600s"]);
     for key in [
         "issuer",
         "token_url",
@@ -79,7 +111,7 @@ fn mock_serves_a_token_for_a_tokenbench_assertion_and_the_backend_accepts_it() {
         "client_key",
         "client_cert",
     ] {
-        assert!(urls[key].is_string(), "{key} missing from {first_line}");
+        assert!(urls[key].is_string(), "{key} missing from {urls}");
     }
     let token_url = urls["token_url"].as_str().unwrap();
     assert!(token_url.starts_with("http://127.0.0.1:"), "{token_url}");
@@ -176,13 +208,47 @@ fn mock_serves_a_token_for_a_tokenbench_assertion_and_the_backend_accepts_it() {
     }
 
     // SIGTERM: a graceful stop, exit 0, the generated key removed.
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(server.wait().unwrap().success());
+    assert!(server.terminate().success());
     assert!(!Path::new(urls["client_key"].as_str().unwrap()).exists());
+}
+
+#[test]
+fn mock_stops_gracefully_on_a_sigterm_right_after_its_line() {
+    // The signal handlers are installed before the line is printed: a SIGTERM sent the
+    // moment it is read still stops the server gracefully and removes the generated client.
+    // A shell sends it with its `kill` builtin, microseconds after `read` returns.
+    const SCRIPT: &str = r#"
+        fifo="$(mktemp -u)" && mkfifo "$fifo" || exit 90
+        "$0" mock >"$fifo" 2>/dev/null &
+        pid=$!
+        exec 3<"$fifo"
+        rm -f "$fifo"
+        IFS= read -r line <&3 || exit 91
+        kill -TERM "$pid"
+        wait "$pid"
+        status=$?
+        printf '%s\n%s\n' "$status" "$line"
+    "#;
+    for round in 0..10 {
+        let output = Command::new("sh")
+            .args(["-c", SCRIPT, env!("CARGO_BIN_EXE_tokenbench")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "round {round}: {output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let (status, line) = stdout.split_once('\n').unwrap();
+        assert_eq!(status, "0", "round {round}: exit status of tokenbench mock");
+        let urls: Value = serde_json::from_str(line.trim()).unwrap();
+        let folder = Path::new(urls["client_key"].as_str().unwrap())
+            .parent()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !folder.exists(),
+            "round {round}: {} left behind",
+            folder.display()
+        );
+    }
 }
 
 #[test]
@@ -213,10 +279,19 @@ fn mock_refuses_unpaired_client_options() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent.pem"));
-    let output = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(["mock", "--token-error-rate", "2"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("error_rate"));
+    let bad_values: [(&[&str], &str); 3] = [
+        (&["--token-error-rate", "2"], "error_rate"),
+        (&["--token-lifetime", "2d"], "token_lifetime"),
+        (&["--throttle=0"], "throttle_rps"),
+    ];
+    for (args, field) in bad_values {
+        let output = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+            .arg("mock")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(field), "{args:?}: {stderr}");
+    }
 }

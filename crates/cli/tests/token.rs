@@ -28,6 +28,8 @@ enum Auth {
     },
     /// This client secret.
     Secret(String),
+    /// Any well-formed request.
+    Any,
 }
 
 /// Matches a client-credentials token request with the expected fields.
@@ -46,6 +48,7 @@ impl Match for TokenRequest {
             && field("scope") == Some(SCOPE);
         common
             && match &self.0 {
+                Auth::Any => true,
                 Auth::Secret(secret) => {
                     field("client_secret") == Some(secret) && field("client_assertion").is_none()
                 }
@@ -283,6 +286,89 @@ async fn a_secret_in_the_environment_yields_to_key() {
     );
     let body = text(&server.received_requests().await.unwrap()[0].body);
     assert!(!body.contains("client_secret"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_client_secret_is_never_dropped_for_the_environment_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = keygen(dir.path(), "p256");
+    let url = "http://127.0.0.1:9/token";
+    // --key and --client-secret together are refused, even when the secret equals the one
+    // in the environment (it used to be dropped silently, and the key used).
+    let env = || vec![("TOKENBENCH_CLIENT_SECRET", "from-env".to_owned())];
+    let mut both = with_key(&key, &cert, &[]);
+    both.extend(["--client-secret", "from-env"]);
+    let output = tokenbench(token_args(url, &both), env()).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--client-secret"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Without --key, an explicit secret wins over the environment's.
+    let (server, url) = endpoint(|_| Auth::Secret("explicit".to_owned())).await;
+    printed(&tokenbench(token_args(&url, &["--client-secret", "explicit"]), env()).await);
+    let body = text(&server.received_requests().await.unwrap()[0].body);
+    assert!(body.contains("client_secret=explicit"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assertion_options_require_key() {
+    let url = "http://127.0.0.1:9/token";
+    for option in [
+        ["--alg", "PS256"],
+        ["--backend", "ring"],
+        ["--audience", "https://issuer.example"],
+        ["--lifetime", "60s"],
+    ] {
+        // With --client-secret, or with the secret from the environment.
+        let explicit = [&["--client-secret", "s"][..], &option[..]].concat();
+        for (args, env) in [
+            (explicit, vec![]),
+            (
+                option.to_vec(),
+                vec![("TOKENBENCH_CLIENT_SECRET", "s".to_owned())],
+            ),
+        ] {
+            let output = tokenbench(token_args(url, &args), env).await;
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{option:?}: {stderr}");
+            assert!(
+                stderr.contains(option[0]) && stderr.contains("--key"),
+                "{option:?}: {stderr}"
+            );
+            assert!(output.stdout.is_empty());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifetime_defaults_to_600s_and_can_be_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = keygen(dir.path(), "p256");
+    let (server, url) = endpoint(|_| Auth::Any).await;
+    for (extra, lifetime) in [(&[][..], 600), (&["--lifetime", "2m"][..], 120)] {
+        printed(&tokenbench(token_args(&url, &with_key(&key, &cert, extra)), vec![]).await);
+        let requests = server.received_requests().await.unwrap();
+        let form = form_pairs(&requests.last().unwrap().body);
+        let assertion = &form
+            .iter()
+            .find(|(k, _)| k == "client_assertion")
+            .unwrap()
+            .1;
+        let payload = jws::verify_with_certificate(
+            assertion,
+            &Certificate::load(&cert).unwrap(),
+            signer::backend::by_name("aws-lc-rs").unwrap(),
+        )
+        .unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            lifetime
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,20 +1,26 @@
 //! The token cache: one entry per (token URL, client id, scope), shareable by many clients.
 //!
-//! The hit path reads a per-core replica of the cached token: an [`ArcSwapOption`] holding
-//! a copy of the token with its own reference count, on its own cache line, picked by a
-//! per-thread slot. A hit is a lock-free load, a time comparison and one reference-count
-//! increment on a line that (with at least as many replicas as cores) no other core
-//! writes, so concurrent hits scale instead of bouncing one shared count between cores.
-//! Everything else (misses, stores, removals, fetch coordination, episode accounting)
-//! happens under the entry's mutex, off the hit path.
+//! The hit path reads one of several replicas of the cached token: an [`ArcSwapOption`]
+//! holding a copy of the token with its own reference count, on its own cache line. The
+//! replica is picked by per-thread striping: each thread takes the next number of a
+//! process-wide counter the first time it reads any cache, and reads the replica at that
+//! number modulo the replica count. A hit is a lock-free load, a time comparison and one
+//! reference-count increment on that replica. Threads are not pinned to cores and two
+//! threads whose numbers are equal modulo the replica count share a replica (and bounce its
+//! reference count between their cores), so a cache keeps several replicas per core (see
+//! [`TokenCache::new`]) to make that rare for the few threads that hit it at once (an
+//! executor's workers). Everything else (misses, stores, removals, fetch coordination,
+//! episode accounting) happens under the entry's mutex, off the hit path and on cache lines
+//! of its own.
 
 use std::{
     collections::HashMap,
     fmt,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
+    time::Duration,
 };
 
 use arc_swap::ArcSwapOption;
@@ -90,7 +96,18 @@ impl fmt::Display for CacheKey {
 /// handles of one cache share their tokens per key (as gateway instances with a shared
 /// cache would); clients built without one get a private cache each.
 ///
-/// All clients of one key in one cache must use the same [`CachePolicy`].
+/// The key is the token URL, the client id and the scope, nothing else: clients sharing a
+/// cache share one token per key whatever their credential (a token fetched by a client
+/// with a certificate is served to one configured with a client secret, and the other way
+/// round) and whatever their per-client settings, which apply only to the fetches that
+/// client runs: assertion audience and lifetime, timeout, retry policy, observer, transport.
+///
+/// The settings that decide how a cached token is used must be the same for every client
+/// of one key in one cache: the [`CachePolicy`], `cache_fraction`, and under
+/// `refresh-ahead` `refresh_window` and `refresh_jitter` (a token's freshness and refresh
+/// point are fixed when it is stored, by the client that fetched it). Building a client
+/// that differs from the key's first client in one of them fails with
+/// [`Error::Config`] naming that setting.
 #[derive(Clone)]
 pub struct TokenCache {
     shared: Arc<Shared>,
@@ -102,16 +119,17 @@ struct Shared {
 }
 
 impl TokenCache {
-    /// An empty cache with one token replica per core (rounded up to a power of two, at
-    /// least 2, at most 64).
+    /// An empty cache with four token replicas per available core (at least 8, at most
+    /// 256, a power of two), so that the threads hitting it at once rarely share one.
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-        Self::with_replicas(cores.clamp(2, 64))
+        Self::with_replicas(cores.saturating_mul(4).clamp(8, 256))
     }
 
     /// An empty cache with `replicas` copies of each token (rounded up to a power of two,
-    /// at least 1). Threads are spread over the copies; fewer copies than busy cores make
-    /// concurrent hits contend on shared reference counts (1 shows the effect).
+    /// at least 1, at most 1024). Threads are striped over the copies by the order in which
+    /// they first read a cache; threads that land on one copy contend on its reference
+    /// count (1 replica shows the effect). Each store writes every copy.
     pub fn with_replicas(replicas: usize) -> Self {
         TokenCache {
             shared: Arc::new(Shared {
@@ -136,18 +154,21 @@ impl TokenCache {
         self.len() == 0
     }
 
-    /// The entry of `key`, created if missing; refuses a policy other than the entry's.
-    pub(crate) fn entry(&self, key: &CacheKey, policy: CachePolicy) -> Result<Arc<Entry>, Error> {
+    /// The entry of `key`, created if missing; refuses settings other than the entry's.
+    pub(crate) fn entry(
+        &self,
+        key: &CacheKey,
+        settings: TokenSettings,
+    ) -> Result<Arc<Entry>, Error> {
         let mut entries = lock(&self.shared.entries);
         let entry = entries
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Entry::new(policy, self.shared.replicas)));
-        if entry.policy != policy {
+            .or_insert_with(|| Arc::new(Entry::new(settings, self.shared.replicas)));
+        if let Some((field, theirs, ours)) = entry.settings.mismatch(&settings) {
             return Err(Error::Config {
-                field: "policy",
+                field,
                 reason: format!(
-                    "the shared cache already serves {key} with policy {}, not {policy}",
-                    entry.policy
+                    "the shared cache already serves {key} with {field} {theirs}, not {ours}"
                 ),
             });
         }
@@ -177,18 +198,84 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The settings that decide how a key's cached token is used; every client of one key in
+/// one cache has the same (see [`TokenCache`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenSettings {
+    pub(crate) policy: CachePolicy,
+    pub(crate) cache_fraction: f64,
+    /// `None` unless the policy is `refresh-ahead`.
+    pub(crate) refresh_window: Option<Duration>,
+    /// Zero unless the policy is `refresh-ahead`.
+    pub(crate) refresh_jitter: Duration,
+}
+
+impl TokenSettings {
+    /// The settings of a client; those its policy does not use are left out.
+    pub(crate) fn new(
+        policy: CachePolicy,
+        cache_fraction: f64,
+        refresh_window: Option<Duration>,
+        refresh_jitter: Duration,
+    ) -> Self {
+        let refresh_ahead = policy == CachePolicy::RefreshAhead;
+        TokenSettings {
+            policy,
+            cache_fraction,
+            refresh_window: refresh_window.filter(|_| refresh_ahead),
+            refresh_jitter: if refresh_ahead {
+                refresh_jitter
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
+
+    /// The first setting in which `other` differs: its name, this value, `other`'s value.
+    fn mismatch(&self, other: &TokenSettings) -> Option<(&'static str, String, String)> {
+        let window =
+            |w: Option<Duration>| w.map_or_else(|| "none".to_owned(), |w| format!("{w:?}"));
+        if self.policy != other.policy {
+            Some(("policy", self.policy.to_string(), other.policy.to_string()))
+        } else if self.cache_fraction != other.cache_fraction {
+            Some((
+                "cache_fraction",
+                self.cache_fraction.to_string(),
+                other.cache_fraction.to_string(),
+            ))
+        } else if self.refresh_window != other.refresh_window {
+            Some((
+                "refresh_window",
+                window(self.refresh_window),
+                window(other.refresh_window),
+            ))
+        } else if self.refresh_jitter != other.refresh_jitter {
+            Some((
+                "refresh_jitter",
+                format!("{:?}", self.refresh_jitter),
+                format!("{:?}", other.refresh_jitter),
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// Keeps `T` on its own cache lines.
 #[repr(align(128))]
 struct Padded<T>(T);
 
 /// One key's cached token and the state of its fetches.
 pub(crate) struct Entry {
-    policy: CachePolicy,
+    settings: TokenSettings,
+    /// Read on every hit (with `mask`): never written after creation.
     replicas: Box<[Padded<ArcSwapOption<TokenInner>>]>,
     mask: usize,
-    /// `refresh-ahead`: the generation whose background refresh has been started.
+    /// `refresh-ahead`: the generation whose background refresh has been started (read on
+    /// hits inside the refresh window).
     pub(crate) refresh_claimed: AtomicU64,
-    state: Mutex<Slow>,
+    /// On cache lines of its own, so that slow-path locking does not disturb hits.
+    state: Padded<Mutex<Slow>>,
 }
 
 /// The state behind the entry's mutex.
@@ -200,12 +287,8 @@ pub(crate) struct Slow {
     pub(crate) in_flight: Option<InFlight>,
     /// Fetches in progress for the key, any policy.
     pub(crate) fetches: u32,
-    /// Token requests in progress for the key.
-    pub(crate) requests: u32,
     /// The running miss episode.
     pub(crate) episode: Option<Episode>,
-    /// The last ended episode and its herd size.
-    pub(crate) last_episode: Option<(u64, u32)>,
 }
 
 /// A fetch that waiters can join.
@@ -216,9 +299,42 @@ pub(crate) struct InFlight {
 
 /// A running miss episode.
 pub(crate) struct Episode {
-    pub(crate) id: u64,
+    pub(crate) herd: EpisodeHerd,
     pub(crate) started: Instant,
-    pub(crate) herd_size: u32,
+}
+
+/// A miss episode's id and herd size. The size changes only under the entry's lock and
+/// only while the episode runs; fetches keep a handle, so that they can report the final
+/// size of an episode that has ended.
+#[derive(Clone)]
+pub(crate) struct EpisodeHerd {
+    pub(crate) id: u64,
+    size: Arc<AtomicU32>,
+}
+
+impl EpisodeHerd {
+    pub(crate) fn new(id: u64) -> Self {
+        EpisodeHerd {
+            id,
+            size: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// The herd size.
+    pub(crate) fn size(&self) -> u32 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more request (the caller holds the entry's lock and the episode runs);
+    /// returns the new size.
+    pub(crate) fn add(&self) -> u32 {
+        self.size.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Takes back a request that was never sent (same conditions as [`add`](Self::add)).
+    pub(crate) fn remove(&self) {
+        self.size.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Ids of episodes and shared fetches: unique in the process, from 1.
@@ -227,7 +343,9 @@ pub(crate) fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// This thread's replica slot: threads take consecutive numbers on first use.
+/// This thread's stripe number: threads take consecutive numbers the first time they read
+/// any cache, so the first threads to hit get distinct replicas (as long as there are more
+/// replicas than such threads) but nothing ties a number to a core.
 #[inline]
 fn thread_slot() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -238,19 +356,19 @@ fn thread_slot() -> usize {
 }
 
 impl Entry {
-    fn new(policy: CachePolicy, replicas: usize) -> Self {
+    fn new(settings: TokenSettings, replicas: usize) -> Self {
         Entry {
-            policy,
+            settings,
             replicas: (0..replicas)
                 .map(|_| Padded(ArcSwapOption::empty()))
                 .collect(),
             mask: replicas - 1,
             refresh_claimed: AtomicU64::new(0),
-            state: Mutex::new(Slow::default()),
+            state: Padded(Mutex::new(Slow::default())),
         }
     }
 
-    /// The replica this thread reads.
+    /// The replica this thread reads: its stripe number modulo the replica count.
     #[inline]
     pub(crate) fn replica(&self) -> &ArcSwapOption<TokenInner> {
         &self.replicas[thread_slot() & self.mask].0
@@ -258,7 +376,7 @@ impl Entry {
 
     /// The slow-path state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Slow> {
-        lock(&self.state)
+        lock(&self.state.0)
     }
 
     /// Caches `token` (the caller holds the lock: `slow`).

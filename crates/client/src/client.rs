@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Weak},
     time::Duration,
 };
 
@@ -13,7 +13,7 @@ use tokio::{sync::watch, time::Instant};
 use zeroize::Zeroizing;
 
 use crate::{
-    cache::{next_id, Entry, Episode, InFlight, Slow},
+    cache::{next_id, Entry, Episode, EpisodeHerd, InFlight, Slow, TokenSettings},
     observer::{
         EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, NoopObserver,
         Rejected, Retrying, Signed, TokenObserver,
@@ -53,12 +53,11 @@ struct Inner {
     key: CacheKey,
     entry: Arc<Entry>,
     policy: CachePolicy,
+    /// The entry's settings (`policy` among them).
+    settings: TokenSettings,
     uri: Uri,
     auth: Authenticator,
     timeout: Duration,
-    cache_fraction: f64,
-    refresh_window: Option<Duration>,
-    refresh_jitter: Duration,
     retry: RetryPolicy,
     observer: Arc<dyn TokenObserver>,
     transport: Arc<dyn Transport>,
@@ -190,21 +189,26 @@ impl TokenClientBuilder {
             Some(transport) => transport,
             None => Arc::new(HyperTransport::new()?),
         };
+        let retry = config.retry_policy();
+        let settings = TokenSettings::new(
+            config.policy,
+            config.cache_fraction,
+            config.refresh_window,
+            config.refresh_jitter,
+        );
         let key = CacheKey::new(config.token_url, config.client_id, config.scope);
         let cache = self.cache.unwrap_or_default();
-        let entry = cache.entry(&key, config.policy)?;
+        let entry = cache.entry(&key, settings)?;
         Ok(TokenClient {
             inner: Arc::new(Inner {
                 key,
                 entry,
                 policy: config.policy,
+                settings,
                 uri,
                 auth,
                 timeout: config.timeout,
-                cache_fraction: config.cache_fraction,
-                refresh_window: config.refresh_window,
-                refresh_jitter: config.refresh_jitter,
-                retry: config.retry,
+                retry,
                 observer: self.observer.unwrap_or_else(|| Arc::new(NoopObserver)),
                 transport,
             }),
@@ -228,34 +232,35 @@ impl Inner {
         let now = Instant::now();
         let guard = self.entry.replica().load();
         let cached = guard.as_ref()?;
-        match self.policy {
-            CachePolicy::Apim | CachePolicy::SingleFlight => {
-                if now >= cached.fresh_until {
-                    return None;
-                }
-            }
-            CachePolicy::RefreshAhead => {
-                if now >= cached.expires_at {
-                    return None;
-                }
-                if now >= cached.refresh_at
-                    && self.entry.refresh_claimed.load(Ordering::Relaxed) != cached.generation
-                {
-                    self.claim_refresh(cached.generation);
-                }
-            }
+        if !self.usable(cached, now) {
+            return None;
         }
+        self.refresh_if_due(cached, now);
         let token = Token(Arc::clone(cached));
         drop(guard);
         self.observer.hit(&self.key);
         Some(token)
     }
 
-    /// Whether `token` may be handed out at `now`.
-    fn usable(&self, token: &Token, now: Instant) -> bool {
-        match self.policy {
-            CachePolicy::RefreshAhead => now < token.expires_at(),
-            CachePolicy::Apim | CachePolicy::SingleFlight => now < token.fresh_until(),
+    /// Whether `token` may be handed out at `now`: until it really expires under
+    /// `refresh-ahead`, while it is fresh under the other policies.
+    #[inline]
+    fn usable(&self, token: &TokenInner, now: Instant) -> bool {
+        now < match self.policy {
+            CachePolicy::RefreshAhead => token.expires_at,
+            CachePolicy::Apim | CachePolicy::SingleFlight => token.fresh_until,
+        }
+    }
+
+    /// `refresh-ahead`: starts the background refresh of `token` if it is in its refresh
+    /// window and none was started for it yet.
+    #[inline]
+    fn refresh_if_due(self: &Arc<Self>, token: &TokenInner, now: Instant) {
+        if self.policy == CachePolicy::RefreshAhead
+            && now >= token.refresh_at
+            && self.entry.refresh_claimed.load(Ordering::Relaxed) != token.generation
+        {
+            self.claim_refresh(token.generation);
         }
     }
 
@@ -274,7 +279,10 @@ impl Inner {
         let now = Instant::now();
         let (guard, started) = {
             let mut slow = self.entry.lock();
-            let cached_valid = slow.current.as_ref().is_some_and(|t| now < t.fresh_until());
+            let cached_valid = slow
+                .current
+                .as_ref()
+                .is_some_and(|t| self.usable(&t.0, now));
             let started = if cached_valid {
                 None
             } else {
@@ -299,13 +307,11 @@ impl Inner {
         let now = Instant::now();
         let (mut result, fetch, started) = {
             let mut slow = self.entry.lock();
-            if let Some(token) = slow.current.as_ref().filter(|t| self.usable(t, now)) {
+            if let Some(token) = slow.current.as_ref().filter(|t| self.usable(&t.0, now)) {
                 // A fetch stored this token between the lock-free lookup and the lock.
                 let token = token.clone();
                 drop(slow);
-                if self.policy == CachePolicy::RefreshAhead && now >= token.refresh_at() {
-                    self.claim_refresh(token.generation());
-                }
+                self.refresh_if_due(&token.0, now);
                 self.observer.hit(&self.key);
                 return Ok(token);
             }
@@ -370,7 +376,11 @@ impl Inner {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(Arc::clone(self).refresh(generation));
+                runtime.spawn(refresh(
+                    Arc::downgrade(self),
+                    Arc::clone(&self.entry),
+                    generation,
+                ));
             }
             // No runtime to refresh in: leave it to a later hit, or to the miss at expiry.
             Err(_) => {
@@ -380,120 +390,32 @@ impl Inner {
         }
     }
 
-    /// `refresh-ahead`: refreshes `generation` in the background. After a failure the old
-    /// token keeps being served, and the refresh is tried again once half its remaining
-    /// lifetime has passed (at least 1 s later), until it expires or is replaced.
-    async fn refresh(self: Arc<Self>, generation: u64) {
-        loop {
-            let (guard, expires_at) = {
-                let mut slow = self.entry.lock();
-                let now = Instant::now();
-                let Some(current) = slow.current.as_ref() else {
-                    return;
-                };
-                if current.generation() != generation
-                    || now >= current.expires_at()
-                    || slow.in_flight.is_some()
-                {
-                    return;
-                }
-                let expires_at = current.expires_at();
-                let (guard, _) = self.shared_fetch(&mut slow, FetchReason::Refresh);
-                (guard, expires_at)
-            };
-            if guard.run().await.is_ok() {
-                return;
-            }
-            let now = Instant::now();
-            let wait = (expires_at.saturating_duration_since(now) / 2).max(Duration::from_secs(1));
-            if now + wait >= expires_at {
-                return;
-            }
-            tokio::time::sleep(wait).await;
+    /// Counts a token request about to be prepared in the running miss episode, if any;
+    /// returns the episode and its herd size with this request.
+    fn count_request(&self) -> Option<(EpisodeHerd, u32)> {
+        let slow = self.entry.lock();
+        let episode = slow.episode.as_ref()?;
+        let size = episode.herd.add();
+        Some((episode.herd.clone(), size))
+    }
+
+    /// Takes back a request counted in `episode` that was never sent (its assertion could
+    /// not be signed), unless the episode has ended meanwhile (its size was reported).
+    fn uncount_request(&self, episode: &EpisodeHerd) {
+        let slow = self.entry.lock();
+        if slow
+            .episode
+            .as_ref()
+            .is_some_and(|e| e.herd.id == episode.id)
+        {
+            episode.remove();
         }
     }
 
-    /// One fetch: sign, request, and retry 429/503 as the retry policy allows.
-    async fn fetch(&self, state: &mut FetchState) -> Result<TokenResponse, Error> {
-        let mut retry = 0;
-        loop {
-            let (request, episode, herd_size) = RequestGuard::begin(&self.entry);
-            state.requests += 1;
-            if !state.announced {
-                state.announced = true;
-                state.episode = episode;
-                tracing::debug!(key = %self.key, reason = ?state.reason, herd_size, "token fetch started");
-                self.observer.fetch_started(
-                    &self.key,
-                    &FetchStarted {
-                        reason: state.reason,
-                        episode,
-                        herd_size,
-                    },
-                );
-            }
-            let form = self.form()?;
-            let answer = tokio::time::timeout(
-                self.timeout,
-                self.transport.post_form(&self.uri, form, MAX_BODY_BYTES),
-            )
-            .await;
-            drop(request);
-            let url = || self.key.token_url().to_owned();
-            let error = match answer {
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        url: url(),
-                        timeout: self.timeout,
-                    })
-                }
-                Ok(Err(TransportError::BodyTooLarge { status, limit })) => {
-                    return Err(Error::ResponseTooLarge {
-                        url: url(),
-                        status,
-                        limit,
-                    })
-                }
-                Ok(Err(error)) => {
-                    return Err(Error::Transport {
-                        url: url(),
-                        reason: error.to_string(),
-                    })
-                }
-                Ok(Ok(answer)) => match response::parse(self.key.token_url(), &answer) {
-                    Ok(token) => return Ok(token),
-                    Err(error) => error,
-                },
-            };
-            let Error::Endpoint {
-                status: status @ (429 | 503),
-                retry_after,
-                ..
-            } = error
-            else {
-                return Err(error);
-            };
-            if retry >= self.retry.max_retries {
-                return Err(error);
-            }
-            retry += 1;
-            let delay = self.retry_delay(retry, retry_after);
-            tracing::debug!(key = %self.key, status, retry, ?delay, "token request throttled; retrying");
-            self.observer.retrying(
-                &self.key,
-                &Retrying {
-                    status,
-                    retry,
-                    delay,
-                    retry_after,
-                },
-            );
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// The delay before retry `retry` (from 1): the larger of the capped `Retry-After` and
-    /// a backoff uniform in `[b/2, b]`, `b = min(max_backoff, initial_backoff × 2^(retry-1))`.
+    /// The delay before retry `retry` (from 1), with
+    /// `b = min(max_backoff, initial_backoff × 2^(retry-1))`: the capped `Retry-After` plus
+    /// a jitter uniform in `[0, b/2]` if the answer had one, else a backoff uniform in
+    /// `[b/2, b]`.
     fn retry_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let factor = 1u32.checked_shl(retry - 1).unwrap_or(u32::MAX);
         let ceiling = self
@@ -501,14 +423,12 @@ impl Inner {
             .initial_backoff
             .saturating_mul(factor)
             .min(self.retry.max_backoff);
-        let backoff = if ceiling.is_zero() {
-            Duration::ZERO
-        } else {
-            let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-            Duration::from_nanos(rand::rng().random_range(nanos / 2..=nanos))
-        };
-        let asked = retry_after.map_or(Duration::ZERO, |d| d.min(self.retry.max_retry_after));
-        backoff.max(asked)
+        match retry_after {
+            Some(asked) => {
+                asked.min(self.retry.max_retry_after) + uniform(Duration::ZERO, ceiling / 2)
+            }
+            None => uniform(ceiling / 2, ceiling),
+        }
     }
 
     /// The form body of one token request; signs a fresh assertion if the client uses a
@@ -558,16 +478,18 @@ impl Inner {
                 url: self.key.token_url().to_owned(),
                 reason: format!("expires_in {} s is too large", expires_in.as_secs()),
             })?;
-        let fresh_until = now + expires_in.mul_f64(self.cache_fraction);
+        let fresh_until = now + expires_in.mul_f64(self.settings.cache_fraction);
         let refresh_at = match self.policy {
             CachePolicy::RefreshAhead => {
-                let opens = match self.refresh_window {
-                    Some(window) => expires_at.checked_sub(window).map_or(now, |t| t.max(now)),
+                // The window opens `refresh_window` before the expiry (by default when the
+                // token stops being fresh), but never before half the lifetime.
+                let opens = match self.settings.refresh_window {
+                    Some(window) => expires_at.checked_sub(window).unwrap_or(now),
                     None => fresh_until,
-                };
-                let jitter = self.refresh_jitter.min((expires_at - opens) / 2);
-                let nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
-                opens + Duration::from_nanos(rand::rng().random_range(0..=nanos))
+                }
+                .max(now + expires_in / 2);
+                let window = expires_at.saturating_duration_since(opens);
+                opens + uniform(Duration::ZERO, self.settings.refresh_jitter.min(window / 2))
             }
             CachePolicy::Apim | CachePolicy::SingleFlight => fresh_until,
         };
@@ -587,16 +509,69 @@ impl Inner {
     }
 }
 
-/// Starts a miss episode unless one is running; returns its id if it started one.
+/// A duration uniform in `[low, high]` (`low` if `high <= low`).
+fn uniform(low: Duration, high: Duration) -> Duration {
+    if high <= low {
+        return low;
+    }
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(nanos(low)..=nanos(high)))
+}
+
+/// `refresh-ahead`: refreshes `generation` in the background. After a failure the old token
+/// keeps being served, and the refresh is tried again once half its remaining lifetime has
+/// passed (at least 1 s later), until it expires or is replaced. Holds only a weak
+/// reference to the client between attempts: once every handle of the client is dropped it
+/// stops, and lets another client of the entry (a shared cache) claim the refresh.
+async fn refresh(client: Weak<Inner>, entry: Arc<Entry>, generation: u64) {
+    loop {
+        let (guard, expires_at) = {
+            let Some(inner) = client.upgrade() else {
+                let _ = entry.refresh_claimed.compare_exchange(
+                    generation,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                return;
+            };
+            let mut slow = inner.entry.lock();
+            let now = Instant::now();
+            let Some(current) = slow.current.as_ref() else {
+                return;
+            };
+            if current.generation() != generation
+                || now >= current.expires_at()
+                || slow.in_flight.is_some()
+            {
+                return;
+            }
+            let expires_at = current.expires_at();
+            let (guard, _) = inner.shared_fetch(&mut slow, FetchReason::Refresh);
+            (guard, expires_at)
+        };
+        if guard.run().await.is_ok() {
+            return;
+        }
+        let now = Instant::now();
+        let wait = (expires_at.saturating_duration_since(now) / 2).max(Duration::from_secs(1));
+        if now + wait >= expires_at {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Starts a miss episode unless one is running; returns its id if it started one. Its herd
+/// starts empty: requests already in progress were issued before it.
 fn start_episode(slow: &mut Slow, now: Instant) -> Option<u64> {
     if slow.episode.is_some() {
         return None;
     }
     let id = next_id();
     slow.episode = Some(Episode {
-        id,
+        herd: EpisodeHerd::new(id),
         started: now,
-        herd_size: slow.requests,
     });
     Some(id)
 }
@@ -604,29 +579,20 @@ fn start_episode(slow: &mut Slow, now: Instant) -> Option<u64> {
 /// Ends the running episode, if any.
 fn end_episode(slow: &mut Slow, now: Instant, stored: bool) -> Option<EpisodeEnded> {
     let episode = slow.episode.take()?;
-    slow.last_episode = Some((episode.id, episode.herd_size));
     Some(EpisodeEnded {
-        episode: episode.id,
-        herd_size: episode.herd_size,
+        episode: episode.herd.id,
+        herd_size: episode.herd.size(),
         duration: now.saturating_duration_since(episode.started),
         stored,
     })
 }
 
-/// The herd size of `episode` now: running, or the last one ended.
-fn herd_size(slow: &Slow, episode: Option<u64>) -> u32 {
-    let Some(id) = episode else { return 0 };
-    match (&slow.episode, slow.last_episode) {
-        (Some(running), _) if running.id == id => running.herd_size,
-        (_, Some((last, herd))) if last == id => herd,
-        _ => 0,
-    }
-}
-
 /// What a fetch has done so far.
 struct FetchState {
     reason: FetchReason,
-    episode: Option<u64>,
+    /// The episode running when it started.
+    episode: Option<EpisodeHerd>,
+    /// Requests sent.
     requests: u32,
     announced: bool,
 }
@@ -663,11 +629,117 @@ impl FetchGuard {
     }
 
     async fn run(mut self) -> Result<Token, Error> {
-        let inner = Arc::clone(&self.inner);
-        let response = inner.fetch(&mut self.state).await;
+        let response = self.fetch().await;
         let now = Instant::now();
-        let result = response.and_then(|r| inner.make_token(r, now));
+        let result = response.and_then(|r| self.inner.make_token(r, now));
         self.finish(result, now)
+    }
+
+    /// Whether nobody is left to use this fetch's result: no handle of its client remains
+    /// (this guard holds the only reference) and no miss waits for it.
+    fn abandoned(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+            && self
+                .shared
+                .as_ref()
+                // The entry's `in_flight` holds one receiver; waiters hold the others.
+                .is_none_or(|(_, sender)| sender.receiver_count() <= 1)
+    }
+
+    /// Signs, requests, and retries 429/503 as the retry policy allows (unless the fetch is
+    /// abandoned meanwhile).
+    async fn fetch(&mut self) -> Result<TokenResponse, Error> {
+        let inner = &*self.inner;
+        let mut retry = 0;
+        loop {
+            let counted = inner.count_request();
+            if !self.state.announced {
+                self.state.announced = true;
+                self.state.episode = counted.as_ref().map(|(episode, _)| episode.clone());
+                let herd_size = counted.as_ref().map_or(0, |(_, size)| *size);
+                tracing::debug!(key = %inner.key, reason = ?self.state.reason, herd_size, "token fetch started");
+                inner.observer.fetch_started(
+                    &inner.key,
+                    &FetchStarted {
+                        reason: self.state.reason,
+                        episode: self.state.episode.as_ref().map(|e| e.id),
+                        herd_size,
+                    },
+                );
+            }
+            let form = match inner.form() {
+                Ok(form) => form,
+                Err(error) => {
+                    if let Some((episode, _)) = &counted {
+                        inner.uncount_request(episode);
+                    }
+                    return Err(error);
+                }
+            };
+            self.state.requests += 1;
+            let answer = tokio::time::timeout(
+                inner.timeout,
+                inner.transport.post_form(&inner.uri, form, MAX_BODY_BYTES),
+            )
+            .await;
+            let url = || inner.key.token_url().to_owned();
+            let error = match answer {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        url: url(),
+                        timeout: inner.timeout,
+                    })
+                }
+                Ok(Err(TransportError::BodyTooLarge { status, limit })) => {
+                    return Err(Error::ResponseTooLarge {
+                        url: url(),
+                        status,
+                        limit,
+                    })
+                }
+                Ok(Err(error)) => {
+                    return Err(Error::Transport {
+                        url: url(),
+                        reason: error.to_string(),
+                    })
+                }
+                Ok(Ok(answer)) => match response::parse(inner.key.token_url(), &answer) {
+                    Ok(token) => return Ok(token),
+                    Err(error) => error,
+                },
+            };
+            let Error::Endpoint {
+                status: status @ (429 | 503),
+                retry_after,
+                ..
+            } = error
+            else {
+                return Err(error);
+            };
+            if retry >= inner.retry.max_retries {
+                return Err(error);
+            }
+            if self.abandoned() {
+                tracing::debug!(key = %inner.key, status, "token request throttled; no client left to retry for");
+                return Err(error);
+            }
+            retry += 1;
+            let delay = inner.retry_delay(retry, retry_after);
+            tracing::debug!(key = %inner.key, status, retry, ?delay, "token request throttled; retrying");
+            inner.observer.retrying(
+                &inner.key,
+                &Retrying {
+                    status,
+                    retry,
+                    delay,
+                    retry_after,
+                },
+            );
+            tokio::time::sleep(delay).await;
+            if self.abandoned() {
+                return Err(error);
+            }
+        }
     }
 
     fn finish(mut self, result: Result<Token, Error>, now: Instant) -> Result<Token, Error> {
@@ -704,12 +776,15 @@ impl FetchGuard {
                 None if slow.fetches == 0 => end_episode(&mut slow, now, false),
                 None => None,
             };
-            (ended, herd_size(&slow, self.state.episode))
+            (
+                ended,
+                self.state.episode.as_ref().map_or(0, EpisodeHerd::size),
+            )
         };
         if self.state.announced {
             let event = FetchFinished {
                 reason: self.state.reason,
-                episode: self.state.episode,
+                episode: self.state.episode.as_ref().map(|e| e.id),
                 herd_size: herd,
                 requests: self.state.requests,
                 duration: now.saturating_duration_since(self.started),
@@ -737,32 +812,5 @@ impl Drop for FetchGuard {
             // Dropped unfinished: waiters see the sender go and get `FetchAborted`.
             self.settle(None, Instant::now(), FetchOutcome::Cancelled);
         }
-    }
-}
-
-/// One token request in progress, counted in the entry and its running episode.
-struct RequestGuard<'a> {
-    entry: &'a Entry,
-}
-
-impl<'a> RequestGuard<'a> {
-    /// Counts a request; returns the running episode and its herd size with this request.
-    fn begin(entry: &'a Entry) -> (Self, Option<u64>, u32) {
-        let mut slow = entry.lock();
-        slow.requests += 1;
-        let (episode, herd) = match slow.episode.as_mut() {
-            Some(episode) => {
-                episode.herd_size += 1;
-                (Some(episode.id), episode.herd_size)
-            }
-            None => (None, 0),
-        };
-        (RequestGuard { entry }, episode, herd)
-    }
-}
-
-impl Drop for RequestGuard<'_> {
-    fn drop(&mut self) {
-        self.entry.lock().requests -= 1;
     }
 }

@@ -14,6 +14,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_CACHE_FRACTION: f64 = 0.95;
 /// Upper bound of the random delay added to the start of a refresh-ahead window.
 pub const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(30);
+/// Largest `max_retries` a [`RetryPolicy`] may have.
+pub const MAX_RETRIES_LIMIT: u32 = 10;
+/// Largest `max_backoff` and `max_retry_after` a [`RetryPolicy`] may have: 10 minutes.
+pub const MAX_DELAY_LIMIT: Duration = Duration::from_secs(600);
 
 /// How the cache treats concurrent misses and rejected tokens (DESIGN §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,7 +26,8 @@ pub enum CachePolicy {
     /// The reference APIM policy: every miss signs and fetches on its own, a token is cached
     /// for `cache_fraction × expires_in`, and every 401/403 removes the cached token.
     ///
-    /// The reference policy does not retry; to model it exactly, use [`RetryPolicy::none`].
+    /// Like the reference policy (which answers 500 on any non-200 from the token endpoint),
+    /// it does not retry unless [`TokenClientConfig::retry`] sets a policy.
     Apim,
     /// Concurrent misses for one key share one fetch; every waiter gets its result or error.
     /// A 401/403 removes the token only if it is still the cached one.
@@ -76,9 +81,16 @@ impl FromStr for CachePolicy {
 /// Retries of token requests answered with 429 or 503. Nothing else is retried: other
 /// statuses, transport errors and timeouts are errors at once.
 ///
-/// The delay before retry `n` (1-based) is the larger of the answer's `Retry-After` (capped
-/// at `max_retry_after`) and a jittered backoff, uniform in `[b/2, b]` with
-/// `b = min(max_backoff, initial_backoff × 2^(n-1))`.
+/// With `b = min(max_backoff, initial_backoff × 2^(n-1))`, the delay before retry `n`
+/// (1-based) is:
+///
+/// - after an answer with a `Retry-After`: that wait (capped at `max_retry_after`) plus a
+///   jitter uniform in `[0, b/2]`, so never earlier than the answer asked, and callers
+///   throttled together do not all come back at the same instant;
+/// - otherwise: a backoff uniform in `[b/2, b]`.
+///
+/// Building a client refuses `max_retries` above [`MAX_RETRIES_LIMIT`], `max_backoff` or
+/// `max_retry_after` above [`MAX_DELAY_LIMIT`], and `initial_backoff` above `max_backoff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -188,12 +200,19 @@ pub struct TokenClientConfig {
     /// `refresh-ahead` only: how long before the token's real expiry its refresh window
     /// opens. Default (`None`): the window opens when the token stops being fresh, at
     /// `cache_fraction × expires_in`.
+    ///
+    /// The window never covers more than the second half of a token's lifetime: the refresh
+    /// point is never earlier than `obtained_at + expires_in / 2`, whatever the window (or
+    /// a small `cache_fraction`) says. So a window as long as the provider's `expires_in`,
+    /// or longer, means "refresh at half-life", not "refresh every fresh token at once".
     pub refresh_window: Option<Duration>,
     /// `refresh-ahead` only: upper bound of the random delay of the refresh after the
-    /// window opens (at most half the window). Default: 30 s.
+    /// window opens (at most half the effective window). Default: 30 s.
     pub refresh_jitter: Duration,
-    /// Retries of 429 and 503 answers.
-    pub retry: RetryPolicy,
+    /// Retries of 429 and 503 answers. Default (`None`): [`RetryPolicy::none`] for
+    /// [`CachePolicy::Apim`] (the reference policy does not retry), [`RetryPolicy::default`]
+    /// for the other policies; see [`retry_policy`](Self::retry_policy).
+    pub retry: Option<RetryPolicy>,
 }
 
 impl TokenClientConfig {
@@ -214,8 +233,17 @@ impl TokenClientConfig {
             cache_fraction: DEFAULT_CACHE_FRACTION,
             refresh_window: None,
             refresh_jitter: DEFAULT_REFRESH_JITTER,
-            retry: RetryPolicy::default(),
+            retry: None,
         }
+    }
+
+    /// The retry policy in force: [`retry`](Self::retry) if set, else none for
+    /// [`CachePolicy::Apim`] and [`RetryPolicy::default`] for the other policies.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry.unwrap_or(match self.policy {
+            CachePolicy::Apim => RetryPolicy::none(),
+            CachePolicy::SingleFlight | CachePolicy::RefreshAhead => RetryPolicy::default(),
+        })
     }
 
     /// Checks every setting; returns the token URL parsed.
@@ -262,12 +290,33 @@ impl TokenClientConfig {
                 reason: "must be above zero".to_owned(),
             });
         }
-        if self.retry.initial_backoff > self.retry.max_backoff {
+        let retry = self.retry_policy();
+        if retry.max_retries > MAX_RETRIES_LIMIT {
+            return Err(Error::Config {
+                field: "retry.max_retries",
+                reason: format!(
+                    "must be at most {MAX_RETRIES_LIMIT}, not {}",
+                    retry.max_retries
+                ),
+            });
+        }
+        for (field, value) in [
+            ("retry.max_backoff", retry.max_backoff),
+            ("retry.max_retry_after", retry.max_retry_after),
+        ] {
+            if value > MAX_DELAY_LIMIT {
+                return Err(Error::Config {
+                    field,
+                    reason: format!("must be at most {MAX_DELAY_LIMIT:?}, not {value:?}"),
+                });
+            }
+        }
+        if retry.initial_backoff > retry.max_backoff {
             return Err(Error::Config {
                 field: "retry.initial_backoff",
                 reason: format!(
                     "{:?} is above retry.max_backoff {:?}",
-                    self.retry.initial_backoff, self.retry.max_backoff
+                    retry.initial_backoff, retry.max_backoff
                 ),
             });
         }

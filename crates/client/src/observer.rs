@@ -11,9 +11,13 @@
 //! `refresh-ahead`, that is a miss with no fetch in progress, or one that joins a background
 //! refresh). It ends when a token is stored, or, if its fetches all fail, when the last
 //! fetch in progress for the key ends. Its herd size is the number of token requests issued
-//! for the key during the episode, retries included, plus those already in progress when it
-//! started. A request counts from the moment its fetch starts preparing it (signing the
-//! assertion), so concurrent signers are part of the herd.
+//! for the key during the episode, by any fetch, retries included. Requests already in
+//! progress when it started are not counted: they were issued before it (so an episode whose
+//! first miss joins a background refresh already in flight can end with a herd of 0). A
+//! request counts from the moment its fetch starts preparing it (signing the assertion), so
+//! concurrent signers are part of the herd; a request whose assertion cannot be signed is
+//! taken back out, since nothing was sent (unless its episode ended in the meantime, with
+//! its size already reported).
 
 use std::time::Duration;
 
@@ -105,9 +109,11 @@ pub struct FetchFinished {
     pub reason: FetchReason,
     /// The miss episode it belonged to when it started.
     pub episode: Option<u64>,
-    /// That episode's herd size when this fetch ended (its final size if it has ended).
+    /// That episode's herd size when this fetch ended: its final size if the episode has
+    /// ended by then (0 without an episode).
     pub herd_size: u32,
-    /// Token requests this fetch issued (1 + retries).
+    /// Token requests this fetch sent (1 + retries; one whose assertion could not be
+    /// signed was not sent and does not count).
     pub requests: u32,
     /// From the fetch's start (before signing) to its end.
     pub duration: Duration,
@@ -141,7 +147,9 @@ pub struct Signed {
     pub duration: Duration,
 }
 
-/// A retry about to wait.
+/// A retry about to wait. After the delay the request is sent again, unless by then no
+/// handle of the client is left and no miss waits for the fetch (a background refresh, or
+/// a shared fetch, that nobody would use).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Retrying {

@@ -118,18 +118,24 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// A short rendering of a non-secret field's value, for messages.
-fn short(value: &Value) -> String {
+/// What kind of value a field has, for messages: its JSON type, and for numbers their sign
+/// or shape. Never the value itself (a misplaced token must not reach an error message).
+fn short(value: &Value) -> &'static str {
     match value {
-        Value::Array(_) | Value::Object(_) => format!("a JSON {}", type_name(value)),
-        other => {
-            let text = other.to_string();
-            if text.len() > 40 {
-                format!("{}…", truncate(&text, 40))
-            } else {
-                text
-            }
-        }
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(0), _, _) => "zero",
+            (Some(_), _, _) => "a positive whole number",
+            (None, Some(_), _) => "a negative number",
+            (_, _, Some(f)) if f < 0.0 => "a negative number",
+            (_, _, Some(f)) if f.fract() != 0.0 => "a fractional number",
+            _ => "a number too large",
+        },
+        Value::Array(_) => "a JSON array",
+        Value::Object(_) => "a JSON object",
     }
 }
 
@@ -243,7 +249,10 @@ mod tests {
                 r#"{"access_token":"t","expires_in":0}"#,
                 "expires_in must be",
             ),
-            (r#"{"access_token":"t","expires_in":-5}"#, "not -5"),
+            (
+                r#"{"access_token":"t","expires_in":-5}"#,
+                "not a negative number",
+            ),
             (
                 r#"{"access_token":"t","expires_in":1.5}"#,
                 "expires_in must be",
@@ -281,6 +290,53 @@ mod tests {
         assert!(!invalid_reason(&body).contains("secret-token"));
         let body = format!(r#"{{"access_token":["{secret}"],"expires_in":60}}"#);
         assert!(!invalid_reason(&body).contains("secret-token"));
+    }
+
+    #[test]
+    fn invalid_values_are_described_never_quoted() {
+        // Strings in `expires_in`, whose kind the message names: never their content.
+        for value in ["eyJhbGciOi.secret-token.sig", "xq", "-5", "1.5", ""] {
+            let body = format!(r#"{{"access_token":"t","expires_in":"{value}"}}"#);
+            let reason = invalid_reason(&body);
+            assert!(
+                reason.ends_with("not a string") || reason.ends_with("not an empty string"),
+                "{body}: {reason:?}"
+            );
+            assert!(
+                value.is_empty() || !reason.contains(value),
+                "{body}: {reason:?} quotes the value"
+            );
+        }
+        let described = [
+            ("-5", "a negative number"),
+            ("-0.5", "a negative number"),
+            ("1.5", "a fractional number"),
+            ("0", "zero"),
+            ("1e300", "a number too large"),
+            ("99999999999999", "a positive whole number"),
+            ("true", "a boolean"),
+            ("null", "null"),
+            (r#"{"a":"secret-token"}"#, "a JSON object"),
+            (r#"["secret-token"]"#, "a JSON array"),
+        ];
+        for (json, expected) in described {
+            let reason = invalid_reason(&format!(r#"{{"access_token":"t","expires_in":{json}}}"#));
+            assert!(
+                reason.ends_with(&format!("not {expected}")),
+                "{json}: {reason:?}"
+            );
+            assert!(!reason.contains("secret-token"), "{reason:?}");
+        }
+        let reason = invalid_reason(r#"{"access_token":"t","expires_in":60,"token_type":""}"#);
+        assert!(
+            reason.ends_with("token_type is invalid: an empty string"),
+            "{reason:?}"
+        );
+        let reason = invalid_reason(r#"{"access_token":"t","expires_in":60,"token_type":7}"#);
+        assert!(
+            reason.ends_with("token_type is invalid: a positive whole number"),
+            "{reason:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 pub struct Token(pub(crate) Arc<TokenInner>);
 
 /// The shared part of a [`Token`]. Aligned to 128 bytes so that the reference counts of the
-/// per-core copies the cache keeps never share a cache line.
+/// replicas the cache keeps (one per stripe of threads) never share a cache line.
 #[derive(Clone)]
 #[repr(align(128))]
 pub(crate) struct TokenInner {

@@ -6,8 +6,11 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use client::{
-    observer::FetchOutcome, CachePolicy, ClientAuth, Error, HyperTransport, RetryPolicy, Token,
-    TokenClient, TokenClientConfig,
+    observer::{
+        EpisodeEnded, FetchFinished, FetchOutcome, FetchStarted, Rejected, Retrying, Signed,
+    },
+    CachePolicy, ClientAuth, Error, HyperTransport, RetryPolicy, Token, TokenClient,
+    TokenClientConfig,
 };
 use common::{credential, credential_from, secret, until, Gate, Recorder};
 use http::StatusCode;
@@ -41,7 +44,7 @@ async fn endpoint(response: ResponseTemplate) -> MockServer {
 fn settings(server: &MockServer, policy: CachePolicy) -> TokenClientConfig {
     let mut config = TokenClientConfig::new(format!("{}/token", server.uri()), CLIENT_ID, SCOPE);
     config.policy = policy;
-    config.retry = RetryPolicy::none();
+    config.retry = Some(RetryPolicy::none());
     config
 }
 
@@ -111,8 +114,8 @@ async fn single_flight_1000_concurrent_misses_make_one_request() {
     }
     assert!(generations.iter().all(|g| *g == generations[0]));
     assert_eq!(requests(&server).await.len(), 1);
-    assert_eq!(recorder.fetches_started().len(), 1);
-    let episodes = recorder.episodes_ended();
+    assert_eq!(recorder.all::<FetchStarted>().len(), 1);
+    let episodes = recorder.all::<EpisodeEnded>();
     assert_eq!(episodes.len(), 1);
     assert_eq!(episodes[0].herd_size, 1);
     // Later lookups hit.
@@ -153,7 +156,7 @@ async fn apim_concurrent_misses_each_fetch_and_all_succeed() {
     let recorder = Recorder::new();
     let client = gated_client(settings(&server, CachePolicy::Apim), &gate, &recorder);
     let callers = concurrently(&client, 50).await;
-    until("50 fetches", || recorder.fetches_started().len() == 50).await;
+    until("50 fetches", || recorder.all::<FetchStarted>().len() == 50).await;
     gate.add_permits(50);
     for caller in callers {
         assert_eq!(caller.await.unwrap().unwrap().access_token(), ACCESS_TOKEN);
@@ -162,7 +165,7 @@ async fn apim_concurrent_misses_each_fetch_and_all_succeed() {
     assert!(sent > 1, "apim does not coordinate misses");
     assert_eq!(sent, 50);
     assert_eq!(recorder.misses(), 50);
-    let episodes = recorder.episodes_ended();
+    let episodes = recorder.all::<EpisodeEnded>();
     assert_eq!(episodes.len(), 1);
     assert_eq!(episodes[0].herd_size, 50);
 }
@@ -186,7 +189,7 @@ async fn a_burst_of_100_rejections_of_a_stale_token_refetches_once() {
                 let recorder = recorder.clone();
                 tokio::spawn(async move {
                     if i % 2 == 1 {
-                        until("the refetch", || recorder.fetches_finished().len() == 2).await;
+                        until("the refetch", || recorder.all::<FetchFinished>().len() == 2).await;
                     }
                     let removed = client.report_rejected(&stale, StatusCode::UNAUTHORIZED);
                     (removed, client.get_token().await)
@@ -205,7 +208,7 @@ async fn a_burst_of_100_rejections_of_a_stale_token_refetches_once() {
             2,
             "{policy}: exactly one refetch"
         );
-        assert_eq!(recorder.rejections().len(), 100);
+        assert_eq!(recorder.all::<Rejected>().len(), 100);
     }
 }
 
@@ -268,7 +271,7 @@ async fn certificate_requests_carry_a_verifiable_assertion_and_the_form_fields()
         );
         assert_eq!(jws::Jws::parse(assertion).unwrap().algorithm(), alg);
 
-        let signatures = recorder.signatures();
+        let signatures = recorder.all::<Signed>();
         assert_eq!(signatures.len(), 1, "one signature per request");
         assert_eq!((signatures[0].backend, signatures[0].alg), (backend, alg));
     }
@@ -361,19 +364,19 @@ async fn retry_after_arrives_through_http() {
         .await;
     let recorder = Recorder::new();
     let mut config = settings(&server, CachePolicy::SingleFlight);
-    config.retry = RetryPolicy {
+    config.retry = Some(RetryPolicy {
         max_retries: 1,
         initial_backoff: Duration::ZERO,
         max_backoff: Duration::ZERO,
         max_retry_after: Duration::from_secs(1),
-    };
+    });
     let client = TokenClient::builder(config, secret())
         .observer(recorder.clone())
         .build()
         .unwrap();
     client.get_token().await.unwrap();
     assert_eq!(requests(&server).await.len(), 2);
-    let retries = recorder.retries();
+    let retries = recorder.all::<Retrying>();
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].retry_after, Some(Duration::ZERO));
 }
@@ -389,7 +392,7 @@ async fn answer_error(response: ResponseTemplate) -> Error {
     let error = client.get_token().await.unwrap_err();
     // The failure is reported, and nothing was cached.
     assert!(matches!(
-        recorder.fetches_finished()[0].outcome,
+        recorder.all::<FetchFinished>()[0].outcome,
         FetchOutcome::Failed(_)
     ));
     assert_eq!(recorder.hits(), 0);
@@ -422,11 +425,19 @@ async fn malformed_answers_are_errors_not_panics() {
         ),
         (
             json_ok(json!({"access_token": ACCESS_TOKEN, "expires_in": -1})),
-            "not -1",
+            "not a negative number",
         ),
         (
             json_ok(json!({"access_token": ACCESS_TOKEN, "expires_in": "later"})),
             "expires_in must be",
+        ),
+        (
+            json_ok(json!({"access_token": ACCESS_TOKEN, "expires_in": ACCESS_TOKEN})),
+            "not a string",
+        ),
+        (
+            json_ok(json!({"access_token": "t", "expires_in": 60, "token_type": 5})),
+            "token_type is invalid: a positive whole number",
         ),
     ];
     for (response, expected) in invalid {
@@ -478,7 +489,7 @@ async fn transport_failures_and_timeouts_are_errors() {
     drop(listener);
     let mut config =
         TokenClientConfig::new(format!("http://127.0.0.1:{port}/token"), CLIENT_ID, SCOPE);
-    config.retry = RetryPolicy::none();
+    config.retry = Some(RetryPolicy::none());
     let client = TokenClient::builder(config, secret()).build().unwrap();
     let error = client.get_token().await.unwrap_err();
     assert!(matches!(error, Error::Transport { .. }), "{error:?}");
@@ -505,7 +516,12 @@ fn bad_settings_are_refused_by_name() {
         TokenClient::builder(config, secret()).build().unwrap_err()
     };
     type Change = dyn Fn(&mut TokenClientConfig);
-    let cases: [(&Change, &str); 8] = [
+    fn retry(change: impl Fn(&mut RetryPolicy)) -> Option<RetryPolicy> {
+        let mut policy = RetryPolicy::default();
+        change(&mut policy);
+        Some(policy)
+    }
+    let cases: [(&Change, &str); 14] = [
         (&|c| c.token_url = "not a url".into(), "token_url"),
         (
             &|c| c.token_url = "ftp://idp.example/token".into(),
@@ -520,6 +536,30 @@ fn bad_settings_are_refused_by_name() {
             &|c| c.refresh_window = Some(Duration::ZERO),
             "refresh_window",
         ),
+        (
+            &|c| c.retry = retry(|r| r.max_retries = 11),
+            "retry.max_retries",
+        ),
+        (
+            &|c| c.retry = retry(|r| r.max_retries = u32::MAX),
+            "retry.max_retries",
+        ),
+        (
+            &|c| c.retry = retry(|r| r.max_backoff = Duration::from_secs(601)),
+            "retry.max_backoff",
+        ),
+        (
+            &|c| c.retry = retry(|r| r.max_retry_after = Duration::from_secs(601)),
+            "retry.max_retry_after",
+        ),
+        (
+            &|c| c.retry = retry(|r| r.max_retry_after = Duration::MAX),
+            "retry.max_retry_after",
+        ),
+        (
+            &|c| c.retry = retry(|r| r.initial_backoff = Duration::from_secs(6)),
+            "retry.initial_backoff",
+        ),
     ];
     for (change, field) in cases {
         let error = build(change);
@@ -529,6 +569,15 @@ fn bad_settings_are_refused_by_name() {
         );
         assert!(error.to_string().contains(field), "{error}");
     }
+    // The bounds themselves are allowed.
+    let mut config = TokenClientConfig::new("https://idp.example/token", CLIENT_ID, SCOPE);
+    config.retry = Some(RetryPolicy {
+        max_retries: client::config::MAX_RETRIES_LIMIT,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: client::config::MAX_DELAY_LIMIT,
+        max_retry_after: client::config::MAX_DELAY_LIMIT,
+    });
+    TokenClient::builder(config, secret()).build().unwrap();
     assert_eq!(
         "Single-Flight".parse::<CachePolicy>().unwrap(),
         CachePolicy::SingleFlight
@@ -547,7 +596,7 @@ async fn https_urls_go_through_tls() {
     let server = endpoint(ResponseTemplate::new(200).set_body_json(token_body())).await;
     let url = format!("{}/token", server.uri()).replace("http://", "https://");
     let mut config = TokenClientConfig::new(url, CLIENT_ID, SCOPE);
-    config.retry = RetryPolicy::none();
+    config.retry = Some(RetryPolicy::none());
     let client = TokenClient::builder(config, secret()).build().unwrap();
     let error = client.get_token().await.unwrap_err();
     let Error::Transport { reason, .. } = &error else {

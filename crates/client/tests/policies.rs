@@ -6,10 +6,12 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use client::{
-    observer::{FetchOutcome, FetchReason},
-    CachePolicy, Error, RetryPolicy, TokenCache, TokenClient, TokenClientConfig,
+    observer::{
+        EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, Rejected, Retrying,
+    },
+    CachePolicy, ClientAuth, Error, RetryPolicy, TokenCache, TokenClient, TokenClientConfig,
 };
-use common::{poll_once, secret, until, Fake, Recorder, Reply};
+use common::{failing_credential, poll_once, secret, until, Fake, Recorder, Reply};
 use http::StatusCode;
 use tokio::{sync::Semaphore, time::Instant};
 
@@ -95,7 +97,7 @@ async fn refresh_ahead_serves_until_real_expiry_and_refreshes_in_the_window() {
     tokio::time::advance(secs(97.001 - 94.999)).await;
     let during = client.get_token().await.unwrap();
     assert_eq!(during.generation(), first.generation());
-    until("the refresh", || recorder.fetches_finished().len() == 2).await;
+    until("the refresh", || recorder.all::<FetchFinished>().len() == 2).await;
     let refreshed = client.get_token().await.unwrap();
     assert_ne!(refreshed.generation(), first.generation());
     assert_eq!(fake.calls(), 2);
@@ -137,7 +139,7 @@ async fn refresh_ahead_hits_return_at_once_with_the_old_token_during_a_refresh()
 
     gate.add_permits(1);
     until("the refresh to end", || {
-        recorder.fetches_finished().len() == 2
+        recorder.all::<FetchFinished>().len() == 2
     })
     .await;
     let new = poll_once(client.get_token()).unwrap().unwrap();
@@ -177,7 +179,7 @@ async fn refresh_ahead_runs_exactly_one_refresh_per_window() {
     }
     assert_eq!(fake.calls(), 3, "one refresh in the second window");
     let refreshes = recorder
-        .fetches_started()
+        .all::<FetchStarted>()
         .iter()
         .filter(|f| f.reason == FetchReason::Refresh)
         .count();
@@ -246,7 +248,11 @@ async fn apim_every_rejection_removes_the_key_even_a_fresh_token() {
     assert!(client.report_rejected(&a, StatusCode::FORBIDDEN));
     // Other statuses are not rejections.
     assert!(!client.report_rejected(&a, StatusCode::INTERNAL_SERVER_ERROR));
-    let removed: Vec<_> = recorder.rejections().iter().map(|r| r.removed).collect();
+    let removed: Vec<_> = recorder
+        .all::<Rejected>()
+        .iter()
+        .map(|r| r.removed)
+        .collect();
     assert_eq!(
         removed,
         [
@@ -311,15 +317,15 @@ async fn retry_after_is_honoured() {
         "retried after {:?}",
         times[1] - times[0]
     );
-    let retries = recorder.retries();
+    let retries = recorder.all::<Retrying>();
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].status, 429);
     assert_eq!(retries[0].retry_after, Some(secs(2.0)));
-    let finished = recorder.fetches_finished();
+    let finished = recorder.all::<FetchFinished>();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].requests, 2);
     // Both requests belong to the miss episode.
-    assert_eq!(recorder.episodes_ended()[0].herd_size, 2);
+    assert_eq!(recorder.all::<EpisodeEnded>()[0].herd_size, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -334,7 +340,10 @@ async fn the_retry_cap_holds() {
     );
     let recorder = Recorder::new();
     let mut config = settings(CachePolicy::Apim);
-    config.retry.max_retries = 3;
+    config.retry = Some(RetryPolicy {
+        max_retries: 3,
+        ..RetryPolicy::default()
+    });
     let client = build(config, &fake, &recorder);
     let error = client.get_token().await.unwrap_err();
     assert!(
@@ -343,12 +352,12 @@ async fn the_retry_cap_holds() {
     );
     assert!(error.to_string().contains("slow down"), "{error}");
     assert_eq!(fake.calls(), 4, "1 request + 3 retries");
-    assert_eq!(recorder.retries().len(), 3);
+    assert_eq!(recorder.all::<Retrying>().len(), 3);
 
     // No retries at all.
     let fake = Fake::new(Vec::new(), Reply::status(503, ""));
-    let mut config = settings(CachePolicy::Apim);
-    config.retry = RetryPolicy::none();
+    let mut config = settings(CachePolicy::SingleFlight);
+    config.retry = Some(RetryPolicy::none());
     let client = build(config, &fake, &recorder);
     assert_eq!(client.get_token().await.unwrap_err().status(), Some(503));
     assert_eq!(fake.calls(), 1);
@@ -367,22 +376,27 @@ async fn retry_after_is_capped_and_backoff_is_bounded() {
     );
     let recorder = Recorder::new();
     let mut config = settings(CachePolicy::SingleFlight);
-    config.retry.max_retry_after = secs(5.0);
+    config.retry = Some(RetryPolicy {
+        max_retry_after: secs(5.0),
+        ..RetryPolicy::default()
+    });
     let client = build(config, &fake, &recorder);
     client.get_token().await.unwrap();
     let times = fake.call_times();
     let waited = times[1] - times[0];
-    assert!(waited >= secs(5.0) && waited < secs(5.1), "{waited:?}");
+    // The cap, plus a jitter of at most half the first backoff (200 ms), plus the timer's
+    // millisecond rounding.
+    assert!(waited >= secs(5.0) && waited <= secs(5.101), "{waited:?}");
 
     // Without Retry-After: jittered exponential backoff within [b/2, b].
     let fake = Fake::new(Vec::new(), Reply::status(503, ""));
     let mut config = settings(CachePolicy::SingleFlight);
-    config.retry = RetryPolicy {
+    config.retry = Some(RetryPolicy {
         max_retries: 4,
         initial_backoff: secs(1.0),
         max_backoff: secs(4.0),
         max_retry_after: secs(30.0),
-    };
+    });
     let client = build(config, &fake, &recorder);
     client.get_token().await.unwrap_err();
     let times = fake.call_times();
@@ -481,7 +495,7 @@ async fn a_single_flight_failure_reaches_every_waiter_and_the_next_miss_refetche
         assert_eq!(result.unwrap_err().oauth_error(), Some("invalid_client"));
     }
     assert_eq!(fake.calls(), 1);
-    let episodes = recorder.episodes_ended();
+    let episodes = recorder.all::<EpisodeEnded>();
     assert_eq!(episodes.len(), 1);
     assert!(!episodes[0].stored);
     assert_eq!(episodes[0].herd_size, 1);
@@ -490,7 +504,7 @@ async fn a_single_flight_failure_reaches_every_waiter_and_the_next_miss_refetche
     client.get_token().await.unwrap_err();
     assert_eq!(fake.calls(), 2);
     assert!(matches!(
-        recorder.fetches_finished()[1].outcome,
+        recorder.all::<FetchFinished>()[1].outcome,
         FetchOutcome::Failed(Error::Endpoint { status: 401, .. })
     ));
 }
@@ -529,17 +543,53 @@ async fn clients_on_one_cache_share_tokens_per_key() {
     assert_eq!(fake.calls(), 3);
     assert_eq!(cache.len(), 2);
 
-    // A key keeps one policy.
-    let error = on_cache(settings(CachePolicy::Apim)).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Config {
-                field: "policy",
-                ..
-            }
-        ),
-        "{error:?}"
+    // A key keeps one policy, cache fraction and refresh window and jitter.
+    let refresh_ahead = || {
+        let mut config = settings(CachePolicy::RefreshAhead);
+        config.scope = "api://refreshed/.default".to_owned();
+        config.refresh_window = Some(secs(60.0));
+        config
+    };
+    on_cache(refresh_ahead()).unwrap();
+    on_cache(refresh_ahead()).unwrap();
+    let mut fraction = settings(CachePolicy::SingleFlight);
+    fraction.cache_fraction = 0.5;
+    let mut window = refresh_ahead();
+    window.refresh_window = None;
+    let mut jitter = refresh_ahead();
+    jitter.refresh_jitter = secs(1.0);
+    for (config, field) in [
+        (settings(CachePolicy::Apim), "policy"),
+        (fraction, "cache_fraction"),
+        (window, "refresh_window"),
+        (jitter, "refresh_jitter"),
+    ] {
+        let error = on_cache(config).unwrap_err();
+        assert!(
+            matches!(error, Error::Config { field: f, .. } if f == field),
+            "{field}: {error:?}"
+        );
+        assert!(error.to_string().contains("already serves"), "{error}");
+    }
+    // Settings a policy does not use are not compared; per-client settings differ freely.
+    let mut unused = settings(CachePolicy::SingleFlight);
+    unused.refresh_window = Some(secs(5.0));
+    unused.refresh_jitter = secs(1.0);
+    unused.timeout = secs(3.0);
+    unused.retry = Some(RetryPolicy::none());
+    on_cache(unused).unwrap();
+    let certificate = TokenClient::builder(
+        settings(CachePolicy::SingleFlight),
+        ClientAuth::Certificate(failing_credential().0),
+    )
+    .transport(fake.clone())
+    .cache(&cache)
+    .build()
+    .unwrap();
+    // Whatever its credential, a client of the key gets the key's token.
+    assert_eq!(
+        certificate.get_token().await.unwrap().generation(),
+        b.generation()
     );
 
     // Private caches share nothing.
@@ -568,9 +618,9 @@ async fn apim_herd_counts_every_concurrent_fetch() {
             tokio::spawn(async move { client.get_token().await })
         })
         .collect();
-    until("20 fetches", || recorder.fetches_started().len() == 20).await;
+    until("20 fetches", || recorder.all::<FetchStarted>().len() == 20).await;
     let herd: Vec<u32> = recorder
-        .fetches_started()
+        .all::<FetchStarted>()
         .iter()
         .map(|f| f.herd_size)
         .collect();
@@ -580,15 +630,404 @@ async fn apim_herd_counts_every_concurrent_fetch() {
         result.unwrap();
     }
     assert_eq!(fake.calls(), 20);
-    let episodes = recorder.episodes_ended();
+    let episodes = recorder.all::<EpisodeEnded>();
     assert_eq!(episodes.len(), 1, "one episode: every miss found no token");
     assert_eq!(episodes[0].herd_size, 20);
     assert!(episodes[0].stored);
     // Every fetch reports the episode's herd.
     assert!(recorder
-        .fetches_finished()
+        .all::<FetchFinished>()
         .iter()
         .all(|f| f.herd_size == 20 && f.episode == Some(episodes[0].episode)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_ahead_with_a_window_longer_than_the_lifetime_refreshes_at_half_life() {
+    // expires_in 100 s, window 300 s: the refresh point is clamped to 50 s after the token
+    // arrived, not to "now" (which would refresh on every hit).
+    for jitter in [Duration::ZERO, client::config::DEFAULT_REFRESH_JITTER] {
+        let fake = Fake::tokens(100);
+        let recorder = Recorder::new();
+        let mut config = settings(CachePolicy::RefreshAhead);
+        config.refresh_window = Some(secs(300.0));
+        config.refresh_jitter = jitter;
+        let client = build(config, &fake, &recorder);
+        let start = Instant::now();
+        let first = client.get_token().await.unwrap();
+        let refresh_at = first.refresh_at() - start;
+        // Half-life, plus a jitter of at most half the remaining 50 s.
+        assert!(
+            refresh_at >= secs(50.0) && refresh_at <= secs(75.0),
+            "{jitter:?}: {refresh_at:?}"
+        );
+        // One hit per second for 60 s.
+        for _ in 0..60 {
+            client.get_token().await.unwrap();
+            tokio::time::advance(secs(1.0)).await;
+        }
+        tokio::task::yield_now().await;
+        let calls = fake.calls();
+        assert!(
+            (1..=2).contains(&calls),
+            "{jitter:?}: {calls} token requests in 60 s"
+        );
+        if jitter.is_zero() {
+            assert_eq!(calls, 2, "the refresh at 50 s");
+        }
+        assert_eq!(recorder.misses(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn apim_does_not_retry_by_default_and_the_other_policies_do() {
+    let throttled = || {
+        Fake::new(
+            vec![Reply::Status {
+                status: 429,
+                retry_after: Some("1"),
+                body: r#"{"error":"throttled"}"#,
+            }],
+            Reply::Token { expires_in: 3600 },
+        )
+    };
+    assert_eq!(settings(CachePolicy::Apim).retry, None);
+    assert_eq!(
+        settings(CachePolicy::Apim).retry_policy(),
+        RetryPolicy::none()
+    );
+    let fake = throttled();
+    let recorder = Recorder::new();
+    let apim = client(CachePolicy::Apim, &fake, &recorder);
+    assert_eq!(apim.get_token().await.unwrap_err().status(), Some(429));
+    assert_eq!(fake.calls(), 1, "apim: the first answer is final");
+    assert!(recorder.all::<Retrying>().is_empty());
+
+    for policy in [CachePolicy::SingleFlight, CachePolicy::RefreshAhead] {
+        assert_eq!(settings(policy).retry_policy(), RetryPolicy::default());
+        let fake = throttled();
+        client(policy, &fake, &recorder).get_token().await.unwrap();
+        assert_eq!(fake.calls(), 2, "{policy}: retried");
+    }
+
+    // An explicit policy applies to apim too.
+    let fake = throttled();
+    let mut config = settings(CachePolicy::Apim);
+    config.retry = Some(RetryPolicy::default());
+    build(config, &fake, &recorder).get_token().await.unwrap();
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_apim_misses_do_not_retry_in_lockstep() {
+    // 10 concurrent misses, each answered 429 with Retry-After: 2, then a token.
+    let script = (0..10)
+        .map(|_| Reply::Status {
+            status: 429,
+            retry_after: Some("2"),
+            body: r#"{"error":"throttled"}"#,
+        })
+        .collect();
+    let fake = Fake::new(script, Reply::Token { expires_in: 3600 });
+    let recorder = Recorder::new();
+    let mut config = settings(CachePolicy::Apim);
+    config.retry = Some(RetryPolicy {
+        max_retries: 1,
+        initial_backoff: secs(1.0),
+        max_backoff: secs(5.0),
+        max_retry_after: secs(30.0),
+    });
+    let client = build(config, &fake, &recorder);
+    let start = Instant::now();
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_token().await })
+        })
+        .collect();
+    for result in futures_join(callers).await {
+        result.unwrap();
+    }
+    let times = fake.call_times();
+    assert_eq!(times.len(), 20);
+    assert!(
+        times[..10].iter().all(|t| *t == start),
+        "the first attempts"
+    );
+    let mut retried: Vec<Duration> = times[10..].iter().map(|t| *t - start).collect();
+    // Never before Retry-After; at most half the first backoff (1 s) after it, plus the
+    // timer's millisecond rounding.
+    for at in &retried {
+        assert!(*at >= secs(2.0) && *at <= secs(2.501), "{at:?}");
+    }
+    // Each delay is 2 s plus a jitter uniform over 500 ms, which the paused clock resolves
+    // to the millisecond: about 501 distinct instants. That all 10 retries land on one has
+    // a probability of 501^-9 (about 5e-25): a failure here is lockstep, not bad luck.
+    retried.sort();
+    retried.dedup();
+    assert!(
+        retried.len() >= 2,
+        "all 10 retries at one instant: {retried:?}"
+    );
+    let delays: Vec<Duration> = recorder.all::<Retrying>().iter().map(|r| r.delay).collect();
+    assert_eq!(delays.len(), 10);
+    assert!(delays.iter().all(|d| *d >= secs(2.0) && *d <= secs(2.5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_refresh_stops_once_every_client_is_dropped() {
+    // A refresh answered 500: retried later, at half the remaining lifetime.
+    let fake = Fake::new(
+        vec![Reply::Token { expires_in: 100 }],
+        Reply::status(500, r#"{"error":"server_error"}"#),
+    );
+    let recorder = Recorder::new();
+    let mut config = settings(CachePolicy::RefreshAhead);
+    config.refresh_window = Some(secs(20.0));
+    config.refresh_jitter = Duration::ZERO;
+    let client = build(config.clone(), &fake, &recorder);
+    let other = client.clone();
+    client.get_token().await.unwrap();
+    tokio::time::advance(secs(80.5)).await;
+    client.get_token().await.unwrap();
+    until("the failed refresh", || {
+        recorder.failed(FetchReason::Refresh) == 1
+    })
+    .await;
+    assert_eq!(fake.calls(), 2);
+    // The refresh now waits about 9.75 s before trying again; drop every handle.
+    drop(client);
+    drop(other);
+    for _ in 0..40 {
+        tokio::time::advance(secs(0.5)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fake.calls(), 2, "a request after every client was dropped");
+
+    // A refresh answered 503 with Retry-After, in its retry delay when the client goes.
+    let fake = Fake::new(
+        vec![Reply::Token { expires_in: 100 }],
+        Reply::Status {
+            status: 503,
+            retry_after: Some("5"),
+            body: "",
+        },
+    );
+    config.retry = Some(RetryPolicy {
+        max_retries: 5,
+        ..RetryPolicy::default()
+    });
+    let client = build(config, &fake, &recorder);
+    client.get_token().await.unwrap();
+    tokio::time::advance(secs(80.5)).await;
+    client.get_token().await.unwrap();
+    until("the throttled refresh", || fake.calls() == 2).await;
+    drop(client);
+    for _ in 0..120 {
+        tokio::time::advance(secs(0.5)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fake.calls(), 2, "a retry after every client was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_client_lets_another_client_of_the_cache_take_over_its_refresh() {
+    let fake = Fake::new(
+        vec![
+            Reply::Token { expires_in: 100 },
+            Reply::status(500, r#"{"error":"server_error"}"#),
+        ],
+        Reply::Token { expires_in: 100 },
+    );
+    let recorder = Recorder::new();
+    let cache = TokenCache::new();
+    let mut config = settings(CachePolicy::RefreshAhead);
+    config.refresh_window = Some(secs(20.0));
+    config.refresh_jitter = Duration::ZERO;
+    let on_cache = || {
+        TokenClient::builder(config.clone(), secret())
+            .transport(fake.clone())
+            .observer(recorder.clone())
+            .cache(&cache)
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (on_cache(), on_cache());
+    let old = one.get_token().await.unwrap();
+    tokio::time::advance(secs(80.5)).await;
+    one.get_token().await.unwrap();
+    until("the failed refresh", || {
+        recorder.failed(FetchReason::Refresh) == 1
+    })
+    .await;
+    drop(one);
+    // The orphaned refresh notices at its next attempt and gives the refresh back.
+    tokio::time::advance(secs(10.0)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(fake.calls(), 2);
+    // The next hit through the other client refreshes, without waiting.
+    let hit = poll_once(two.get_token()).expect("a hit").unwrap();
+    assert_eq!(hit.generation(), old.generation());
+    until("the refresh", || fake.calls() == 3).await;
+    until("the new token", || {
+        recorder.all::<FetchFinished>().len() == 3
+    })
+    .await;
+    assert_ne!(
+        two.get_token().await.unwrap().generation(),
+        old.generation()
+    );
+    assert_eq!(recorder.misses(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn herd_counts_only_requests_issued_during_the_episode() {
+    // apim. Episode 1: fetches A and B. A stores (episode 1 ends); a 401 removes the token;
+    // miss C starts episode 2 while B (of episode 1) is still in flight; C stores (episode 2
+    // ends); B ends last.
+    let gates: Vec<Arc<Semaphore>> = (0..3).map(|_| Arc::new(Semaphore::new(0))).collect();
+    let fake = Fake::new(
+        gates
+            .iter()
+            .map(|gate| Reply::Gated {
+                gate: gate.clone(),
+                expires_in: 3600,
+            })
+            .collect(),
+        Reply::Token { expires_in: 3600 },
+    );
+    let recorder = Recorder::new();
+    let client = client(CachePolicy::Apim, &fake, &recorder);
+    let spawn = || {
+        let client = client.clone();
+        tokio::spawn(async move { client.get_token().await })
+    };
+    let a = spawn();
+    until("A's request", || fake.calls() == 1).await;
+    let b = spawn();
+    until("B's request", || fake.calls() == 2).await;
+    gates[0].add_permits(1);
+    let token_a = a.await.unwrap().unwrap();
+    assert!(client.report_rejected(&token_a, StatusCode::UNAUTHORIZED));
+    let c = spawn();
+    until("C's request", || fake.calls() == 3).await;
+    gates[2].add_permits(1);
+    c.await.unwrap().unwrap();
+    gates[1].add_permits(1);
+    b.await.unwrap().unwrap();
+
+    let episodes = recorder.all::<EpisodeEnded>();
+    assert_eq!(episodes.len(), 2);
+    assert_eq!(episodes[0].herd_size, 2, "A and B");
+    assert_eq!(
+        episodes[1].herd_size, 1,
+        "C only: B was issued before episode 2 started"
+    );
+    let started: Vec<u32> = recorder
+        .all::<FetchStarted>()
+        .iter()
+        .map(|f| f.herd_size)
+        .collect();
+    assert_eq!(started, [1, 2, 1]);
+    // B ended after both episodes: it still reports its own episode's final herd.
+    let finished: Vec<(Option<u64>, u32)> = recorder
+        .all::<FetchFinished>()
+        .iter()
+        .map(|f| (f.episode, f.herd_size))
+        .collect();
+    let (one, two) = (Some(episodes[0].episode), Some(episodes[1].episode));
+    assert_eq!(finished, [(one, 2), (two, 1), (one, 2)]);
+    assert_eq!(recorder.all::<Rejected>().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_episode_joining_a_refresh_in_flight_has_no_herd_of_its_own() {
+    // refresh-ahead: the refresh request is in flight when the token expires; the miss that
+    // starts the episode joins it, and no request is issued during the episode.
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = Fake::new(
+        vec![
+            Reply::Token { expires_in: 100 },
+            Reply::Gated {
+                gate: gate.clone(),
+                expires_in: 100,
+            },
+        ],
+        Reply::Token { expires_in: 100 },
+    );
+    let recorder = Recorder::new();
+    let mut config = settings(CachePolicy::RefreshAhead);
+    config.refresh_window = Some(secs(10.0));
+    config.refresh_jitter = Duration::ZERO;
+    let client = build(config, &fake, &recorder);
+    let old = client.get_token().await.unwrap();
+    tokio::time::advance(secs(95.0)).await;
+    client.get_token().await.unwrap();
+    until("the refresh request", || fake.calls() == 2).await;
+    tokio::time::advance(old.expires_at() - Instant::now()).await;
+    let miss = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_token().await }
+    });
+    until("the miss", || recorder.misses() == 2).await;
+    gate.add_permits(1);
+    assert_ne!(miss.await.unwrap().unwrap().generation(), old.generation());
+    assert_eq!(fake.calls(), 2);
+    let episodes = recorder.all::<EpisodeEnded>();
+    assert_eq!(episodes.len(), 2);
+    assert_eq!(episodes[0].herd_size, 1, "the first miss");
+    assert_eq!(episodes[1].herd_size, 0, "the refresh was issued before it");
+    assert!(episodes[1].stored);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_assertion_cannot_be_signed_is_not_in_the_herd() {
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = Fake::tokens(3600);
+    let gated = Arc::new(common::Gate {
+        inner: Arc::clone(&fake),
+        permits: gate.clone(),
+    });
+    let recorder = Recorder::new();
+    let (credential, fail) = failing_credential();
+    let client = TokenClient::builder(
+        settings(CachePolicy::Apim),
+        ClientAuth::Certificate(credential),
+    )
+    .transport(gated)
+    .observer(recorder.clone())
+    .build()
+    .unwrap();
+    // A signs and waits at the gate; B's signature fails: nothing is sent for it.
+    let a = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_token().await }
+    });
+    until("A's fetch", || recorder.all::<FetchStarted>().len() == 1).await;
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = client.get_token().await.unwrap_err();
+    assert!(matches!(error, Error::Assertion { .. }), "{error:?}");
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    gate.add_permits(1);
+    a.await.unwrap().unwrap();
+    assert_eq!(fake.calls(), 1);
+
+    let started: Vec<u32> = recorder
+        .all::<FetchStarted>()
+        .iter()
+        .map(|f| f.herd_size)
+        .collect();
+    assert_eq!(started, [1, 2], "B counted while it signed");
+    let finished = recorder.all::<FetchFinished>();
+    assert!(matches!(
+        finished[0].outcome,
+        FetchOutcome::Failed(Error::Assertion { .. })
+    ));
+    assert_eq!(finished[0].requests, 0, "B sent nothing");
+    assert_eq!(finished[0].herd_size, 1, "and was taken back out");
+    assert_eq!(finished[1].requests, 1);
+    let episodes = recorder.all::<EpisodeEnded>();
+    assert_eq!(episodes.len(), 1);
+    assert_eq!(episodes[0].herd_size, 1);
 }
 
 /// Awaits every task.

@@ -14,34 +14,48 @@ use bytes::Bytes;
 use der::Encode;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use signer::{jws::Jws, Algorithm, KeyKind, PublicKey, VerifyingKey};
 
 use crate::{
-    clock::Clock, config::BackendConfig, faults::Latency, http_util::json_response,
-    idp::IdentityProvider, stats::Stats,
+    clock::Clock,
+    config::{BackendConfig, ConfigError},
+    faults::Latency,
+    http_util::json_response,
+    idp::IdentityProvider,
+    stats::Stats,
 };
 
 /// Shortest time between two JWKS refreshes triggered by unknown `kid`s.
 const JWKS_REFRESH_INTERVAL_MS: u64 = 1000;
-/// Most verified tokens remembered; beyond, expired ones are dropped, then all.
+/// Most verified tokens remembered. On reaching it the expired are dropped; if more than
+/// three quarters remain, all are (they are verified again on their next use). Either way
+/// a quarter of the room is free again, so the scan runs at most once per 250 000 inserts.
 const MAX_VERIFIED: usize = 1_000_000;
 
 /// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// 401: no bearer token.
+    #[error("no bearer token")]
     Missing,
     /// 401: not a well-formed RS256 JWT.
+    #[error("the token is malformed")]
     Malformed,
     /// 401: signed by a key not in the provider's JWKS, or the signature does not verify.
+    #[error("the token signature is invalid or its key is unknown")]
     BadSignature,
     /// 401: wrong issuer or audience.
+    #[error("the token issuer or audience is invalid")]
     WrongIssuerOrAudience,
     /// 401: expired or not yet valid.
+    #[error("the token is expired or not yet valid")]
     Expired,
     /// 401: issued before the last revocation.
+    #[error("the token has been revoked")]
     Revoked,
     /// 403: valid, but without the required role.
+    #[error("the token lacks the required role")]
     MissingRole,
 }
 
@@ -53,25 +67,14 @@ impl Refusal {
             StatusCode::UNAUTHORIZED
         }
     }
-
-    fn description(self) -> &'static str {
-        match self {
-            Refusal::Missing => "no bearer token",
-            Refusal::Malformed => "the token is malformed",
-            Refusal::BadSignature => "the token signature is invalid or its key is unknown",
-            Refusal::WrongIssuerOrAudience => "the token issuer or audience is invalid",
-            Refusal::Expired => "the token is expired or not yet valid",
-            Refusal::Revoked => "the token has been revoked",
-            Refusal::MissingRole => "the token lacks the required role",
-        }
-    }
 }
 
-/// A token that passed signature verification once.
+/// What the backend remembers of a token that passed signature verification once (keyed by
+/// the SHA-256 of the whole token, never the token itself).
 struct Verified {
-    token: Box<str>,
     kid: Box<str>,
-    issued_ms: u64,
+    /// The provider's issue sequence, from `uti`.
+    sequence: u64,
     nbf: u64,
     exp: u64,
     has_role: bool,
@@ -80,7 +83,6 @@ struct Verified {
 /// The provider's keys as the backend last fetched them.
 struct KeySet {
     keys: HashMap<String, Box<dyn VerifyingKey>>,
-    fetched_ms: u64,
 }
 
 /// The mock protected backend. [`ProtectedBackend::check`] is the whole validation, callable
@@ -93,8 +95,12 @@ pub struct ProtectedBackend {
     skew_secs: u64,
     latency: RwLock<Latency>,
     keys: RwLock<Arc<KeySet>>,
-    verified: RwLock<HashMap<Box<str>, Verified>>,
-    revoked_before_ms: AtomicU64,
+    /// The earliest time (ms) an unknown `kid` may trigger the next JWKS refresh; claimed
+    /// with a compare-exchange, so concurrent unknown `kid`s cause one refresh, not several.
+    next_refresh_ms: AtomicU64,
+    verified: RwLock<HashMap<[u8; 32], Verified>>,
+    /// Tokens whose issue sequence is at most this are revoked (0: none).
+    revoked_through: AtomicU64,
     stats: Arc<Stats>,
     clock: Arc<dyn Clock>,
 }
@@ -127,10 +133,10 @@ impl ProtectedBackend {
             latency: RwLock::new(config.latency),
             keys: RwLock::new(Arc::new(KeySet {
                 keys: HashMap::new(),
-                fetched_ms: 0,
             })),
+            next_refresh_ms: AtomicU64::new(0),
             verified: RwLock::new(HashMap::new()),
-            revoked_before_ms: AtomicU64::new(0),
+            revoked_through: AtomicU64::new(0),
             stats,
             clock,
         };
@@ -148,14 +154,11 @@ impl ProtectedBackend {
             Ok(()) => json_response(StatusCode::OK, &json!({"ok": true})),
             Err(refusal) => {
                 let mut response =
-                    json_response(refusal.status(), &json!({"error": refusal.description()}));
+                    json_response(refusal.status(), &json!({"error": refusal.to_string()}));
                 let challenge = if refusal == Refusal::MissingRole {
                     r#"Bearer error="insufficient_scope""#.to_owned()
                 } else {
-                    format!(
-                        r#"Bearer error="invalid_token", error_description="{}""#,
-                        refusal.description()
-                    )
+                    format!(r#"Bearer error="invalid_token", error_description="{refusal}""#)
                 };
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response
@@ -170,29 +173,36 @@ impl ProtectedBackend {
     }
 
     /// Validates an `Authorization` header value. A token is verified at most once; after
-    /// that only its times, the revocation mark and the key's presence are checked.
+    /// that only its times, the revocation mark and the key's presence are checked. Verified
+    /// tokens are found by the SHA-256 of the whole token: any other token, even one carrying
+    /// a remembered token's signature, is verified in full.
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), Refusal> {
         let token = bearer_token(authorization.ok_or(Refusal::Missing)?)?;
-        let signature = token.rsplit('.').next().unwrap_or_default();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now_ms = self.clock.now_ms();
         {
             let verified = self.verified.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = verified.get(signature).filter(|e| *e.token == *token) {
+            if let Some(entry) = verified.get(&digest) {
                 return self.still_valid(entry, now_ms);
             }
         }
         let entry = self.verify(token)?;
         let result = self.still_valid(&entry, now_ms);
-        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= MAX_VERIFIED {
-            let now = now_ms / 1000;
-            verified.retain(|_, e| e.exp.saturating_add(self.skew_secs) > now);
-            if verified.len() >= MAX_VERIFIED {
-                verified.clear();
-            }
-        }
-        verified.insert(signature.into(), entry);
+        self.remember(digest, entry, now_ms);
         result
+    }
+
+    /// Adds a verified token to the cache, making room first if it is full.
+    fn remember(&self, digest: [u8; 32], entry: Verified, now_ms: u64) {
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        insert_bounded(
+            &mut verified,
+            digest,
+            entry,
+            MAX_VERIFIED,
+            now_ms / 1000,
+            self.skew_secs,
+        );
     }
 
     fn still_valid(&self, entry: &Verified, now_ms: u64) -> Result<(), Refusal> {
@@ -202,7 +212,7 @@ impl ProtectedBackend {
         {
             return Err(Refusal::Expired);
         }
-        if entry.issued_ms < self.revoked_before_ms.load(Ordering::Acquire) {
+        if entry.sequence <= self.revoked_through.load(Ordering::Acquire) {
             return Err(Refusal::Revoked);
         }
         if !self.current_keys().keys.contains_key(&*entry.kid) {
@@ -226,6 +236,7 @@ impl ProtectedBackend {
             keys = self.refresh_keys_rate_limited();
         }
         let key = keys.keys.get(&kid).ok_or(Refusal::BadSignature)?;
+        // Counted per attempt: a bad signature under a known key counts too.
         self.stats.signature_verified();
         let claims: Value = jws
             .verify_claims(key.as_ref())
@@ -240,8 +251,9 @@ impl ProtectedBackend {
             time("exp").ok_or(Refusal::Malformed)?,
             time("iat").ok_or(Refusal::Malformed)?,
         );
-        // `uti` carries the issue time in milliseconds: revocation needs finer grain than `iat`.
-        let issued_ms = text("uti")
+        // `uti` starts with the provider's issue sequence: revocation orders tokens by it,
+        // finer than any clock (two tokens of one millisecond are still ordered).
+        let sequence = text("uti")
             .and_then(|uti| URL_SAFE_NO_PAD.decode(uti).ok())
             .and_then(|bytes| {
                 bytes
@@ -249,7 +261,7 @@ impl ProtectedBackend {
                     .and_then(|b| b.try_into().ok())
                     .map(u64::from_be_bytes)
             })
-            .unwrap_or(iat.saturating_mul(1000));
+            .ok_or(Refusal::Malformed)?;
         let has_role = claims
             .get("roles")
             .and_then(Value::as_array)
@@ -259,24 +271,26 @@ impl ProtectedBackend {
                     .any(|r| r.as_str() == Some(self.required_role.as_str()))
             });
         Ok(Verified {
-            token: token.into(),
             kid: kid.into(),
-            issued_ms,
+            sequence,
             nbf: time("nbf").unwrap_or(iat),
             exp,
             has_role,
         })
     }
 
-    /// From now on, every token issued before now is refused (401).
+    /// From now on, every token issued before this call is refused (401), even one issued
+    /// in the same millisecond: tokens are ordered by the provider's issue sequence (the first
+    /// 8 bytes of their `uti`), not by time. Returns the last sequence revoked.
     pub fn revoke_all(&self) -> u64 {
-        let now_ms = self.clock.now_ms();
-        self.revoked_before_ms.store(now_ms, Ordering::Release);
-        now_ms
+        let through = self.idp.last_issue_sequence();
+        self.revoked_through.fetch_max(through, Ordering::AcqRel);
+        through
     }
 
     /// Drops the cached JWKS and refetches it: what a validate-jwt policy does when its
-    /// metadata refresh runs, so that tokens under a rotated-out key fail at once.
+    /// metadata refresh runs, so that tokens under a rotated-out key fail at once. Counted in
+    /// `jwks_refreshes`, and restarts the one-second wait before an unknown `kid` may refresh.
     pub fn reload_keys(&self) {
         self.refresh_keys();
     }
@@ -287,7 +301,7 @@ impl ProtectedBackend {
     }
 
     /// Replaces the added latency.
-    pub fn set_latency(&self, latency: Latency) -> Result<(), String> {
+    pub fn set_latency(&self, latency: Latency) -> Result<(), ConfigError> {
         latency.validate()?;
         *self.latency.write().unwrap_or_else(|p| p.into_inner()) = latency;
         Ok(())
@@ -297,16 +311,38 @@ impl ProtectedBackend {
         Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Refreshes the JWKS for an unknown `kid`, at most once per [`JWKS_REFRESH_INTERVAL_MS`]:
+    /// of concurrent callers, the one whose compare-exchange claims the slot refreshes; the
+    /// others (and callers within the interval) get the keys as they are.
     fn refresh_keys_rate_limited(&self) -> Arc<KeySet> {
-        let keys = self.current_keys();
-        if self.clock.now_ms().saturating_sub(keys.fetched_ms) < JWKS_REFRESH_INTERVAL_MS {
-            return keys;
+        let now = self.clock.now_ms();
+        let next = self.next_refresh_ms.load(Ordering::Acquire);
+        if now < next
+            || self
+                .next_refresh_ms
+                .compare_exchange(
+                    next,
+                    now.saturating_add(JWKS_REFRESH_INTERVAL_MS),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return self.current_keys();
         }
-        self.refresh_keys()
+        self.fetch_keys()
+    }
+
+    /// Refetches the JWKS unconditionally (at start and on [`reload_keys`](Self::reload_keys));
+    /// an unknown `kid` may refresh again only a second later.
+    fn refresh_keys(&self) -> Arc<KeySet> {
+        let next = self.clock.now_ms().saturating_add(JWKS_REFRESH_INTERVAL_MS);
+        self.next_refresh_ms.fetch_max(next, Ordering::AcqRel);
+        self.fetch_keys()
     }
 
     /// Fetches the provider's JWKS and parses every RSA key in it, as a validate-jwt policy does.
-    fn refresh_keys(&self) -> Arc<KeySet> {
+    fn fetch_keys(&self) -> Arc<KeySet> {
         self.stats.jwks_refreshed();
         let backend = signer::backend::default_backend();
         let jwks = self.idp.jwks();
@@ -319,13 +355,33 @@ impl ProtectedBackend {
                 keys.insert(kid, verifier);
             }
         }
-        let set = Arc::new(KeySet {
-            keys,
-            fetched_ms: self.clock.now_ms(),
-        });
+        let set = Arc::new(KeySet { keys });
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&set);
         set
     }
+}
+
+/// Inserts into a cache of at most `cap` entries. When full, the expired entries are dropped
+/// and, if more than three quarters of `cap` remain, all of them: a full scan then frees at
+/// least a quarter of the room, so scans are rare (amortised O(1) per insert). Returns
+/// whether it scanned.
+fn insert_bounded(
+    verified: &mut HashMap<[u8; 32], Verified>,
+    digest: [u8; 32],
+    entry: Verified,
+    cap: usize,
+    now: u64,
+    skew_secs: u64,
+) -> bool {
+    let full = verified.len() >= cap && !verified.contains_key(&digest);
+    if full {
+        verified.retain(|_, e| e.exp.saturating_add(skew_secs) > now);
+        if verified.len() > cap / 4 * 3 {
+            verified.clear();
+        }
+    }
+    verified.insert(digest, entry);
+    full
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive).
@@ -361,4 +417,68 @@ fn rsa_jwk(jwk: &Value) -> Option<(String, PublicKey)> {
         .position(|b| *b != 0)
         .map_or(0, |i| (n.len() - i) * 8 - n[i].leading_zeros() as usize);
     Some((kid, PublicKey::from_raw(KeyKind::Rsa { bits }, der)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(exp: u64) -> Verified {
+        Verified {
+            kid: "k".into(),
+            sequence: 1,
+            nbf: 0,
+            exp,
+            has_role: true,
+        }
+    }
+
+    fn digest(i: usize) -> [u8; 32] {
+        Sha256::digest(i.to_be_bytes()).into()
+    }
+
+    #[test]
+    fn a_full_cache_of_live_tokens_is_scanned_once_per_cap_inserts() {
+        let (cap, now) = (100, 1_000);
+        let mut verified = HashMap::new();
+        let scans = (0..1_000)
+            .filter(|&i| insert_bounded(&mut verified, digest(i), entry(now + 60), cap, now, 0))
+            .count();
+        assert_eq!(scans, 9, "cleared at 100, 200, …, 900 inserts");
+        assert!(verified.len() <= cap);
+    }
+
+    #[test]
+    fn a_full_cache_drops_the_expired_first_and_keeps_the_live_when_that_frees_enough() {
+        let (cap, now) = (100, 1_000);
+        let mut verified = HashMap::new();
+        for i in 0..cap {
+            // Every other token expired (exp + skew ≤ now).
+            let exp = if i % 2 == 0 { now - 10 } else { now + 60 };
+            assert!(!insert_bounded(
+                &mut verified,
+                digest(i),
+                entry(exp),
+                cap,
+                now,
+                5
+            ));
+        }
+        assert!(insert_bounded(
+            &mut verified,
+            digest(cap),
+            entry(now + 60),
+            cap,
+            now,
+            5
+        ));
+        assert_eq!(verified.len(), cap / 2 + 1, "the live ones are kept");
+        assert!(verified.contains_key(&digest(1)));
+        assert!(!verified.contains_key(&digest(0)));
+        // The next scan only after the freed room is used up again.
+        let scans = (cap + 1..cap + 50)
+            .filter(|&i| insert_bounded(&mut verified, digest(i), entry(now + 60), cap, now, 5))
+            .count();
+        assert_eq!(scans, 0);
+    }
 }

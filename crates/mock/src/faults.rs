@@ -1,10 +1,12 @@
 //! Injected faults: latency, error rate, per-client throttling, outages.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{sync::Mutex, time::Duration};
 
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
 
 /// Added latency before an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -39,15 +41,13 @@ pub enum Latency {
 const Z_P99: f64 = 2.326_347_874;
 
 impl Latency {
-    /// Checks the parameters; the message names the bad one.
-    pub fn validate(&self) -> Result<(), String> {
-        let finite = |name: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
+    /// Checks the parameters; the error names the bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let finite = |field: &'static str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
                 Ok(())
             } else {
-                Err(format!(
-                    "latency {name} must be a finite number ≥ 0, not {v}"
-                ))
+                Err(ConfigError::LatencyValue { field, value })
             }
         };
         match *self {
@@ -57,7 +57,7 @@ impl Latency {
                 finite("min_ms", min_ms)?;
                 finite("max_ms", max_ms)?;
                 if min_ms > max_ms {
-                    return Err(format!("latency min_ms {min_ms} is above max_ms {max_ms}"));
+                    return Err(ConfigError::LatencyBounds { min_ms, max_ms });
                 }
                 Ok(())
             }
@@ -65,9 +65,7 @@ impl Latency {
                 finite("median_ms", median_ms)?;
                 finite("p99_ms", p99_ms)?;
                 if median_ms <= 0.0 || p99_ms < median_ms {
-                    return Err(format!(
-                        "log-normal latency needs 0 < median_ms ≤ p99_ms, not {median_ms} and {p99_ms}"
-                    ));
+                    return Err(ConfigError::LogNormal { median_ms, p99_ms });
                 }
                 Ok(())
             }
@@ -115,7 +113,7 @@ pub struct TokenFaults {
     pub error_rate: f64,
     /// Per-client token bucket: sustained requests per second (none when absent).
     pub throttle_rps: Option<f64>,
-    /// Token bucket size (default: one second's worth, at least 1).
+    /// Token bucket size, at least 1 (default: one second's worth, at least 1).
     pub throttle_burst: Option<f64>,
     /// An outage lasting this many milliseconds from when these faults were set.
     pub outage_ms: Option<u64>,
@@ -124,34 +122,35 @@ pub struct TokenFaults {
 }
 
 impl TokenFaults {
-    /// Checks every parameter; the message names the bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks every parameter; the error names the bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.latency.validate()?;
         if !(0.0..=1.0).contains(&self.error_rate) {
-            return Err(format!(
-                "error_rate must be within 0.0 and 1.0, not {}",
-                self.error_rate
-            ));
+            return Err(ConfigError::ErrorRate(self.error_rate));
         }
-        for (name, value) in [
-            ("throttle_rps", self.throttle_rps),
-            ("throttle_burst", self.throttle_burst),
-        ] {
-            if let Some(v) = value {
-                if !(v.is_finite() && v > 0.0) {
-                    return Err(format!("{name} must be a finite number above 0, not {v}"));
-                }
+        if let Some(rps) = self.throttle_rps {
+            if !(rps.is_finite() && rps > 0.0) {
+                return Err(ConfigError::ThrottleRps(rps));
+            }
+        }
+        if let Some(burst) = self.throttle_burst {
+            if !(burst.is_finite() && burst >= 1.0) {
+                return Err(ConfigError::ThrottleBurst(burst));
             }
         }
         Ok(())
     }
+
+    /// The bucket size in force: `throttle_burst`, or one second's worth (at least 1).
+    pub(crate) fn burst(&self, rps: f64) -> f64 {
+        self.throttle_burst.unwrap_or(rps.max(1.0))
+    }
 }
 
-/// Per-client token buckets.
+/// One registered client's token bucket. Buckets exist only for registered clients (one
+/// each, made with the registration), so invented client ids cost no memory.
 #[derive(Debug, Default)]
-pub(crate) struct Throttle {
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
+pub(crate) struct TokenBucket(Mutex<Option<Bucket>>);
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -159,30 +158,17 @@ struct Bucket {
     updated_ms: u64,
 }
 
-/// Most clients tracked at once; beyond, the bucket map is cleared (hostile client ids
-/// must not grow memory without bound).
-const MAX_BUCKETS: usize = 100_000;
-
-impl Throttle {
-    /// Takes one token from `client`'s bucket; on refusal returns the whole seconds to wait.
-    pub(crate) fn acquire(
-        &self,
-        client: &str,
-        rps: f64,
-        burst: f64,
-        now_ms: u64,
-    ) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(client) {
-            buckets.clear();
-        }
-        let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
+impl TokenBucket {
+    /// Takes one token (the bucket starts full); on refusal returns the whole seconds to wait.
+    pub(crate) fn acquire(&self, rps: f64, burst: f64, now_ms: u64) -> Result<(), u64> {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = state.get_or_insert(Bucket {
             tokens: burst,
             updated_ms: now_ms,
         });
         let elapsed = now_ms.saturating_sub(bucket.updated_ms) as f64 / 1000.0;
         bucket.tokens = (bucket.tokens + elapsed * rps).min(burst);
-        bucket.updated_ms = now_ms;
+        bucket.updated_ms = bucket.updated_ms.max(now_ms);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
@@ -192,10 +178,8 @@ impl Throttle {
         }
     }
 
+    /// Refills the bucket (it restarts full at its next use).
     pub(crate) fn reset(&self) {
-        self.buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -23,19 +23,19 @@ pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Respon
 
 /// An OAuth 2.0 error (RFC 6749 §5.2) with Entra's AADSTS code where a documented one fits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthRejection {
+pub(crate) struct OAuthRejection {
     /// HTTP status: 401 for `invalid_client`, 400 otherwise (429/500/503 for faults).
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// The OAuth `error` code.
-    pub error: &'static str,
+    pub(crate) error: &'static str,
     /// The AADSTS number, if one fits.
-    pub code: Option<u32>,
+    pub(crate) code: Option<u32>,
     /// Human-readable reason.
-    pub description: String,
+    pub(crate) description: String,
     /// `Retry-After` seconds (429 and 503).
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
     /// How the stats count it.
-    pub outcome: TokenOutcome,
+    pub(crate) outcome: TokenOutcome,
 }
 
 impl OAuthRejection {
@@ -114,7 +114,7 @@ impl OAuthRejection {
     }
 
     /// An injected 500 or 503, or a 503 during an outage.
-    pub(crate) fn unavailable(status: StatusCode, outcome: TokenOutcome) -> Self {
+    pub(crate) fn injected(status: StatusCode, outcome: TokenOutcome) -> Self {
         let error = if status == StatusCode::SERVICE_UNAVAILABLE {
             "temporarily_unavailable"
         } else {
@@ -131,6 +131,30 @@ impl OAuthRejection {
             r.retry_after = Some(1);
         }
         r
+    }
+
+    /// 503: the replay store is full of unexpired `jti`s (a real limit, not an injected fault).
+    pub(crate) fn replay_store_full() -> Self {
+        let mut r = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            TokenOutcome::Unavailable,
+            None,
+            "Too many unexpired client assertions are remembered; retry later.".to_owned(),
+        );
+        r.retry_after = Some(1);
+        r
+    }
+
+    /// 500 `server_error`: the provider failed (no token is better than a wrong one).
+    pub(crate) fn server_error(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            TokenOutcome::ServerError,
+            None,
+            description.into(),
+        )
     }
 
     /// The response Entra would send.

@@ -1,8 +1,11 @@
 //! The mock identity provider: Entra ID v2 token endpoint, discovery document and JWKS.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -10,6 +13,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use signer::{
     jws::{Jws, MAX_COMPACT_LEN},
     keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
@@ -17,8 +21,8 @@ use signer::{
 
 use crate::{
     clock::Clock,
-    config::{ClientRegistration, MockConfig},
-    faults::{OutageMode, Throttle, TokenFaults},
+    config::{ClientRegistration, ConfigError, MockConfig},
+    faults::{OutageMode, TokenBucket, TokenFaults},
     http_util::{json_response, OAuthRejection},
     stats::{Stats, TokenOutcome},
     ConnectionReset, MockError,
@@ -30,11 +34,15 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest value of any form field but `client_assertion`, in bytes.
 const MAX_FIELD: usize = 2048;
+/// Largest `client_assertion` form field, in bytes: above the JWS parser's own limit
+/// ([`MAX_COMPACT_LEN`]), so that the parser is what refuses an oversized assertion (with
+/// its own message) and the form limit only bounds the copying before it.
+const MAX_ASSERTION_FIELD: usize = MAX_COMPACT_LEN + 1024;
 /// Most form fields accepted in one request.
 const MAX_FIELDS: usize = 32;
 /// Longest assertion lifetime accepted: bounds how long a `jti` must be remembered.
 const MAX_ASSERTION_LIFETIME_SECS: u64 = 24 * 3600;
-/// Most unexpired `jti`s remembered; beyond, new assertions are refused until some expire.
+/// Most unexpired `jti`s remembered; beyond, new assertions are refused (503) until some expire.
 const MAX_REMEMBERED_JTIS: usize = 2_000_000;
 
 /// The provider's token-signing key, as published in the JWKS.
@@ -82,6 +90,8 @@ struct Client {
     registration: ClientRegistration,
     /// Per certificate: both thumbprints and a verifier per algorithm its key can do.
     certificates: Vec<ClientCertificate>,
+    /// Its throttling bucket: only registered clients have one.
+    bucket: TokenBucket,
 }
 
 struct ClientCertificate {
@@ -102,8 +112,10 @@ pub struct IdentityProvider {
     backend: &'static dyn CryptoBackend,
     key: RwLock<Arc<ProviderKey>>,
     faults: RwLock<Arc<ActiveFaults>>,
-    throttle: Throttle,
-    used_jtis: Mutex<HashMap<(String, String), u64>>,
+    used_jtis: Mutex<JtiStore>,
+    /// The sequence number of the last token issued (0: none yet); carried in each token's
+    /// `uti`, it orders tokens against revocations finer than any clock.
+    issue_sequence: AtomicU64,
     stats: Arc<Stats>,
     clock: Arc<dyn Clock>,
 }
@@ -134,7 +146,7 @@ impl IdentityProvider {
     /// A provider reachable at `base_url` (e.g. `http://127.0.0.1:8080`), with a fresh
     /// RSA-2048 signing key.
     pub fn new(config: &MockConfig, base_url: &str, stats: Arc<Stats>) -> Result<Self, MockError> {
-        config.validate().map_err(MockError::Config)?;
+        config.validate()?;
         let backend = signer::backend::default_backend();
         let mut clients = HashMap::new();
         for registration in &config.clients {
@@ -156,16 +168,10 @@ impl IdentityProvider {
             let client = Client {
                 registration: registration.clone(),
                 certificates,
+                bucket: TokenBucket::default(),
             };
-            if clients
-                .insert(registration.client_id.clone(), client)
-                .is_some()
-            {
-                return Err(MockError::Config(format!(
-                    "client {} is registered twice",
-                    registration.client_id
-                )));
-            }
+            // `validate` refused duplicate ids.
+            clients.insert(registration.client_id.clone(), client);
         }
         let now = config.clock.now_ms();
         Ok(IdentityProvider {
@@ -181,8 +187,8 @@ impl IdentityProvider {
                 faults: config.token_faults.clone(),
                 set_at_ms: now,
             })),
-            throttle: Throttle::default(),
-            used_jtis: Mutex::new(HashMap::new()),
+            used_jtis: Mutex::new(JtiStore::default()),
+            issue_sequence: AtomicU64::new(0),
             stats,
             clock: Arc::clone(&config.clock),
         })
@@ -256,13 +262,22 @@ impl IdentityProvider {
     }
 
     /// Replaces the token endpoint faults; an outage in them starts now. Token buckets restart full.
-    pub fn set_faults(&self, faults: TokenFaults) -> Result<(), String> {
+    pub fn set_faults(&self, faults: TokenFaults) -> Result<(), ConfigError> {
         faults.validate()?;
         let set_at_ms = self.clock.now_ms();
         *self.faults.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(ActiveFaults { faults, set_at_ms });
-        self.throttle.reset();
+        for client in self.clients.values() {
+            client.bucket.reset();
+        }
         Ok(())
+    }
+
+    /// The sequence number of the last token issued (0 before the first): every token
+    /// carries its own in `uti`, so [`crate::ProtectedBackend::revoke_all`] can refuse exactly
+    /// those issued before it.
+    pub(crate) fn last_issue_sequence(&self) -> u64 {
+        self.issue_sequence.load(Ordering::SeqCst)
     }
 
     /// `POST /{tenant}/oauth2/v2.0/token` with a form-encoded `body`.
@@ -315,7 +330,7 @@ impl IdentityProvider {
         let now_ms = self.clock.now_ms();
         if let Some(outage_ms) = faults.faults.outage_ms {
             if now_ms < faults.set_at_ms.saturating_add(outage_ms) {
-                return Err(OAuthRejection::unavailable(
+                return Err(OAuthRejection::injected(
                     StatusCode::SERVICE_UNAVAILABLE,
                     TokenOutcome::Outage,
                 ));
@@ -327,7 +342,7 @@ impl IdentityProvider {
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return Err(OAuthRejection::unavailable(
+            return Err(OAuthRejection::injected(
                 status,
                 TokenOutcome::InjectedError,
             ));
@@ -336,21 +351,25 @@ impl IdentityProvider {
             return Err(unknown_tenant(tenant));
         }
         let form = TokenForm::parse(body)?;
-        if let Some(rps) = faults.faults.throttle_rps {
-            let burst = faults.faults.throttle_burst.unwrap_or(rps.max(1.0));
-            self.throttle
-                .acquire(&form.client_id, rps, burst, now_ms)
-                .map_err(OAuthRejection::throttled)?;
-        }
+        // The client first: only registered clients have a token bucket, so invented ids
+        // can neither grow the throttle's memory nor disturb a real client's bucket.
         let client = self.clients.get(&form.client_id).ok_or_else(|| {
             OAuthRejection::invalid_client(
                 Some(700016),
                 format!(
                     "Application with identifier '{}' was not found in the directory '{tenant}'.",
-                    form.client_id
+                    truncate(&form.client_id)
                 ),
             )
         })?;
+        if let Some(rps) = faults.faults.throttle_rps {
+            client
+                .bucket
+                .acquire(rps, faults.faults.burst(rps), now_ms)
+                .map_err(OAuthRejection::throttled)?;
+        }
+        // The scope before the credentials: a refused scope must not spend the assertion's jti.
+        let resource = self.resource_of(&form.scope)?;
         let via_certificate = match (&form.client_assertion, &form.client_secret) {
             (Some(assertion), None) => {
                 if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
@@ -382,8 +401,7 @@ impl IdentityProvider {
                 ))
             }
         };
-        let resource = self.resource_of(&form.scope)?;
-        Ok(self.issue(client, resource, tenant, via_certificate, now_ms))
+        self.issue(client, resource, tenant, via_certificate, now_ms)
     }
 
     /// Validates a client assertion as Entra does; the `jti` is spent only once the rest holds.
@@ -403,7 +421,10 @@ impl IdentityProvider {
         let jws = Jws::parse(assertion).map_err(|e| match e {
             signer::jws::JwsError::AlgorithmNotAllowed { alg } => OAuthRejection::invalid_client(
                 Some(5002738),
-                format!("Invalid JWT token. '{alg}' is not a supported signature algorithm."),
+                format!(
+                    "Invalid JWT token. '{}' is not a supported signature algorithm.",
+                    truncate(&alg)
+                ),
             ),
             other => malformed(other.to_string()),
         })?;
@@ -424,7 +445,7 @@ impl IdentityProvider {
                 (None, None) => false,
             })
             .ok_or_else(|| {
-                let id = header.x5t_s256.as_deref().or(header.x5t.as_deref()).unwrap_or("<none>");
+                let id = truncate(header.x5t_s256.as_deref().or(header.x5t.as_deref()).unwrap_or("<none>"));
                 OAuthRejection::invalid_client(
                     Some(700027),
                     format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{id}']"),
@@ -450,12 +471,14 @@ impl IdentityProvider {
         let claims: Value = serde_json::from_slice(payload)
             .map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let time = |name: &str| {
-            claims
-                .get(name)
-                .and_then(Value::as_f64)
+        // A NumericDate claim: `Ok(None)` when absent; present but not a number ≥ 0 is malformed.
+        let time = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_f64()
                 .filter(|t| t.is_finite() && *t >= 0.0)
-                .map(|t| t as u64)
+                .map(|t| Some(t as u64))
+                .ok_or_else(|| malformed(format!("{name} claim is not a NumericDate"))),
         };
 
         let expected_aud = self.token_url(tenant);
@@ -478,10 +501,9 @@ impl IdentityProvider {
                 "Client assertion application identifier doesn't match 'client_id' parameter.",
             ));
         }
-        let exp =
-            time("exp").ok_or_else(|| malformed("exp claim missing or not a number".to_owned()))?;
-        let nbf = time("nbf");
-        let iat = time("iat");
+        let exp = time("exp")?.ok_or_else(|| malformed("exp claim missing".to_owned()))?;
+        let nbf = time("nbf")?;
+        let iat = time("iat")?;
         let out_of_range = exp.saturating_add(self.skew_secs) <= now
             || [nbf, iat]
                 .iter()
@@ -505,7 +527,7 @@ impl IdentityProvider {
         self.spend_jti(&client.registration.client_id, jti, exp, now)
     }
 
-    /// Remembers `jti` until `exp`; refuses one already spent.
+    /// Remembers `jti` until `exp` (plus skew); refuses one already spent.
     fn spend_jti(
         &self,
         client_id: &str,
@@ -513,22 +535,17 @@ impl IdentityProvider {
         exp: u64,
         now: u64,
     ) -> Result<(), OAuthRejection> {
+        let key = JtiStore::key(client_id, jti);
         let mut used = self.used_jtis.lock().unwrap_or_else(|p| p.into_inner());
-        if used.len() >= MAX_REMEMBERED_JTIS {
-            used.retain(|_, expiry| *expiry > now);
-            if used.len() >= MAX_REMEMBERED_JTIS {
-                return Err(OAuthRejection::unavailable(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TokenOutcome::InjectedError,
-                ));
-            }
-        }
-        let key = (client_id.to_owned(), jti.to_owned());
-        if used.get(&key).is_some_and(|expiry| *expiry >= now) {
+        used.drop_expired(now);
+        if used.contains(&key) {
             return Err(OAuthRejection::invalid_client(
                 None,
                 "The client assertion has already been used (replayed jti).",
             ));
+        }
+        if used.len() >= MAX_REMEMBERED_JTIS {
+            return Err(OAuthRejection::replay_store_full());
         }
         used.insert(key, exp.saturating_add(self.skew_secs));
         Ok(())
@@ -538,7 +555,7 @@ impl IdentityProvider {
         let resource = scope.strip_suffix("/.default").filter(|r| !r.contains(' ')).ok_or_else(|| {
             OAuthRejection::invalid_scope(
                 Some(1002012),
-                format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                format!("The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", truncate(scope)),
             )
         })?;
         self.resources
@@ -548,7 +565,10 @@ impl IdentityProvider {
             .ok_or_else(|| {
                 OAuthRejection::invalid_scope(
                     Some(500011),
-                    format!("The resource principal named {resource} was not found in the tenant."),
+                    format!(
+                        "The resource principal named {} was not found in the tenant.",
+                        truncate(resource)
+                    ),
                 )
             })
     }
@@ -561,17 +581,19 @@ impl IdentityProvider {
         tenant: &str,
         via_certificate: bool,
         now_ms: u64,
-    ) -> Issued {
+    ) -> Result<Issued, OAuthRejection> {
         let now = now_ms / 1000;
+        // `uti`: the 8-byte big-endian issue sequence, then 8 random bytes (unique per token).
+        let sequence = self.issue_sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let mut uti = [0u8; 16];
-        uti[..8].copy_from_slice(&now_ms.to_be_bytes());
+        uti[..8].copy_from_slice(&sequence.to_be_bytes());
         rand::rng().fill(&mut uti[8..]);
         let mut claims = json!({
             "aud": resource,
             "iss": self.issuer(tenant),
             "iat": now,
             "nbf": now,
-            "exp": now + self.token_lifetime_secs,
+            "exp": now.saturating_add(self.token_lifetime_secs),
             "azp": client.registration.client_id,
             "azpacr": if via_certificate { "2" } else { "1" },
             "oid": client.registration.client_id,
@@ -594,12 +616,14 @@ impl IdentityProvider {
         URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
         // The provider's own freshly loaded RSA key: signing can only fail on a broken
         // backend, and then no token is better than a wrong one.
-        let signature = key.key.sign(token.as_bytes()).unwrap_or_default();
+        let signature = key.key.sign(token.as_bytes()).map_err(|e| {
+            OAuthRejection::server_error(format!("The access token could not be signed: {e}."))
+        })?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-        Issued {
+        Ok(Issued {
             access_token: token,
-        }
+        })
     }
 
     fn current_key(&self) -> Arc<ProviderKey> {
@@ -635,9 +659,58 @@ struct TokenForm {
 /// Longest accepted value of a form field.
 fn field_limit(name: &str) -> usize {
     if name == "client_assertion" {
-        MAX_COMPACT_LEN
+        MAX_ASSERTION_FIELD
     } else {
         MAX_FIELD
+    }
+}
+
+/// The `jti`s spent, each remembered until its assertion expires (plus skew) so that a replay
+/// is refused while it could still be accepted. Indexed by expiry too, so dropping the expired
+/// costs only them: no request ever scans the whole store. Keys are SHA-256 digests of
+/// client id and `jti` (fixed size, whatever the `jti`).
+#[derive(Default)]
+struct JtiStore {
+    expiry_of: HashMap<[u8; 32], u64>,
+    by_expiry: BTreeMap<u64, Vec<[u8; 32]>>,
+}
+
+impl JtiStore {
+    fn key(client_id: &str, jti: &str) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(client_id.as_bytes())
+            .chain_update([0])
+            .chain_update(jti.as_bytes())
+            .finalize()
+            .into()
+    }
+
+    /// Forgets every `jti` whose expiry is before `now`.
+    fn drop_expired(&mut self, now: u64) {
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() >= now {
+                break;
+            }
+            let (expiry, keys) = entry.remove_entry();
+            for key in keys {
+                if self.expiry_of.get(&key) == Some(&expiry) {
+                    self.expiry_of.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.expiry_of.contains_key(key)
+    }
+
+    fn len(&self) -> usize {
+        self.expiry_of.len()
+    }
+
+    fn insert(&mut self, key: [u8; 32], expiry: u64) {
+        self.expiry_of.insert(key, expiry);
+        self.by_expiry.entry(expiry).or_default().push(key);
     }
 }
 
@@ -712,4 +785,39 @@ fn truncate(text: &str) -> String {
 /// Compares secrets in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jti_store_forgets_exactly_the_expired() {
+        let mut store = JtiStore::default();
+        let key = |jti: &str| JtiStore::key("client", jti);
+        for (jti, expiry) in [("a", 10), ("b", 20), ("c", 20), ("d", 30)] {
+            store.insert(key(jti), expiry);
+        }
+        assert_ne!(
+            key("a"),
+            JtiStore::key("clien", "ta"),
+            "fields are separated"
+        );
+        store.drop_expired(20);
+        assert_eq!(store.len(), 3, "expiry 20 is still live at 20");
+        assert!(!store.contains(&key("a")));
+        assert!(store.contains(&key("b")) && store.contains(&key("c")));
+        store.drop_expired(21);
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            store.by_expiry.len(),
+            1,
+            "the index shrinks with the entries"
+        );
+        // A jti whose entry expired may be spent again, with its new expiry.
+        store.insert(key("a"), 40);
+        store.drop_expired(35);
+        assert!(store.contains(&key("a")) && !store.contains(&key("d")));
+        assert_eq!(store.len(), 1);
+    }
 }

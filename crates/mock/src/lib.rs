@@ -6,6 +6,10 @@
 //! - [`ProtectedBackend`]: `/api/…` guarded as an APIM `validate-jwt` policy would guard it.
 //! - Faults: token endpoint latency, error rate, per-client throttling, outages; backend
 //!   latency; revocation and key rotation ([`Mock::handle`]'s `/admin` endpoints).
+//! - Revocation orders tokens by issue, not by clock: each token's `uti` claim is 16 bytes
+//!   (base64url), the provider's 8-byte big-endian issue sequence then 8 random bytes, and
+//!   [`ProtectedBackend::revoke_all`] refuses every token whose sequence is at most the last
+//!   one issued before it — even one issued in the same millisecond.
 //!
 //! Everything is usable in-process ([`Mock`]: plain async handlers, no sockets) or as a
 //! loopback server ([`server::MockServer`]).
@@ -33,26 +37,26 @@ mod stats;
 
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
-    BackendConfig, ClientRegistration, MockConfig, DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE,
-    DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME,
+    BackendConfig, ClientRegistration, ConfigError, MockConfig, DEFAULT_CLOCK_SKEW,
+    DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use faults::{Latency, OutageMode, TokenFaults};
-pub use http_util::OAuthRejection;
 pub use idp::{IdentityProvider, JWT_BEARER, MAX_BODY};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
 
-/// Errors setting up the mock servers.
+/// Errors starting the mock servers, or rotating the provider's key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MockError {
     /// An impossible setting.
     #[error("invalid mock configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// Key material or key generation failed.
     #[error(transparent)]
     Signer(#[from] signer::Error),
-    /// Anything else at start-up.
+    /// Preparing the provider's signing key failed: at start, or at run time when
+    /// [`IdentityProvider::rotate_keys`] generates a new one (including its background task).
     #[error("mock setup failed: {0}")]
     Setup(String),
     /// The listener could not be bound.

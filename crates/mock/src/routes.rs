@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     backend::ProtectedBackend,
-    config::MockConfig,
+    config::{ConfigError, MockConfig},
     faults::{Latency, TokenFaults},
     http_util::json_response,
     idp::IdentityProvider,
@@ -114,10 +114,10 @@ impl Mock {
             }
             (&Method::GET, [tenant, "discovery", "v2.0", "keys"]) => self.idp.jwks_response(tenant),
             (&Method::POST, ["admin", "revoke"]) => {
-                let revoked_before_ms = self.backend.revoke_all();
+                let revoked_through = self.backend.revoke_all();
                 json_response(
                     StatusCode::OK,
-                    &json!({ "revoked_before_ms": revoked_before_ms }),
+                    &json!({ "revoked_through_sequence": revoked_through }),
                 )
             }
             (&Method::POST, ["admin", "rotate-keys"]) => match self.idp.rotate_keys().await {
@@ -138,7 +138,10 @@ impl Mock {
                 match serde_json::from_slice::<FaultsDocument>(&body) {
                     Ok(document) => match self.set_faults(document) {
                         Ok(()) => json_response(StatusCode::OK, &self.faults()),
-                        Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({ "error": e })),
+                        Err(e) => json_response(
+                            StatusCode::BAD_REQUEST,
+                            &json!({ "error": e.to_string() }),
+                        ),
                     },
                     Err(e) => json_response(
                         StatusCode::BAD_REQUEST,
@@ -167,7 +170,7 @@ impl Mock {
     }
 
     /// Replaces the faults (checked first; nothing changes on error).
-    pub fn set_faults(&self, document: FaultsDocument) -> Result<(), String> {
+    pub fn set_faults(&self, document: FaultsDocument) -> Result<(), ConfigError> {
         document.token.validate()?;
         document.backend_latency.validate()?;
         self.idp.set_faults(document.token)?;

@@ -6,14 +6,26 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
 use serde_json::json;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::oneshot,
+    task::{JoinHandle, JoinSet},
+};
 
 use crate::{http_util::json_response, Mock, MockConfig, MockError, MockUrls, MAX_BODY};
 
-/// How long shutdown waits for open connections to finish.
+/// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to send a request's headers; hyper starts this timer when
+/// it waits for a request, so it is also how long an idle keep-alive connection stays open.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A running mock server: identity provider, backend and admin on one listener.
 #[derive(Debug)]
@@ -59,7 +71,9 @@ impl MockServer {
         &self.mock
     }
 
-    /// Stops accepting, lets open requests finish (up to 5 s), and returns.
+    /// Stops accepting and closes idle connections; requests in flight get up to 5 s to
+    /// finish and be answered, then their connections are aborted. Returns when every
+    /// connection is closed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
@@ -68,21 +82,37 @@ impl MockServer {
 
 async fn serve(listener: TcpListener, mock: Arc<Mock>, mut stop: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let mock = Arc::clone(&mock);
                 let service = service_fn(move |request| answer(Arc::clone(&mock), request));
-                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                tokio::spawn(graceful.watch(connection));
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                connections.spawn(graceful.watch(connection));
             }
+            // Reap finished connection tasks so the set holds open connections only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut stop => break,
         }
     }
     drop(listener);
+    // Idle connections close at once, busy ones after their current answer; past the
+    // drain timeout, whatever is left is aborted.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    connections.shutdown().await;
 }
 
 /// Reads the body (bounded), answers through the [`Mock`]; an injected reset closes the connection.

@@ -13,8 +13,6 @@ pub enum TokenOutcome {
     InvalidRequest,
     /// OAuth `invalid_client`.
     InvalidClient,
-    /// OAuth `invalid_grant`.
-    InvalidGrant,
     /// OAuth `invalid_scope`.
     InvalidScope,
     /// OAuth `unsupported_grant_type`.
@@ -25,12 +23,21 @@ pub enum TokenOutcome {
     InjectedError,
     /// Refused during an outage window.
     Outage,
+    /// 503: the replay store is full of unexpired `jti`s (not an injected fault).
+    Unavailable,
+    /// 500: the provider could not sign the access token.
+    ServerError,
+}
+
+impl TokenOutcome {
+    /// How many outcomes there are.
+    const COUNT: usize = TokenOutcome::ServerError as usize + 1;
 }
 
 /// Live counters; cheap to update from any thread.
 #[derive(Debug, Default)]
 pub struct Stats {
-    token: [AtomicU64; 9],
+    token: [AtomicU64; TokenOutcome::COUNT],
     token_in_flight: AtomicU64,
     token_peak_in_flight: AtomicU64,
     backend_ok: AtomicU64,
@@ -65,8 +72,6 @@ pub struct TokenCounts {
     pub invalid_request: u64,
     /// `invalid_client`.
     pub invalid_client: u64,
-    /// `invalid_grant`.
-    pub invalid_grant: u64,
     /// `invalid_scope`.
     pub invalid_scope: u64,
     /// `unsupported_grant_type`.
@@ -77,6 +82,10 @@ pub struct TokenCounts {
     pub injected_error: u64,
     /// Refused by an outage.
     pub outage: u64,
+    /// 503 because the replay (`jti`) store is full; not an injected fault.
+    pub unavailable: u64,
+    /// 500 because the provider could not sign the token.
+    pub server_error: u64,
 }
 
 /// Backend requests by status.
@@ -92,9 +101,13 @@ pub struct BackendCounts {
     pub forbidden: u64,
     /// Anything else (404 outside `/api/`, …).
     pub other: u64,
-    /// JWKS fetches by the backend (at start, and on unknown `kid`s).
+    /// JWKS fetches by the backend: at start, on an unknown `kid` (at most once a second),
+    /// and on every explicit reload (`POST /admin/rotate-keys` reloads after rotating).
     pub jwks_refreshes: u64,
-    /// Token signatures the backend verified (at most one per distinct token).
+    /// Signature verifications the backend attempted: one per token not already remembered
+    /// as verified whose `kid` is known, whether or not the signature holds (a forged token
+    /// costs one each time it is sent; a valid one is verified once, then remembered until
+    /// it expires or the cache is cleared).
     pub signature_verifications: u64,
 }
 
@@ -136,12 +149,13 @@ impl Stats {
             ok: t(TokenOutcome::Ok),
             invalid_request: t(TokenOutcome::InvalidRequest),
             invalid_client: t(TokenOutcome::InvalidClient),
-            invalid_grant: t(TokenOutcome::InvalidGrant),
             invalid_scope: t(TokenOutcome::InvalidScope),
             unsupported_grant_type: t(TokenOutcome::UnsupportedGrantType),
             throttled: t(TokenOutcome::Throttled),
             injected_error: t(TokenOutcome::InjectedError),
             outage: t(TokenOutcome::Outage),
+            unavailable: t(TokenOutcome::Unavailable),
+            server_error: t(TokenOutcome::ServerError),
         };
         let (ok, unauthorized, forbidden, other) = (
             self.backend_ok.load(Relaxed),

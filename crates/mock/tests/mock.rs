@@ -1,20 +1,21 @@
 //! The mock identity provider and backend, in-process: valid requests from every signer
 //! backend, a table of hostile ones, and the faults.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Barrier, OnceLock};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use mock::{
     clock::{Clock, ManualClock},
-    ClientRegistration, ConnectionReset, FaultsDocument, Latency, Mock, MockConfig, OutageMode,
-    TokenFaults, DEFAULT_RESOURCE, JWT_BEARER,
+    BackendConfig, ClientRegistration, ConfigError, ConnectionReset, FaultsDocument, Latency, Mock,
+    MockConfig, OutageMode, Refusal, TokenFaults, DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT,
+    JWT_BEARER,
 };
 use serde_json::{json, Value};
 use signer::{
-    backend, keygen, Algorithm, AssertionBuilder, Certificate, Credential, KeySpec, PrivateKey,
-    Thumbprint,
+    backend, jws::MAX_COMPACT_LEN, keygen, Algorithm, AssertionBuilder, Certificate, Credential,
+    KeySpec, PrivateKey, Thumbprint,
 };
 
 const BASE: &str = "http://127.0.0.1:9";
@@ -47,30 +48,46 @@ struct Harness {
     clock: Arc<ManualClock>,
 }
 
-fn harness_with(faults: TokenFaults) -> Harness {
-    let clock = Arc::new(ManualClock::new(mock::clock::SystemClock.now_ms()));
+/// The clients of every harness: `CLIENT` (RSA, P-256 and Ed25519 certificates and a secret),
+/// `NO_ROLE_CLIENT` (a secret, no roles) and `RSA_ONLY_CLIENT` (P-256 and RSA certificates,
+/// RSA algorithms only; its RSA certificate is also `CLIENT`'s).
+fn clients() -> Vec<ClientRegistration> {
     let specs = [KeySpec::Rsa2048, KeySpec::P256, KeySpec::Ed25519];
     let mut no_role =
         ClientRegistration::with_certificates(NO_ROLE_CLIENT, vec![]).with_secret(SECRET);
     no_role.roles.clear();
-    let mut rsa_only =
-        ClientRegistration::with_certificates(RSA_ONLY_CLIENT, vec![cert(KeySpec::P256)]);
+    let mut rsa_only = ClientRegistration::with_certificates(
+        RSA_ONLY_CLIENT,
+        vec![cert(KeySpec::P256), cert(KeySpec::Rsa2048)],
+    );
     rsa_only.extra_algorithms.clear();
+    vec![
+        ClientRegistration::with_certificates(CLIENT, specs.iter().map(|s| cert(*s)).collect())
+            .with_secret(SECRET),
+        no_role,
+        rsa_only,
+    ]
+}
+
+/// A harness over `config`, with a manual clock.
+fn harness_from(config: MockConfig) -> Harness {
+    let clock = Arc::new(ManualClock::new(mock::clock::SystemClock.now_ms()));
     let config = MockConfig {
-        clients: vec![
-            ClientRegistration::with_certificates(CLIENT, specs.iter().map(|s| cert(*s)).collect())
-                .with_secret(SECRET),
-            no_role,
-            rsa_only,
-        ],
-        token_faults: faults,
         clock: clock.clone(),
-        ..MockConfig::default()
+        ..config
     };
     Harness {
         mock: Mock::new(&config, BASE).unwrap(),
         clock,
     }
+}
+
+fn harness_with(faults: TokenFaults) -> Harness {
+    harness_from(MockConfig {
+        clients: clients(),
+        token_faults: faults,
+        ..MockConfig::default()
+    })
 }
 
 fn harness() -> Harness {
@@ -128,16 +145,76 @@ impl Harness {
     }
 
     async fn with_assertion_as(&self, client_id: &str, assertion: &str) -> (StatusCode, Value) {
+        self.with_assertion_for(
+            client_id,
+            &format!("{DEFAULT_RESOURCE}/.default"),
+            assertion,
+        )
+        .await
+    }
+
+    async fn with_assertion_for(
+        &self,
+        client_id: &str,
+        scope: &str,
+        assertion: &str,
+    ) -> (StatusCode, Value) {
         let (status, _, body) = self
             .token_request(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", client_id),
-                ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+                ("scope", scope),
                 ("client_assertion_type", JWT_BEARER),
                 ("client_assertion", assertion),
             ])
             .await;
         (status, body)
+    }
+
+    /// The claims of a `CLIENT` assertion for this token URL, with these times.
+    fn assertion_claims(&self, iat: u64, nbf: u64, exp: u64) -> Value {
+        json!({
+            "aud": self.mock.urls().token_url,
+            "iss": CLIENT,
+            "sub": CLIENT,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "iat": iat,
+            "nbf": nbf,
+            "exp": exp,
+        })
+    }
+
+    /// A token from the endpoint of `tenant` for `scope`, with the client secret.
+    async fn token_for(&self, tenant: &str, scope: &str) -> String {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", scope),
+                ("client_secret", SECRET),
+            ])
+            .finish();
+        let (status, _, body) = self
+            .post(
+                &format!("/{tenant}/oauth2/v2.0/token"),
+                Method::POST,
+                body.into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The backend's verdict on `token`, in-process.
+    fn check(&self, token: &str) -> Result<(), Refusal> {
+        self.mock
+            .backend
+            .check(Some(format!("Bearer {token}").as_bytes()))
+    }
+
+    fn jwks_refreshes(&self) -> u64 {
+        self.mock.stats.snapshot().backend_requests.jwks_refreshes
     }
 
     async fn with_secret(&self, client_id: &str, secret: &str) -> (StatusCode, Value) {
@@ -183,6 +260,20 @@ fn claims_of(token: &str) -> Value {
 
 fn b64(json: &Value) -> String {
     URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// The header of a PS256 assertion under the registered RSA certificate.
+fn rsa_header() -> Value {
+    json!({"alg": "PS256", "typ": "JWT", "x5t#S256": cert(KeySpec::Rsa2048).thumbprint(Thumbprint::X5tS256)})
+}
+
+/// `token` with its header replaced by one naming `kid` (the signature no longer matches).
+fn with_kid(token: &str, kid: &str) -> String {
+    let (_, rest) = token.split_once('.').unwrap();
+    format!(
+        "{}.{rest}",
+        b64(&json!({"typ": "JWT", "alg": "RS256", "kid": kid}))
+    )
 }
 
 /// A JWS over arbitrary header and claims, signed with the registered RSA key (PS256).
@@ -288,16 +379,51 @@ async fn client_secret_gets_azpacr_1_and_a_wrong_one_is_refused() {
     assert!(!body.to_string().contains("not-the-secret"));
 }
 
+/// A hostile assertion and the check that must refuse it.
+struct Hostile {
+    name: &'static str,
+    client_id: &'static str,
+    assertion: String,
+    status: StatusCode,
+    error: &'static str,
+    /// The AADSTS code of the check that refuses it.
+    code: u64,
+    /// What that check's description says.
+    says: String,
+}
+
+fn hostile(
+    name: &'static str,
+    client_id: &'static str,
+    assertion: String,
+    code: u64,
+    says: impl Into<String>,
+) -> Hostile {
+    let (status, error) = if code == 50027 {
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    } else {
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    };
+    Hostile {
+        name,
+        client_id,
+        assertion,
+        status,
+        error,
+        code,
+        says: says.into(),
+    }
+}
+
 #[tokio::test]
-async fn hostile_assertions_are_refused() {
+async fn hostile_assertions_are_refused_by_the_check_they_target() {
     let h = harness();
     let now = h.now();
     let token_url = h.mock.urls().token_url.clone();
     let rsa_cert = cert(KeySpec::Rsa2048);
     let thumb = rsa_cert.thumbprint(Thumbprint::X5tS256).to_owned();
-    let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumb});
-    let claims = |jti: &str| json!({"aud": token_url, "iss": CLIENT, "sub": CLIENT, "jti": jti, "nbf": now, "iat": now, "exp": now + 600});
-    let fresh = || uuid::Uuid::new_v4().to_string();
+    let header = rsa_header();
+    let claims = || h.assertion_claims(now, now, now + 600);
     let good = h.assertion();
     let (good_head, good_payload, good_sig) = {
         let p: Vec<&str> = good.split('.').collect();
@@ -311,7 +437,7 @@ async fn hostile_assertions_are_refused() {
     let spki = {
         // HS256 keyed with the certificate's public key: the classic algorithm confusion.
         let hs_header = json!({"alg": "HS256", "typ": "JWT", "x5t#S256": thumb});
-        let input = format!("{}.{}", b64(&hs_header), b64(&claims(&fresh())));
+        let input = format!("{}.{}", b64(&hs_header), b64(&claims()));
         let mac = hmac_sha256(rsa_cert.public_key().as_bytes(), input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
     };
@@ -330,16 +456,17 @@ async fn hostile_assertions_are_refused() {
             .build_at(now, uuid::Uuid::new_v4())
             .unwrap()
     };
-    let other_client = {
-        let backend = backend::default_backend();
+    // Signed with the RSA key, which both CLIENT and RSA_ONLY_CLIENT have registered: the
+    // thumbprint and the signature hold, only iss tells the clients apart.
+    let as_client = |client_id: &str| {
         let credential = Credential::new(
-            backend,
+            backend::default_backend(),
             &key(KeySpec::Rsa2048),
             cert(KeySpec::Rsa2048),
             None,
         )
         .unwrap();
-        AssertionBuilder::new(&credential, RSA_ONLY_CLIENT, token_url.clone())
+        AssertionBuilder::new(&credential, client_id, token_url.clone())
             .build_at(now, uuid::Uuid::new_v4())
             .unwrap()
     };
@@ -351,164 +478,178 @@ async fn hostile_assertions_are_refused() {
             .build_at(now, uuid::Uuid::new_v4())
             .unwrap()
     };
-    let mut iss_not_sub = claims(&fresh());
+    let mut iss_not_sub = claims();
     iss_not_sub["sub"] = json!("someone-else");
-    let mut wrong_aud = claims(&fresh());
+    let mut wrong_aud = claims();
     wrong_aud["aud"] = json!("https://login.microsoftonline.com/other/oauth2/v2.0/token");
-    let mut no_jti = claims("");
+    let mut no_jti = claims();
     no_jti.as_object_mut().unwrap().remove("jti");
+    // Longer than the JWS parser accepts, shorter than the form field limit: the parser's
+    // own limit must refuse it.
+    let oversized = {
+        let rest = format!(".{good_payload}.{good_sig}");
+        let mut oversized_header = json!({"alg": "PS256", "x5t#S256": thumb, "pad": ""});
+        let room = (MAX_COMPACT_LEN + 300 - rest.len()) * 3 / 4 - b64(&oversized_header).len();
+        oversized_header["pad"] = json!("x".repeat(room));
+        format!("{}{rest}", b64(&oversized_header))
+    };
+    assert!(
+        (MAX_COMPACT_LEN + 1..MAX_COMPACT_LEN + 1024).contains(&oversized.len()),
+        "{}",
+        oversized.len()
+    );
+    let time_range = "not within its valid time range";
+    let bad_signature = "failed signature validation";
+    let unsupported_alg = "is not a supported signature algorithm";
 
-    let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
-        (
+    let cases = vec![
+        hostile(
             "alg none",
             CLIENT,
             format!(
                 "{}.{}.",
                 b64(&json!({"alg": "none", "typ": "JWT", "x5t#S256": thumb})),
-                b64(&claims(&fresh()))
+                b64(&claims())
             ),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            5002738,
+            unsupported_alg,
         ),
-        (
+        hostile(
             "HS256 keyed with the public key",
             CLIENT,
             spki,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            5002738,
+            unsupported_alg,
         ),
-        (
+        hostile(
             "wrong aud",
             CLIENT,
             signed(&header, &wrong_aud),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            700023,
+            "audience claim does not match",
         ),
-        (
+        hostile(
             "expired",
             CLIENT,
             h.builder(KeySpec::Rsa2048, Algorithm::Ps256, "ring")
                 .build_at(now - 3600, uuid::Uuid::new_v4())
                 .unwrap(),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            700024,
+            time_range,
         ),
-        (
+        hostile(
             "nbf in the future",
             CLIENT,
-            h.builder(KeySpec::Rsa2048, Algorithm::Ps256, "ring")
-                .build_at(now + 3600, uuid::Uuid::new_v4())
-                .unwrap(),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            signed(&header, &h.assertion_claims(now, now + 3600, now + 4200)),
+            700024,
+            time_range,
         ),
-        (
+        hostile(
             "iss is not sub",
             CLIENT,
             signed(&header, &iss_not_sub),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            700021,
+            "iss and sub claims must both be the client id",
         ),
-        (
+        hostile(
             "iss is not client_id",
             RSA_ONLY_CLIENT,
-            other_client.clone(),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            as_client(CLIENT),
+            700021,
+            "doesn't match 'client_id'",
         ),
-        (
+        hostile(
             "iss is another client",
             CLIENT,
-            other_client,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            as_client(RSA_ONLY_CLIENT),
+            700021,
+            "doesn't match 'client_id'",
         ),
-        (
+        hostile(
             "unknown thumbprint",
             CLIENT,
             stranger,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            700027,
+            "is not registered on application",
         ),
-        (
+        hostile(
             "payload tampered after signing",
             CLIENT,
             format!("{good_head}.{}.{good_sig}", b64(&tampered_claims)),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            700027,
+            bad_signature,
         ),
-        (
+        hostile(
             "truncated signature",
             CLIENT,
-            format!("{good_head}.{good_payload}.{}", truncated_sig),
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            format!("{good_head}.{good_payload}.{truncated_sig}"),
+            700027,
+            bad_signature,
         ),
-        (
+        hostile(
             "ES256 not enabled for the client",
             RSA_ONLY_CLIENT,
             es256_not_enabled,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            5002738,
+            "'ES256' is not enabled for this application",
         ),
-        (
+        hostile(
             "jti missing",
             CLIENT,
             signed(&header, &no_jti),
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            50027,
+            "jti claim missing",
         ),
-        (
+        hostile(
             "oversized header",
             CLIENT,
-            format!(
-                "{}.{good_payload}.{good_sig}",
-                b64(&json!({"alg": "PS256", "x5t#S256": thumb, "pad": "x".repeat(20_000)}))
-            ),
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            oversized,
+            50027,
+            format!("longer than the {MAX_COMPACT_LEN} allowed"),
         ),
-        (
+        hostile(
             "invalid base64url",
             CLIENT,
             format!("{good_head}.{good_payload}+*/.{good_sig}"),
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            50027,
+            "malformed JWS payload",
         ),
-        (
+        hostile(
             "header not JSON",
             CLIENT,
             format!(
                 "{}.{good_payload}.{good_sig}",
                 URL_SAFE_NO_PAD.encode("not json at all")
             ),
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            50027,
+            "malformed JWS header",
         ),
-        (
+        hostile(
             "not a JWS",
             CLIENT,
             "just-one-part".to_owned(),
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            50027,
+            "malformed JWS structure",
         ),
     ];
-    for (name, client_id, assertion, status, error) in &cases {
-        let (got_status, body) = h.with_assertion_as(client_id, assertion).await;
+    for case in &cases {
+        let (status, body) = h.with_assertion_as(case.client_id, &case.assertion).await;
+        let name = case.name;
         assert_eq!(
-            (got_status, body["error"].as_str().unwrap_or("")),
-            (*status, *error),
+            (status, body["error"].as_str().unwrap_or("")),
+            (case.status, case.error),
             "{name}: {body}"
         );
+        assert_eq!(body["error_codes"], json!([case.code]), "{name}: {body}");
+        let description = body["error_description"].as_str().unwrap_or_default();
         assert!(
-            body["error_description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty()),
-            "{name}"
+            description.starts_with(&format!("AADSTS{}: ", case.code))
+                && description.contains(&case.says),
+            "{name}: {description}"
         );
     }
 
-    // Replay: the good assertion works once, then never again.
+    // Replay: the good assertion works once, then never again (no AADSTS code fits).
     assert_eq!(h.with_assertion(&good).await.0, StatusCode::OK);
     let (status, body) = h.with_assertion(&good).await;
     assert_eq!(
@@ -516,10 +657,92 @@ async fn hostile_assertions_are_refused() {
         (StatusCode::UNAUTHORIZED, Some("invalid_client")),
         "replay: {body}"
     );
+    assert!(body.get("error_codes").is_none(), "replay: {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already been used"),
+        "replay: {body}"
+    );
 
     let stats = h.mock.stats.snapshot().token_requests;
     assert_eq!(stats.ok, 1);
     assert_eq!(stats.total, cases.len() as u64 + 2);
+}
+
+#[tokio::test]
+async fn assertion_times_are_checked_with_the_clock_skew() {
+    let h = harness();
+    let now = h.now();
+    let header = rsa_header();
+    // The default skew is 300 s.
+    for (name, iat, nbf, exp, accepted) in [
+        ("exp 200 s ago", now - 600, now - 600, now - 200, true),
+        ("exp 400 s ago", now - 800, now - 800, now - 400, false),
+        ("nbf 200 s ahead", now, now + 200, now + 800, true),
+        ("nbf 400 s ahead", now, now + 400, now + 1000, false),
+        ("iat 200 s ahead", now + 200, now, now + 800, true),
+        ("iat 400 s ahead", now + 400, now, now + 1000, false),
+    ] {
+        let assertion = signed(&header, &h.assertion_claims(iat, nbf, exp));
+        let (status, body) = h.with_assertion(&assertion).await;
+        if accepted {
+            assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+            assert_eq!(body["error_codes"], json!([700024]), "{name}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nbf_or_iat_that_is_not_a_number_is_malformed() {
+    let h = harness();
+    let now = h.now();
+    let header = rsa_header();
+    for (claim, value) in [
+        ("nbf", json!("soon")),
+        ("iat", json!("yesterday")),
+        ("nbf", json!(null)),
+        ("iat", json!(-5)),
+        ("nbf", json!({"at": now})),
+    ] {
+        let mut claims = h.assertion_claims(now, now, now + 600);
+        claims[claim] = value.clone();
+        let (status, body) = h.with_assertion(&signed(&header, &claims)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{claim}: {value}: {body}"
+        );
+        assert_eq!(body["error_codes"], json!([50027]), "{claim}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{claim} claim is not a NumericDate")),
+            "{body}"
+        );
+    }
+    assert_eq!(h.mock.stats.snapshot().token_requests.ok, 0);
+}
+
+#[tokio::test]
+async fn a_refused_scope_does_not_spend_the_assertion() {
+    let h = harness();
+    let assertion = h.assertion();
+    let (status, body) = h
+        .with_assertion_for(CLIENT, "api://nope/.default", &assertion)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope")),
+        "{body}"
+    );
+    assert_eq!(body["error_codes"], json!([500011]));
+    let (status, body) = h.with_assertion(&assertion).await;
+    assert_eq!(status, StatusCode::OK, "the jti is still unspent: {body}");
 }
 
 #[tokio::test]
@@ -774,17 +997,27 @@ async fn tokens_expire_at_the_backend_after_their_lifetime_and_skew() {
 }
 
 #[tokio::test]
-async fn revoke_rejects_earlier_tokens_and_a_new_token_works() {
+async fn revoke_rejects_earlier_tokens_even_of_the_same_millisecond_and_a_new_token_works() {
     let h = harness();
+    // The clock never moves: revocation orders tokens by issue sequence, not time.
     let old = h.token().await;
+    let unseen = h.token().await;
     assert_eq!(h.call_with(&old).await, StatusCode::OK);
-    h.clock.advance_ms(5);
-    let (status, _, _) = h.post("/admin/revoke", Method::POST, vec![]).await.unwrap();
+    let (status, _, body) = h.post("/admin/revoke", Method::POST, vec![]).await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(h.call_with(&old).await, StatusCode::UNAUTHORIZED);
-    h.clock.advance_ms(5);
+    assert_eq!(body["revoked_through_sequence"], 2, "{body}");
+    assert_eq!(h.check(&old), Err(Refusal::Revoked), "a remembered token");
+    assert_eq!(
+        h.check(&unseen),
+        Err(Refusal::Revoked),
+        "a token never seen"
+    );
     let new = h.token().await;
     assert_eq!(h.call_with(&new).await, StatusCode::OK);
+    // Revoking again with nothing newer changes nothing for tokens issued after.
+    assert_eq!(h.mock.backend.revoke_all(), 3);
+    assert_eq!(h.check(&new), Err(Refusal::Revoked));
+    assert_eq!(h.call_with(&h.token().await).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -983,4 +1216,363 @@ async fn discovery_and_jwks_name_this_provider() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _, _) = h.post("/elsewhere", Method::GET, vec![]).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_valid_signature_on_an_edited_payload_is_refused_after_the_token_was_cached() {
+    let h = harness();
+    let token = h.token().await;
+    assert_eq!(h.check(&token), Ok(()));
+    let verifications = || {
+        h.mock
+            .stats
+            .snapshot()
+            .backend_requests
+            .signature_verifications
+    };
+    assert_eq!(verifications(), 1);
+    let (head, rest) = token.split_once('.').unwrap();
+    let signature = rest.rsplit('.').next().unwrap();
+    for edit in [
+        json!({"sub": "intruder"}),
+        json!({"exp": claims_of(&token)["exp"].as_u64().unwrap() + 86_400}),
+        json!({"roles": ["Backend.Access", "Admin"]}),
+    ] {
+        let mut claims = claims_of(&token);
+        for (name, value) in edit.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        let forged = format!("{head}.{}.{signature}", b64(&claims));
+        assert_eq!(h.check(&forged), Err(Refusal::BadSignature), "{edit}");
+        assert_eq!(h.call_with(&forged).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        verifications(),
+        7,
+        "each forgery is verified, never taken from the cache"
+    );
+    assert_eq!(
+        h.check(&token),
+        Ok(()),
+        "the real token is still remembered"
+    );
+    assert_eq!(verifications(), 7);
+}
+
+#[tokio::test]
+async fn tokens_for_another_resource_or_tenant_are_refused() {
+    const OTHER_RESOURCE: &str = "api://another-backend";
+    const OTHER_TENANT: &str = "another-tenant";
+    // CLIENT gets the backend's role on the other resource too: only `aud` is wrong there.
+    let mut clients = clients();
+    clients[0]
+        .roles
+        .insert(OTHER_RESOURCE.to_owned(), vec![DEFAULT_ROLE.to_owned()]);
+    let h = harness_from(MockConfig {
+        tenants: vec![DEFAULT_TENANT.to_owned(), OTHER_TENANT.to_owned()],
+        resources: vec![DEFAULT_RESOURCE.to_owned(), OTHER_RESOURCE.to_owned()],
+        clients,
+        ..MockConfig::default()
+    });
+    let ours = h
+        .token_for(DEFAULT_TENANT, &format!("{DEFAULT_RESOURCE}/.default"))
+        .await;
+    assert_eq!(h.check(&ours), Ok(()));
+
+    let other_resource = h
+        .token_for(DEFAULT_TENANT, &format!("{OTHER_RESOURCE}/.default"))
+        .await;
+    assert_eq!(claims_of(&other_resource)["aud"], OTHER_RESOURCE);
+    assert_eq!(claims_of(&other_resource)["roles"], json!([DEFAULT_ROLE]));
+    assert_eq!(
+        h.check(&other_resource),
+        Err(Refusal::WrongIssuerOrAudience)
+    );
+
+    let other_tenant = h
+        .token_for(OTHER_TENANT, &format!("{DEFAULT_RESOURCE}/.default"))
+        .await;
+    assert_eq!(claims_of(&other_tenant)["tid"], OTHER_TENANT);
+    assert_eq!(h.check(&other_tenant), Err(Refusal::WrongIssuerOrAudience));
+    for token in [&other_resource, &other_tenant] {
+        assert_eq!(h.call_with(token).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refreshes_the_jwks_at_most_once_a_second() {
+    let h = harness();
+    let old = h.token().await;
+    assert_eq!(h.check(&old), Ok(()));
+    assert_eq!(h.jwks_refreshes(), 1, "the fetch at start");
+
+    // Rotated at the provider only: the backend still holds the old key set.
+    h.mock.idp.rotate_keys().await.unwrap();
+    let new = h.token().await;
+    assert_eq!(
+        h.check(&new),
+        Err(Refusal::BadSignature),
+        "within a second of the last fetch, an unknown kid cannot refresh"
+    );
+    for i in 0..5 {
+        assert_eq!(
+            h.check(&with_kid(&new, &format!("forged-{i}"))),
+            Err(Refusal::BadSignature)
+        );
+    }
+    assert_eq!(
+        h.jwks_refreshes(),
+        1,
+        "forged kids within the second refresh nothing"
+    );
+
+    h.clock.advance_ms(1000);
+    assert_eq!(h.check(&new), Ok(()), "the unknown kid refreshed the JWKS");
+    assert_eq!(h.jwks_refreshes(), 2);
+    assert_eq!(h.check(&old), Err(Refusal::BadSignature), "its key is gone");
+    for i in 0..5 {
+        assert_eq!(
+            h.check(&with_kid(&new, &format!("forged-again-{i}"))),
+            Err(Refusal::BadSignature)
+        );
+    }
+    assert_eq!(h.jwks_refreshes(), 2);
+    h.clock.advance_ms(1000);
+    assert_eq!(
+        h.check(&with_kid(&new, "forged-later")),
+        Err(Refusal::BadSignature)
+    );
+    assert_eq!(h.jwks_refreshes(), 3, "a second later, one more refresh");
+}
+
+#[test]
+fn concurrent_unknown_kids_cause_one_jwks_refresh() {
+    let h = harness();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = runtime.block_on(h.token());
+    const THREADS: usize = 16;
+    for round in 0..5 {
+        h.clock.advance_ms(1000);
+        let before = h.jwks_refreshes();
+        let barrier = Barrier::new(THREADS);
+        std::thread::scope(|scope| {
+            for i in 0..THREADS {
+                let (h, barrier, token) = (&h, &barrier, &token);
+                scope.spawn(move || {
+                    let forged = with_kid(token, &format!("forged-{round}-{i}"));
+                    barrier.wait();
+                    assert_eq!(h.check(&forged), Err(Refusal::BadSignature));
+                });
+            }
+        });
+        assert_eq!(h.jwks_refreshes(), before + 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn throttling_applies_to_registered_clients_only() {
+    let h = harness_with(TokenFaults {
+        throttle_rps: Some(1.0),
+        ..TokenFaults::default()
+    });
+    assert_eq!(h.with_secret(CLIENT, SECRET).await.0, StatusCode::OK);
+    assert_eq!(
+        h.with_secret(CLIENT, SECRET).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // More invented client ids than any bucket map could hold: each is an unknown client,
+    // never throttled, and none of them refills CLIENT's bucket.
+    const INVENTED: u64 = 100_001;
+    for i in 0..INVENTED {
+        let body = format!(
+            "grant_type=client_credentials&client_id=invented-{i}&scope=x%2F.default&client_secret=x"
+        );
+        let response = h
+            .mock
+            .idp
+            .token(DEFAULT_TENANT, body.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "invented-{i}");
+    }
+    let (status, headers, body) = h
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("scope", &format!("{DEFAULT_RESOURCE}/.default")),
+            ("client_secret", SECRET),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let stats = h.mock.stats.snapshot().token_requests;
+    assert_eq!(
+        (stats.ok, stats.throttled, stats.invalid_client),
+        (1, 2, INVENTED)
+    );
+}
+
+#[tokio::test]
+async fn impossible_settings_are_refused_naming_the_field() {
+    let faults = |faults: TokenFaults| faults.validate().unwrap_err();
+    let cases: Vec<(ConfigError, &str)> = vec![
+        (
+            faults(TokenFaults {
+                throttle_rps: Some(10.0),
+                throttle_burst: Some(0.5),
+                ..TokenFaults::default()
+            }),
+            "throttle_burst",
+        ),
+        (
+            faults(TokenFaults {
+                throttle_rps: Some(0.0),
+                ..TokenFaults::default()
+            }),
+            "throttle_rps",
+        ),
+        (
+            faults(TokenFaults {
+                error_rate: -0.1,
+                ..TokenFaults::default()
+            }),
+            "error_rate",
+        ),
+        (
+            Latency::Uniform {
+                min_ms: 5.0,
+                max_ms: 1.0,
+            }
+            .validate()
+            .unwrap_err(),
+            "min_ms",
+        ),
+        (
+            MockConfig {
+                token_lifetime: std::time::Duration::from_secs(86_401),
+                ..MockConfig::default()
+            }
+            .validate()
+            .unwrap_err(),
+            "token_lifetime",
+        ),
+        (
+            MockConfig {
+                token_lifetime: std::time::Duration::from_millis(500),
+                ..MockConfig::default()
+            }
+            .validate()
+            .unwrap_err(),
+            "token_lifetime",
+        ),
+        (
+            MockConfig {
+                backend: BackendConfig {
+                    audience: "api://not-a-resource".to_owned(),
+                    ..BackendConfig::default()
+                },
+                ..MockConfig::default()
+            }
+            .validate()
+            .unwrap_err(),
+            "backend.audience",
+        ),
+        (
+            MockConfig {
+                clients: vec![
+                    ClientRegistration::with_certificates("twice", vec![]).with_secret("a"),
+                    ClientRegistration::with_certificates("twice", vec![]).with_secret("b"),
+                ],
+                ..MockConfig::default()
+            }
+            .validate()
+            .unwrap_err(),
+            "registered twice",
+        ),
+    ];
+    for (error, field) in cases {
+        assert!(error.to_string().contains(field), "{field}: {error}");
+    }
+    // A day is allowed.
+    MockConfig {
+        token_lifetime: mock::MAX_TOKEN_LIFETIME,
+        ..MockConfig::default()
+    }
+    .validate()
+    .unwrap();
+    // At run time too: the admin endpoint answers 400 naming the field; nothing changes.
+    let h = harness();
+    let bad = json!({"token": {"throttle_rps": 5.0, "throttle_burst": 0.0}});
+    let (status, _, body) = h
+        .post("/admin/faults", Method::PUT, bad.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("throttle_burst"),
+        "{body}"
+    );
+    assert_eq!(h.mock.faults(), FaultsDocument::default());
+}
+
+#[tokio::test]
+async fn long_untrusted_values_are_truncated_in_error_descriptions() {
+    let h = harness();
+    let long = "z".repeat(1000);
+    let scope = format!("{long}/.default");
+    for (fields, echoed) in [
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", long.as_str()),
+                ("scope", "api://tokenbench-backend/.default"),
+                ("client_secret", SECRET),
+            ],
+            "client_id",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", long.as_str()),
+                ("client_secret", SECRET),
+            ],
+            "scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", scope.as_str()),
+                ("client_secret", SECRET),
+            ],
+            "resource",
+        ),
+    ] {
+        let (status, _, body) = h.token_request(&fields).await;
+        assert!(status.is_client_error(), "{echoed}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains(&"z".repeat(64)),
+            "{echoed}: {description}"
+        );
+        assert!(
+            !description.contains(&"z".repeat(65)),
+            "{echoed}: {description}"
+        );
+    }
+    let alg = "Q".repeat(1000);
+    let assertion = format!(
+        "{}.{}.c2ln",
+        b64(&json!({"alg": alg, "typ": "JWT"})),
+        b64(&h.assertion_claims(h.now(), h.now(), h.now() + 600))
+    );
+    let (status, body) = h.with_assertion(&assertion).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains(&"Q".repeat(64)), "{description}");
+    assert!(!description.contains(&"Q".repeat(65)), "{description}");
 }

@@ -4,11 +4,12 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use mock::{
-    server::MockServer, ClientRegistration, FaultsDocument, MockConfig, OutageMode, TokenFaults,
+    server::MockServer, BackendConfig, ClientRegistration, FaultsDocument, Latency, MockConfig,
+    OutageMode, TokenFaults,
 };
 
 /// Sends raw bytes, returns whatever came back before the server closed the connection.
@@ -21,6 +22,24 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> String {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Asserts the server closed `stream` (end of stream or a reset, not a read timeout).
+fn assert_closed(stream: &TcpStream) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    match (&*stream).read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest)),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "still open: {e}"
+        ),
+    }
 }
 
 fn post(path: &str, body: &str) -> Vec<u8> {
@@ -122,4 +141,81 @@ async fn a_reset_outage_closes_the_connection_without_an_answer() {
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
     assert_eq!(server.mock().stats.snapshot().token_requests.outage, 1);
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let server = MockServer::start(
+        MockConfig {
+            backend: BackendConfig {
+                latency: Latency::Fixed { ms: 400.0 },
+                ..BackendConfig::default()
+            },
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr();
+    // A keep-alive request: the server must answer it, then close the connection itself.
+    let in_flight = tokio::task::spawn_blocking(move || {
+        exchange(addr, b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+    });
+    // An idle keep-alive connection is closed at once.
+    let idle = TcpStream::connect(addr).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    server.shutdown().await;
+    let waited = started.elapsed();
+    let response = in_flight.await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "answered during shutdown: {response:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_secs(4),
+        "shutdown waited for the answer, not for the drain timeout: {waited:?}"
+    );
+    assert_closed(&idle);
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener is closed after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_aborts_requests_still_running_after_the_drain_timeout() {
+    let server = MockServer::start(
+        MockConfig {
+            backend: BackendConfig {
+                latency: Latency::Fixed { ms: 9_000.0 },
+                ..BackendConfig::default()
+            },
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let stuck = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let response = exchange(
+            addr,
+            b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        (response, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    server.shutdown().await;
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(8)).contains(&waited),
+        "shutdown waits the 5 s drain timeout, then aborts: {waited:?}"
+    );
+    let (response, elapsed) = stuck.await.unwrap();
+    assert_eq!(response, "", "aborted without an answer");
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
 }

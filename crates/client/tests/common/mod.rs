@@ -7,7 +7,7 @@ use std::{
     future::Future,
     pin::pin,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     task::{Context, Poll, Waker},
@@ -23,7 +23,10 @@ use client::{
     transport::{BoxFuture, FormBody, TransportError},
     CacheKey, ClientAuth, ClientSecret, TokenObserver, Transport,
 };
-use signer::{backend, keygen, Certificate, Credential, KeySpec, PrivateKey};
+use signer::{
+    backend, keygen, Algorithm, Certificate, Credential, CryptoBackend, KeySpec, PrivateKey,
+    PublicKey, SigningKey, VerifyingKey,
+};
 use tokio::{sync::Semaphore, time::Instant};
 
 /// Everything an observer was told.
@@ -37,6 +40,33 @@ pub enum Event {
     EpisodeEnded(EpisodeEnded),
     Rejected(Rejected),
 }
+
+/// An event payload that [`Recorder::all`] picks out of the recorded events.
+pub trait Recorded: Sized {
+    fn pick(event: Event) -> Option<Self>;
+}
+
+macro_rules! recorded {
+    ($($variant:ident),*) => {$(
+        impl Recorded for $variant {
+            fn pick(event: Event) -> Option<Self> {
+                match event {
+                    Event::$variant(e) => Some(e),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+recorded!(
+    FetchStarted,
+    Signed,
+    Retrying,
+    FetchFinished,
+    EpisodeEnded,
+    Rejected
+);
 
 /// Counts hits and misses; records every other event.
 #[derive(Default)]
@@ -63,72 +93,17 @@ impl Recorder {
         self.events.lock().unwrap().clone()
     }
 
-    pub fn fetches_started(&self) -> Vec<FetchStarted> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::FetchStarted(f) => Some(f),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn fetches_finished(&self) -> Vec<FetchFinished> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::FetchFinished(f) => Some(f),
-                _ => None,
-            })
-            .collect()
+    /// Every recorded event of type `T`, in order.
+    pub fn all<T: Recorded>(&self) -> Vec<T> {
+        self.events().into_iter().filter_map(T::pick).collect()
     }
 
     /// Finished fetches of `reason` that failed.
     pub fn failed(&self, reason: FetchReason) -> usize {
-        self.fetches_finished()
+        self.all::<FetchFinished>()
             .iter()
             .filter(|f| f.reason == reason && matches!(f.outcome, FetchOutcome::Failed(_)))
             .count()
-    }
-
-    pub fn episodes_ended(&self) -> Vec<EpisodeEnded> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::EpisodeEnded(f) => Some(f),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn signatures(&self) -> Vec<Signed> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Signed(s) => Some(s),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn retries(&self) -> Vec<Retrying> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Retrying(r) => Some(r),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn rejections(&self) -> Vec<Rejected> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Rejected(r) => Some(r),
-                _ => None,
-            })
-            .collect()
     }
 
     fn push(&self, event: Event) {
@@ -346,4 +321,77 @@ pub fn credential_from(
     let key = PrivateKey::from_bytes(generated.key_pem.as_bytes(), "key.pem", None).unwrap();
     let cert = Certificate::from_bytes(generated.cert_pem.as_bytes(), "cert.pem").unwrap();
     Credential::new(backend::by_name(backend).unwrap(), &key, cert, alg).unwrap()
+}
+
+/// A credential (aws-lc-rs, P-256) whose signatures fail while the returned switch is on.
+pub fn failing_credential() -> (Credential, Arc<AtomicBool>) {
+    let fail = Arc::new(AtomicBool::new(false));
+    let backend = Switchable {
+        inner: backend::by_name("aws-lc-rs").unwrap(),
+        fail: fail.clone(),
+    };
+    let generated = keygen::generate(KeySpec::P256, "client-test", 1).unwrap();
+    let key = PrivateKey::from_bytes(generated.key_pem.as_bytes(), "key.pem", None).unwrap();
+    let cert = Certificate::from_bytes(generated.cert_pem.as_bytes(), "cert.pem").unwrap();
+    (Credential::new(&backend, &key, cert, None).unwrap(), fail)
+}
+
+/// A backend whose signing keys fail while `fail` is on.
+#[derive(Debug)]
+struct Switchable {
+    inner: &'static dyn CryptoBackend,
+    fail: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct SwitchableKey {
+    inner: Box<dyn SigningKey>,
+    fail: Arc<AtomicBool>,
+}
+
+impl CryptoBackend for Switchable {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn supports(&self, alg: Algorithm) -> bool {
+        self.inner.supports(alg)
+    }
+    fn load_signing_key(
+        &self,
+        key: &PrivateKey,
+        alg: Algorithm,
+    ) -> Result<Box<dyn SigningKey>, signer::Error> {
+        Ok(Box::new(SwitchableKey {
+            inner: self.inner.load_signing_key(key, alg)?,
+            fail: self.fail.clone(),
+        }))
+    }
+    fn load_verifying_key(
+        &self,
+        key: &PublicKey,
+        alg: Algorithm,
+    ) -> Result<Box<dyn VerifyingKey>, signer::Error> {
+        self.inner.load_verifying_key(key, alg)
+    }
+}
+
+impl SigningKey for SwitchableKey {
+    fn algorithm(&self) -> Algorithm {
+        self.inner.algorithm()
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn public_key(&self) -> PublicKey {
+        self.inner.public_key()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, signer::Error> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(signer::Error::Signing {
+                backend: self.backend(),
+                alg: self.algorithm(),
+            });
+        }
+        self.inner.sign(message)
+    }
 }

@@ -1,0 +1,602 @@
+//! The open-model load driver: a scenario's arrivals, on gateway instances that each ask their
+//! token client and call the protected backend, against the embedded mock servers (or real
+//! ones), measured into a [`Report`].
+//!
+//! Each arrival starts at its scheduled time whatever earlier requests are doing (open model);
+//! its latency counts from that intended start, so a slow system cannot hide its queueing
+//! (no coordinated omission). An arrival that finds its instance at the in-flight limit is
+//! dropped and counted.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use client::{ClientAuth, Token, TokenCache, TokenClient, TokenClientConfig};
+use http::{header, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::{TokioExecutor, TokioTimer},
+};
+use mock::{server::MockServer, ClientRegistration, MockConfig, TokenFaults};
+use signer::{keygen, Credential};
+use tokio::{sync::Semaphore, time::Instant};
+
+use crate::{
+    metrics::{InstanceObserver, Metrics, MetricsError, RequestOutcome, RequestRecord},
+    report::{Report, RunInfo},
+    scenario::{
+        BackendSpec, EventKind, ExternalCredentials, IdpSpec, Scenario, SignerSpec, Traffic,
+    },
+};
+
+/// The client id the embedded identity provider registers for the gateway.
+const EMBEDDED_CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+/// How long a backend call may take before it counts as an error.
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the driver waits for requests in flight after the last arrival's run time.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The path requests use when the traffic does not name one.
+const DEFAULT_PATH: &str = "/api/orders";
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Key material for the gateway could not be made or loaded.
+    #[error("signer: {0}")]
+    Signer(#[from] signer::Error),
+    /// The embedded mock servers could not start.
+    #[error("embedded identity provider and backend: {0}")]
+    Mock(#[from] mock::MockError),
+    /// A token client could not be built.
+    #[error("token client: {0}")]
+    Client(#[from] client::Error),
+    /// The metrics recorder could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The scenario's traffic cannot be scheduled.
+    #[error("traffic: {0}")]
+    Traffic(#[from] crate::scenario::TrafficError),
+    /// The backend URL is not usable.
+    #[error("backend URL {url:?}: {reason}")]
+    BackendUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a caller sees while a run goes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// The scenario's duration.
+    pub duration: Duration,
+    /// Requests finished so far.
+    pub finished: u64,
+    /// Arrivals dropped so far.
+    pub dropped: u64,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The report (write it with [`Report::write_all`]).
+    pub report: Report,
+    /// Whether the run was stopped before its scenario's end.
+    pub interrupted: bool,
+}
+
+/// Runs `scenario` until its end or until `stop` completes (then it stops scheduling, waits
+/// briefly for requests in flight, and reports what was measured). `on_progress` is called
+/// about four times a second.
+pub async fn run(
+    scenario: &Scenario,
+    stop: impl Future<Output = ()> + Send,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<RunOutcome, RunError> {
+    let instances = usize::try_from(scenario.gateway.instances)
+        .unwrap_or(1)
+        .max(1);
+    let target = Target::start(scenario).await?;
+    let schedule = scenario.arrivals()?;
+
+    let start = Instant::now();
+    let metrics = Arc::new(Metrics::new(instances, start)?);
+    let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
+    let events = target.schedule_events(scenario, start, &metrics);
+
+    let finished = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut stop = std::pin::pin!(stop);
+    let mut interrupted = false;
+    let mut progress_tick = tokio::time::interval(Duration::from_millis(250));
+    let report_progress = |finished: &AtomicU64, dropped: &AtomicU64| {
+        on_progress(Progress {
+            elapsed: start.elapsed(),
+            duration: scenario.duration,
+            finished: finished.load(Ordering::Relaxed),
+            dropped: dropped.load(Ordering::Relaxed),
+        })
+    };
+
+    let mut round_robin = 0usize;
+    'arrivals: for arrival in schedule {
+        let due = start + arrival.at;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => {
+                    interrupted = true;
+                    break 'arrivals;
+                }
+                () = tokio::time::sleep_until(due) => break,
+                _ = progress_tick.tick() => report_progress(&finished, &dropped),
+            }
+        }
+        let instance = match arrival.instance {
+            Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
+            None => {
+                round_robin = (round_robin + 1) % instances;
+                round_robin
+            }
+        };
+        let gateway = &gateways[instance];
+        let Ok(permit) = Arc::clone(&gateway.in_flight).try_acquire_owned() else {
+            metrics.record_dropped(arrival.at);
+            dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let (gateway, metrics, finished) = (
+            Arc::clone(gateway),
+            Arc::clone(&metrics),
+            Arc::clone(&finished),
+        );
+        let path = arrival.path.clone();
+        tokio::spawn(async move {
+            let record = gateway
+                .request(instance, arrival.at, path.as_deref(), &metrics)
+                .await;
+            metrics.record_request(&record);
+            finished.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    // The schedule may end before the run time (a replay, sparse traffic): the run lasts its
+    // duration unless stopped.
+    if !interrupted {
+        let end = start + scenario.duration;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => {
+                    interrupted = true;
+                    break;
+                }
+                () = tokio::time::sleep_until(end) => break,
+                _ = progress_tick.tick() => report_progress(&finished, &dropped),
+            }
+        }
+    }
+    events.abort();
+    let measured_until = metrics.elapsed();
+    // Requests in flight finish (bounded), so their outcomes are counted.
+    let drain = async {
+        for gateway in &gateways {
+            let _ = gateway.in_flight.acquire_many(gateway.max_in_flight).await;
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
+        () = &mut stop, if !interrupted => {}
+    }
+    report_progress(&finished, &dropped);
+
+    if let Some(mock) = target.mock() {
+        metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
+    }
+    let snapshot = metrics.snapshot(measured_until.max(Duration::from_millis(1)));
+    let report = Report::new(run_info(scenario, target.auth()), snapshot);
+    target.shutdown().await;
+    Ok(RunOutcome {
+        report,
+        interrupted,
+    })
+}
+
+fn run_info(scenario: &Scenario, auth: &ClientAuth) -> RunInfo {
+    let (backend, alg) = match auth {
+        ClientAuth::Certificate(credential) => (
+            credential.signing_key().backend().to_owned(),
+            credential.algorithm().as_str().to_owned(),
+        ),
+        ClientAuth::Secret(_) => ("client-secret".to_owned(), "none".to_owned()),
+    };
+    RunInfo {
+        scenario: scenario.name.clone(),
+        policy: scenario.gateway.policy.as_str().to_owned(),
+        backend,
+        alg,
+        rate: match &scenario.traffic {
+            Traffic::Replay { .. } => None,
+            traffic => Some(traffic.mean_rate(scenario.duration)),
+        },
+        seed: Some(scenario.seed),
+    }
+}
+
+/// Where the gateway gets tokens and sends requests: the embedded mock servers, or real ones.
+enum Target {
+    Embedded {
+        server: MockServer,
+        auth: ClientAuth,
+    },
+    External {
+        token_config: TokenClientConfig,
+        auth: ClientAuth,
+        backend_url: String,
+    },
+}
+
+impl Target {
+    async fn start(scenario: &Scenario) -> Result<Self, RunError> {
+        match &scenario.idp {
+            IdpSpec::Embedded(idp) => {
+                let (auth, registration) = match &scenario.signer {
+                    SignerSpec::Assertion { backend, alg, .. } => {
+                        let spec = scenario
+                            .signer
+                            .key_spec()
+                            .unwrap_or(keygen::KeySpec::Rsa2048);
+                        let material = keygen::generate(spec, "tokenbench gateway", 1)?;
+                        let key = material.private_key("generated gateway key")?;
+                        let cert = material.certificate("generated gateway certificate")?;
+                        let credential = Credential::new(*backend, &key, cert.clone(), *alg)?;
+                        (
+                            ClientAuth::Certificate(credential),
+                            ClientRegistration::with_certificates(EMBEDDED_CLIENT_ID, vec![cert]),
+                        )
+                    }
+                    SignerSpec::Secret(secret) => (
+                        ClientAuth::Secret(secret.clone()),
+                        ClientRegistration::with_certificates(EMBEDDED_CLIENT_ID, vec![])
+                            .with_secret(secret.expose()),
+                    ),
+                };
+                let backend_latency = match &scenario.backend {
+                    BackendSpec::Embedded { latency } => *latency,
+                    BackendSpec::External { .. } => mock::Latency::None,
+                };
+                let config = MockConfig {
+                    clients: vec![registration],
+                    token_lifetime: idp.token_lifetime,
+                    token_faults: TokenFaults {
+                        latency: idp.latency,
+                        error_rate: idp.error_rate,
+                        throttle_rps: idp.throttle_rps,
+                        ..TokenFaults::default()
+                    },
+                    backend: mock::BackendConfig {
+                        latency: backend_latency,
+                        ..mock::BackendConfig::default()
+                    },
+                    ..MockConfig::default()
+                };
+                let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                let server = MockServer::start(config, loopback).await?;
+                Ok(Target::Embedded { server, auth })
+            }
+            IdpSpec::External(idp) => {
+                let auth = match &idp.credentials {
+                    ExternalCredentials::Certificate {
+                        key,
+                        cert,
+                        password,
+                    } => {
+                        let (backend, alg) = match &scenario.signer {
+                            SignerSpec::Assertion { backend, alg, .. } => (*backend, *alg),
+                            SignerSpec::Secret(_) => (signer::backend::default_backend(), None),
+                        };
+                        ClientAuth::Certificate(Credential::load(
+                            backend,
+                            key,
+                            cert.as_deref(),
+                            password.as_ref().map(|p| p.expose()),
+                            alg,
+                        )?)
+                    }
+                    ExternalCredentials::Secret(secret) => ClientAuth::Secret(secret.clone()),
+                };
+                let mut token_config = TokenClientConfig::new(
+                    idp.token_url.clone(),
+                    idp.client_id.clone(),
+                    idp.scope.clone(),
+                );
+                token_config.assertion_audience = idp.audience.clone();
+                let backend_url = match &scenario.backend {
+                    BackendSpec::External { url } => url.clone(),
+                    BackendSpec::Embedded { .. } => {
+                        return Err(RunError::BackendUrl {
+                            url: String::new(),
+                            reason: "an external identity provider needs an external backend"
+                                .to_owned(),
+                        })
+                    }
+                };
+                Ok(Target::External {
+                    token_config,
+                    auth,
+                    backend_url,
+                })
+            }
+        }
+    }
+
+    fn mock(&self) -> Option<&Arc<mock::Mock>> {
+        match self {
+            Target::Embedded { server, .. } => Some(server.mock()),
+            Target::External { .. } => None,
+        }
+    }
+
+    fn token_config(&self, scenario: &Scenario) -> TokenClientConfig {
+        let mut config = match self {
+            Target::Embedded { server, .. } => {
+                let urls = server.urls();
+                TokenClientConfig::new(
+                    urls.token_url.clone(),
+                    EMBEDDED_CLIENT_ID,
+                    urls.scope.clone(),
+                )
+            }
+            Target::External { token_config, .. } => token_config.clone(),
+        };
+        config.policy = scenario.gateway.policy;
+        config.cache_fraction = scenario.gateway.cache_fraction;
+        config
+    }
+
+    fn auth(&self) -> &ClientAuth {
+        match self {
+            Target::Embedded { auth, .. } | Target::External { auth, .. } => auth,
+        }
+    }
+
+    /// The backend's base URL, and whether it is the embedded one.
+    fn backend_base(&self) -> (String, bool) {
+        match self {
+            Target::Embedded { server, .. } => (server.urls().backend_url.clone(), true),
+            Target::External { backend_url, .. } => {
+                (backend_url.trim_end_matches('/').to_owned(), false)
+            }
+        }
+    }
+
+    /// Starts a task that applies the scenario's events at their times.
+    fn schedule_events(
+        &self,
+        scenario: &Scenario,
+        start: Instant,
+        metrics: &Arc<Metrics>,
+    ) -> tokio::task::JoinHandle<()> {
+        let mock = self.mock().cloned();
+        let events = scenario.events.clone();
+        let metrics = Arc::clone(metrics);
+        tokio::spawn(async move {
+            let Some(mock) = mock else { return };
+            for event in events {
+                tokio::time::sleep_until(start + event.at).await;
+                apply_event(&mock, &event.kind, event.at, &metrics).await;
+            }
+        })
+    }
+
+    async fn shutdown(self) {
+        if let Target::Embedded { server, .. } = self {
+            server.shutdown().await;
+        }
+    }
+}
+
+async fn apply_event(mock: &Arc<mock::Mock>, kind: &EventKind, at: Duration, metrics: &Metrics) {
+    match kind {
+        EventKind::RevokeTokens => {
+            mock.backend.revoke_all();
+            metrics.revocation_event(at);
+        }
+        EventKind::RotateIdpKeys => {
+            if mock.idp.rotate_keys().await.is_ok() {
+                mock.backend.reload_keys();
+                metrics.revocation_event(at);
+            }
+        }
+        EventKind::IdpOutage { duration } => {
+            let mut faults = mock.faults();
+            faults.token.outage_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            let _ = mock.set_faults(faults);
+        }
+        EventKind::IdpThrottle { rate, duration } => {
+            let before = mock.faults();
+            let mut throttled = before.clone();
+            throttled.token.throttle_rps = Some(*rate);
+            if mock.set_faults(throttled).is_ok() {
+                tokio::time::sleep(*duration).await;
+                let _ = mock.set_faults(before);
+            }
+        }
+    }
+}
+
+/// The URL of `path` on the backend at `base`. The embedded backend protects `/api/…` only,
+/// so other paths (from a replayed trace) are moved under it.
+fn backend_url(base: &str, embedded: bool, path: Option<&str>) -> String {
+    let path = path.unwrap_or(DEFAULT_PATH);
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    let under_api = path.starts_with("/api/") || path == "/api";
+    if embedded && !under_api {
+        format!("{base}/api{slash}{path}")
+    } else {
+        format!("{base}{slash}{path}")
+    }
+}
+
+/// One gateway instance: its token client, its connection pool to the backend, its in-flight
+/// limit.
+struct Gateway {
+    client: TokenClient,
+    http: Client<HttpConnector, Empty<Bytes>>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: u32,
+    retry_on_401: bool,
+    backend_base: String,
+    embedded_backend: bool,
+    default_uri: Uri,
+}
+
+impl Gateway {
+    fn build_all(
+        scenario: &Scenario,
+        target: &Target,
+        metrics: &Arc<Metrics>,
+        instances: usize,
+    ) -> Result<Vec<Arc<Gateway>>, RunError> {
+        let shared = scenario.gateway.shared_cache.then(TokenCache::new);
+        let (backend_base, embedded_backend) = target.backend_base();
+        let default_url = backend_url(&backend_base, embedded_backend, None);
+        let default_uri: Uri =
+            default_url
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| RunError::BackendUrl {
+                    url: default_url.clone(),
+                    reason: e.to_string(),
+                })?;
+        if default_uri.scheme_str() != Some("http") {
+            return Err(RunError::BackendUrl {
+                url: default_url,
+                reason: "the driver calls backends over http:// only".to_owned(),
+            });
+        }
+        let max_in_flight = scenario.gateway.max_in_flight.max(1);
+        (0..instances)
+            .map(|instance| {
+                let cache = shared.clone().unwrap_or_default();
+                let observer = Arc::new(InstanceObserver::new(Arc::clone(metrics), instance));
+                let client =
+                    TokenClient::builder(target.token_config(scenario), target.auth().clone())
+                        .cache(&cache)
+                        .observer(observer)
+                        .build()?;
+                let http = Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .build_http();
+                Ok(Arc::new(Gateway {
+                    client,
+                    http,
+                    in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
+                    max_in_flight,
+                    retry_on_401: scenario.gateway.retry_on_401,
+                    backend_base: backend_base.clone(),
+                    embedded_backend,
+                    default_uri: default_uri.clone(),
+                }))
+            })
+            .collect()
+    }
+
+    fn uri(&self, path: Option<&str>) -> Option<Uri> {
+        match path {
+            None => Some(self.default_uri.clone()),
+            Some(path) => backend_url(&self.backend_base, self.embedded_backend, Some(path))
+                .parse()
+                .ok(),
+        }
+    }
+
+    /// One request: token, backend call, and on 401/403 the rejection report (and one retry
+    /// with a new token if the scenario asks for it).
+    async fn request(
+        &self,
+        instance: usize,
+        intended_start: Duration,
+        path: Option<&str>,
+        metrics: &Metrics,
+    ) -> RequestRecord {
+        let sent_at = metrics.elapsed();
+        let mut token_obtained_at = None;
+        let outcome = match self.uri(path) {
+            None => RequestOutcome::BackendError,
+            Some(uri) => {
+                let mut outcome = RequestOutcome::TokenError;
+                for attempt in 0..=u8::from(self.retry_on_401) {
+                    let token = match self.client.get_token().await {
+                        Ok(token) => token,
+                        Err(_) => {
+                            outcome = RequestOutcome::TokenError;
+                            break;
+                        }
+                    };
+                    token_obtained_at = Some(metrics.offset(token.obtained_at()));
+                    outcome = match self.call_backend(&uri, &token).await {
+                        Some(status) => RequestOutcome::Status(status.as_u16()),
+                        None => RequestOutcome::BackendError,
+                    };
+                    let rejected = match outcome {
+                        RequestOutcome::Status(status @ (401 | 403)) => {
+                            let status =
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+                            self.client.report_rejected(&token, status);
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !(rejected && attempt == 0 && self.retry_on_401) {
+                        break;
+                    }
+                }
+                outcome
+            }
+        };
+        RequestRecord {
+            instance,
+            intended_start,
+            sent_at,
+            finished_at: metrics.elapsed(),
+            outcome,
+            token_obtained_at,
+        }
+    }
+
+    async fn call_backend(&self, uri: &Uri, token: &Token) -> Option<StatusCode> {
+        let mut authorization = String::with_capacity(7 + token.access_token().len());
+        authorization.push_str("Bearer ");
+        authorization.push_str(token.access_token());
+        let mut value = HeaderValue::from_str(&authorization).ok()?;
+        value.set_sensitive(true);
+        let request = Request::get(uri.clone())
+            .header(header::AUTHORIZATION, value)
+            .body(Empty::new())
+            .ok()?;
+        let exchange = async {
+            let response = self.http.request(request).await.ok()?;
+            let status = response.status();
+            // Read the body so the connection goes back to the pool.
+            response.into_body().collect().await.ok()?;
+            Some(status)
+        };
+        tokio::time::timeout(BACKEND_TIMEOUT, exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+}
