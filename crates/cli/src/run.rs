@@ -89,8 +89,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // Ctrl-C stops the current run (its reports are still written) and any runs after it.
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                // No signal handling here: runs simply go to their end.
+                return std::future::pending().await;
+            }
+            let _ = stop_tx.send(true);
+            // A second Ctrl-C does not wait for the reports.
             if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = stop_tx.send(true);
+                std::process::exit(130);
             }
         });
         match comparison {

@@ -7,14 +7,7 @@
 //! (no coordinated omission). An arrival that finds its instance at the in-flight limit is
 //! dropped and counted.
 
-use std::{
-    future::Future,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use client::{ClientAuth, Token, TokenCache, TokenClient, TokenClientConfig};
@@ -26,7 +19,11 @@ use hyper_util::{
 };
 use mock::{server::MockServer, ClientRegistration, MockConfig, TokenFaults};
 use signer::{keygen, Credential};
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::{
+    sync::{watch, Mutex as AsyncMutex, Semaphore},
+    task::JoinSet,
+    time::Instant,
+};
 
 use crate::{
     metrics::{InstanceObserver, Metrics, MetricsError, RequestOutcome, RequestRecord},
@@ -64,6 +61,9 @@ pub enum RunError {
     /// The scenario's traffic cannot be scheduled.
     #[error("traffic: {0}")]
     Traffic(#[from] crate::scenario::TrafficError),
+    /// Anything else at start-up.
+    #[error("run setup: {0}")]
+    Setup(String),
     /// The backend URL is not usable.
     #[error("backend URL {url:?}: {reason}")]
     BackendUrl {
@@ -96,9 +96,9 @@ pub struct RunOutcome {
     pub interrupted: bool,
 }
 
-/// Runs `scenario` until its end or until `stop` completes (then it stops scheduling, waits
-/// briefly for requests in flight, and reports what was measured). `on_progress` is called
-/// about four times a second.
+/// Runs `scenario` until its end or until `stop` completes, then gives requests in flight up
+/// to 10 s to finish (counting the rest as errors) and reports what was measured.
+/// `on_progress` is called about four times a second.
 pub async fn run(
     scenario: &Scenario,
     stop: impl Future<Output = ()> + Send,
@@ -113,23 +113,25 @@ pub async fn run(
     let start = Instant::now();
     let metrics = Arc::new(Metrics::new(instances, start)?);
     let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
-    let events = target.schedule_events(scenario, start, &metrics);
+    let mut events = target.schedule_events(scenario, start, &metrics);
 
-    let finished = Arc::new(AtomicU64::new(0));
-    let dropped = Arc::new(AtomicU64::new(0));
     let mut stop = std::pin::pin!(stop);
     let mut interrupted = false;
     let mut progress_tick = tokio::time::interval(Duration::from_millis(250));
-    let report_progress = |finished: &AtomicU64, dropped: &AtomicU64| {
+    let report_progress = || {
+        let counts = metrics.counts();
         on_progress(Progress {
             elapsed: start.elapsed(),
             duration: scenario.duration,
-            finished: finished.load(Ordering::Relaxed),
-            dropped: dropped.load(Ordering::Relaxed),
+            finished: counts.sent,
+            dropped: counts.dropped,
         })
     };
+    // Told to requests still running at the drain deadline: they record themselves as
+    // errors, so nothing sent disappears from the report.
+    let (abandon, abandoned) = watch::channel(false);
 
-    let mut round_robin = 0usize;
+    let mut next_instance = 0usize;
     'arrivals: for arrival in schedule {
         let due = start + arrival.at;
         loop {
@@ -140,34 +142,39 @@ pub async fn run(
                     break 'arrivals;
                 }
                 () = tokio::time::sleep_until(due) => break,
-                _ = progress_tick.tick() => report_progress(&finished, &dropped),
+                _ = progress_tick.tick() => report_progress(),
             }
         }
         let instance = match arrival.instance {
             Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
             None => {
-                round_robin = (round_robin + 1) % instances;
-                round_robin
+                let instance = next_instance;
+                next_instance = (next_instance + 1) % instances;
+                instance
             }
         };
         let gateway = &gateways[instance];
         let Ok(permit) = Arc::clone(&gateway.in_flight).try_acquire_owned() else {
             metrics.record_dropped(arrival.at);
-            dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let (gateway, metrics, finished) = (
-            Arc::clone(gateway),
-            Arc::clone(&metrics),
-            Arc::clone(&finished),
-        );
-        let path = arrival.path.clone();
+        let (gateway, metrics, mut abandoned) =
+            (Arc::clone(gateway), Arc::clone(&metrics), abandoned.clone());
         tokio::spawn(async move {
-            let record = gateway
-                .request(instance, arrival.at, path.as_deref(), &metrics)
-                .await;
+            let sent_at = metrics.elapsed();
+            let request = gateway.request(instance, arrival.at, arrival.path.as_deref(), &metrics);
+            let record = tokio::select! {
+                record = request => record,
+                _ = abandoned.wait_for(|abandoned| *abandoned) => RequestRecord {
+                    instance,
+                    intended_start: arrival.at,
+                    sent_at,
+                    finished_at: metrics.elapsed(),
+                    outcome: RequestOutcome::BackendError,
+                    token_obtained_at: None,
+                },
+            };
             metrics.record_request(&record);
-            finished.fetch_add(1, Ordering::Relaxed);
             drop(permit);
         });
     }
@@ -184,24 +191,34 @@ pub async fn run(
                     break;
                 }
                 () = tokio::time::sleep_until(end) => break,
-                _ = progress_tick.tick() => report_progress(&finished, &dropped),
+                _ = progress_tick.tick() => report_progress(),
             }
         }
     }
-    events.abort();
+    events.abort_all();
     let measured_until = metrics.elapsed();
-    // Requests in flight finish (bounded), so their outcomes are counted.
+    // Requests in flight get up to DRAIN_TIMEOUT (or until a stop) to finish; the rest are
+    // abandoned and counted as errors.
     let drain = async {
         for gateway in &gateways {
             let _ = gateway.in_flight.acquire_many(gateway.max_in_flight).await;
         }
     };
-    tokio::select! {
-        () = drain => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
-        () = &mut stop, if !interrupted => {}
+    let drained = tokio::select! {
+        () = drain => true,
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => false,
+        () = &mut stop, if !interrupted => false,
+    };
+    if !drained {
+        let _ = abandon.send(true);
+        let all_recorded = async {
+            for gateway in &gateways {
+                let _ = gateway.in_flight.acquire_many(gateway.max_in_flight).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), all_recorded).await;
     }
-    report_progress(&finished, &dropped);
+    report_progress();
 
     if let Some(mock) = target.mock() {
         metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
@@ -259,7 +276,12 @@ impl Target {
                             .signer
                             .key_spec()
                             .unwrap_or(keygen::KeySpec::Rsa2048);
-                        let material = keygen::generate(spec, "tokenbench gateway", 1)?;
+                        // RSA key generation takes up to a second: keep it off the runtime.
+                        let material = tokio::task::spawn_blocking(move || {
+                            keygen::generate(spec, "tokenbench gateway", 1)
+                        })
+                        .await
+                        .map_err(|e| RunError::Setup(format!("key generation task: {e}")))??;
                         let key = material.private_key("generated gateway key")?;
                         let cert = material.certificate("generated gateway certificate")?;
                         let credential = Credential::new(*backend, &key, cert.clone(), *alg)?;
@@ -383,23 +405,29 @@ impl Target {
         }
     }
 
-    /// Starts a task that applies the scenario's events at their times.
+    /// Starts the tasks that apply the scenario's events at their times.
     fn schedule_events(
         &self,
         scenario: &Scenario,
         start: Instant,
         metrics: &Arc<Metrics>,
-    ) -> tokio::task::JoinHandle<()> {
-        let mock = self.mock().cloned();
-        let events = scenario.events.clone();
-        let metrics = Arc::clone(metrics);
-        tokio::spawn(async move {
-            let Some(mock) = mock else { return };
-            for event in events {
+    ) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        let Some(mock) = self.mock().cloned() else {
+            return tasks;
+        };
+        let faults = Arc::new(EventFaults::new(&mock));
+        for event in scenario.events.clone() {
+            let (mock, metrics, faults) =
+                (Arc::clone(&mock), Arc::clone(metrics), Arc::clone(&faults));
+            // One task per event: an event that lasts (an outage, a throttle) never delays
+            // the next one.
+            tasks.spawn(async move {
                 tokio::time::sleep_until(start + event.at).await;
-                apply_event(&mock, &event.kind, event.at, &metrics).await;
-            }
-        })
+                apply_event(&mock, &event.kind, &metrics, &faults).await;
+            });
+        }
+        tasks
     }
 
     async fn shutdown(self) {
@@ -409,31 +437,68 @@ impl Target {
     }
 }
 
-async fn apply_event(mock: &Arc<mock::Mock>, kind: &EventKind, at: Duration, metrics: &Metrics) {
+/// The token-endpoint faults the events change, over the scenario's own: the outage end and
+/// the throttle in force. Every change recomputes the whole document, so an outage is never
+/// restarted by a throttle and a throttle's end does not undo an outage.
+struct EventFaults {
+    base: mock::TokenFaults,
+    state: AsyncMutex<(Option<Instant>, Option<f64>)>,
+}
+
+impl EventFaults {
+    fn new(mock: &mock::Mock) -> Self {
+        EventFaults {
+            base: mock.faults().token,
+            state: AsyncMutex::new((None, None)),
+        }
+    }
+
+    async fn update(
+        &self,
+        mock: &mock::Mock,
+        change: impl FnOnce(&mut (Option<Instant>, Option<f64>)),
+    ) {
+        let mut state = self.state.lock().await;
+        change(&mut state);
+        let (outage_until, throttle) = *state;
+        let mut document = mock.faults();
+        document.token = mock::TokenFaults {
+            outage_ms: outage_until
+                .map(|until| until.saturating_duration_since(Instant::now()))
+                .filter(|left| !left.is_zero())
+                .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+            throttle_rps: throttle.or(self.base.throttle_rps),
+            ..self.base.clone()
+        };
+        // Validated when the scenario was loaded; the mock checks again and keeps the old
+        // faults on error.
+        let _ = mock.set_faults(document);
+    }
+}
+
+async fn apply_event(mock: &mock::Mock, kind: &EventKind, metrics: &Metrics, faults: &EventFaults) {
     match kind {
         EventKind::RevokeTokens => {
             mock.backend.revoke_all();
-            metrics.revocation_event(at);
+            // From now on tokens are rejected: the recovery clock starts here.
+            metrics.revocation_event(metrics.elapsed());
         }
         EventKind::RotateIdpKeys => {
             if mock.idp.rotate_keys().await.is_ok() {
                 mock.backend.reload_keys();
-                metrics.revocation_event(at);
+                metrics.revocation_event(metrics.elapsed());
             }
         }
         EventKind::IdpOutage { duration } => {
-            let mut faults = mock.faults();
-            faults.token.outage_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
-            let _ = mock.set_faults(faults);
+            let until = Instant::now() + *duration;
+            faults.update(mock, |state| state.0 = Some(until)).await;
+            tokio::time::sleep_until(until).await;
+            faults.update(mock, |state| state.0 = None).await;
         }
         EventKind::IdpThrottle { rate, duration } => {
-            let before = mock.faults();
-            let mut throttled = before.clone();
-            throttled.token.throttle_rps = Some(*rate);
-            if mock.set_faults(throttled).is_ok() {
-                tokio::time::sleep(*duration).await;
-                let _ = mock.set_faults(before);
-            }
+            faults.update(mock, |state| state.1 = Some(*rate)).await;
+            tokio::time::sleep(*duration).await;
+            faults.update(mock, |state| state.1 = None).await;
         }
     }
 }
@@ -497,9 +562,11 @@ impl Gateway {
                         .cache(&cache)
                         .observer(observer)
                         .build()?;
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
                 let http = Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
-                    .build_http();
+                    .build(connector);
                 Ok(Arc::new(Gateway {
                     client,
                     http,
@@ -547,19 +614,17 @@ impl Gateway {
                         }
                     };
                     token_obtained_at = Some(metrics.offset(token.obtained_at()));
-                    outcome = match self.call_backend(&uri, &token).await {
-                        Some(status) => RequestOutcome::Status(status.as_u16()),
-                        None => RequestOutcome::BackendError,
-                    };
-                    let rejected = match outcome {
-                        RequestOutcome::Status(status @ (401 | 403)) => {
-                            let status =
-                                StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
-                            self.client.report_rejected(&token, status);
-                            true
-                        }
-                        _ => false,
-                    };
+                    let status = self.call_backend(&uri, &token).await;
+                    outcome = status.map_or(RequestOutcome::BackendError, |status| {
+                        RequestOutcome::Status(status.as_u16())
+                    });
+                    let rejected = status.filter(|status| {
+                        *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN
+                    });
+                    if let Some(status) = rejected {
+                        self.client.report_rejected(&token, status);
+                    }
+                    let rejected = rejected.is_some();
                     if !(rejected && attempt == 0 && self.retry_on_401) {
                         break;
                     }

@@ -60,6 +60,12 @@ async fn coordinated_policies_fetch_once_per_episode_where_apim_stampedes() {
         refresh_ahead.stampede
     );
     assert!(apim.idp.token_requests > single_flight.idp.token_requests);
+    assert!(apim.idp.peak_concurrent > 1, "{:?}", apim.idp);
+    assert_eq!(
+        single_flight.idp.peak_concurrent, 1,
+        "{:?}",
+        single_flight.idp
+    );
     for report in [&apim, &single_flight, &refresh_ahead] {
         assert_eq!(report.requests.sent, 1000, "{}", report.policy);
         assert_eq!(report.requests.ok, 1000, "{}", report.policy);
@@ -96,6 +102,71 @@ async fn revocation_produces_401s_and_an_invalidation_per_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_on_401_hides_a_revocation_from_callers_and_the_reference_policy_does_not() {
+    let revocation = |retry: bool| {
+        scenario(&format!(
+            r#"
+            name = "retry-{retry}"
+            duration = "3s"
+            [traffic]
+            kind = "constant"
+            rate = 50
+            [gateway]
+            instances = 1
+            policy = "apim"
+            retry_on_401 = {retry}
+            [[events]]
+            at = "1500ms"
+            kind = "revoke-tokens"
+            "#
+        ))
+    };
+    let without = run(&revocation(false)).await.report;
+    let with = run(&revocation(true)).await.report;
+    assert!(without.requests.unauthorized > 0, "{:?}", without.requests);
+    assert_eq!(with.requests.unauthorized, 0, "{:?}", with.requests);
+    assert_eq!(with.requests.ok, with.requests.sent, "{:?}", with.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_then_a_throttle_end_when_they_should() {
+    let scenario = scenario(
+        r#"
+        name = "faults"
+        duration = "4s"
+        [traffic]
+        kind = "constant"
+        rate = 50
+        [gateway]
+        instances = 1
+        policy = "single-flight"
+        [idp]
+        token_lifetime = "1s"
+        [[events]]
+        at = "500ms"
+        kind = "idp-outage"
+        duration = "1s"
+        [[events]]
+        at = "2s"
+        kind = "idp-throttle"
+        rate = 1
+        duration = "1s"
+        "#,
+    );
+    let report = run(&scenario).await.report;
+    // Tokens live 1 s: the outage makes token requests fail, and after both windows tokens
+    // flow again (the last second is all successes).
+    assert!(report.idp.errors > 0, "{:?}", report.idp);
+    let last = report
+        .timeline
+        .iter()
+        .rev()
+        .find(|second| second.requests > 0)
+        .unwrap();
+    assert_eq!(last.ok, last.requests, "{:?}", report.timeline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrivals_beyond_the_in_flight_limit_are_dropped() {
     let scenario = scenario(
         r#"
@@ -113,6 +184,8 @@ async fn arrivals_beyond_the_in_flight_limit_are_dropped() {
     );
     let report = run(&scenario).await.report;
     assert!(report.requests.dropped > 100, "{:?}", report.requests);
+    // Permits come back: 2 s at 200 ms per request is about 10 requests, not 1.
+    assert!(report.requests.sent >= 5, "{:?}", report.requests);
     assert_eq!(
         report.requests.sent + report.requests.dropped,
         200,

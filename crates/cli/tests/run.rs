@@ -1,0 +1,98 @@
+//! `tokenbench run` end to end: the default scenario's reports, a comparison, and a broken
+//! scenario file.
+
+use std::process::Command;
+
+fn tokenbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_default_scenario_writes_all_four_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = tokenbench(&[
+        "run",
+        "--duration",
+        "2s",
+        "--rate",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["report.json", "report.md", "report.html", "latency.hlog"] {
+        assert!(out.join(file).metadata().unwrap().len() > 0, "{file}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["scenario"], "default");
+    assert_eq!(report["requests"]["sent"], report["requests"]["ok"]);
+    assert!(report["requests"]["sent"].as_u64().unwrap() >= 90);
+}
+
+#[test]
+fn compare_runs_once_per_value_and_writes_the_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let output = tokenbench(&[
+        "run",
+        "--duration",
+        "1s",
+        "--rate",
+        "20",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--compare",
+        "policy=apim,single-flight",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in [
+        "apim/report.json",
+        "single-flight/report.json",
+        "comparison.json",
+        "comparison.md",
+        "comparison.html",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let comparison: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(comparison["key"], "policy");
+    assert_eq!(
+        comparison["values"],
+        serde_json::json!(["apim", "single-flight"])
+    );
+}
+
+#[test]
+fn a_broken_scenario_is_exit_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "name = \"x\"\n[traffic]\nkind = \"constant\"\nrate = 10\nbogus = 1\n",
+    )
+    .unwrap();
+    let output = tokenbench(&["run", file.to_str().unwrap(), "--quiet"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("broken.toml:5") && stderr.contains("bogus"),
+        "{stderr}"
+    );
+    let output = tokenbench(&["run", "no-such-scenario", "--quiet"]);
+    assert_eq!(output.status.code(), Some(2));
+}
