@@ -107,6 +107,7 @@ pub async fn run(
     let instances = usize::try_from(scenario.gateway.instances)
         .unwrap_or(1)
         .max(1);
+    crate::metrics::reset_peak_rss();
     let target = Target::start(scenario).await?;
     let schedule = scenario.arrivals()?;
 

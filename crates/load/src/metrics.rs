@@ -1229,6 +1229,14 @@ pub fn peak_rss_bytes() -> Option<u64> {
     }
 }
 
+/// Resets the process's peak RSS to its current RSS (Linux: `5` into `/proc/self/clear_refs`),
+/// so that [`peak_rss_bytes`] measures from now: each run of a `--compare` its own peak.
+/// Elsewhere, or if the kernel refuses, the peak stays process-wide.
+pub fn reset_peak_rss() {
+    #[cfg(target_os = "linux")]
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The `VmHWM:` line of a `/proc/<pid>/status` text, in bytes.
 #[cfg(target_os = "linux")]
 fn parse_vm_hwm(status: &str) -> Option<u64> {
