@@ -498,6 +498,7 @@ impl Inner {
             .unwrap_or_else(|| self.key.scope().to_owned());
         Ok(Token(Arc::new(TokenInner::new(
             response.access_token,
+            response.authorization,
             response.token_type,
             scope,
             expires_in,

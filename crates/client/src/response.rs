@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{header, Response};
+use http::{header, HeaderValue, Response};
 use serde_json::Value;
 
 use crate::{transport::MAX_BODY_BYTES, Error};
@@ -16,6 +16,8 @@ const MAX_DESCRIPTION: usize = 2048;
 /// A successful token response.
 pub(crate) struct TokenResponse {
     pub(crate) access_token: String,
+    /// `Bearer <access_token>`, validated once here and marked sensitive.
+    pub(crate) authorization: HeaderValue,
     pub(crate) token_type: String,
     pub(crate) expires_in: Duration,
     pub(crate) scope: Option<String>,
@@ -54,8 +56,17 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
         return Err(invalid("the body is not a JSON object".to_owned()));
     };
     let access_token = match fields.get("access_token") {
-        Some(Value::String(token)) if !token.is_empty() => token.clone(),
-        Some(Value::String(_)) => return Err(invalid("access_token is empty".to_owned())),
+        Some(Value::String(token)) if is_b64token(token) => token.clone(),
+        Some(Value::String(token)) if token.is_empty() => {
+            return Err(invalid("access_token is empty".to_owned()))
+        }
+        Some(Value::String(_)) => {
+            return Err(invalid(
+                "access_token has characters a Bearer Authorization header cannot carry \
+                 (RFC 6750 b64token)"
+                    .to_owned(),
+            ))
+        }
         Some(other) => {
             return Err(invalid(format!(
                 "access_token is a {}, not a string",
@@ -88,12 +99,26 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
             )))
         }
     };
+    let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
+        .map_err(|_| invalid("access_token cannot be sent in a header".to_owned()))?;
+    authorization.set_sensitive(true);
     Ok(TokenResponse {
         access_token,
+        authorization,
         token_type,
         expires_in,
         scope,
     })
+}
+
+/// Whether `token` has the syntax RFC 6750 §2.1 allows after `Bearer `:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// A positive whole number of seconds, as a JSON number or a string of digits (some
@@ -239,6 +264,14 @@ mod tests {
             (
                 r#"{"access_token":"","expires_in":3599}"#,
                 "access_token is empty",
+            ),
+            (
+                r#"{"access_token":"abc\r\nX-Injected: 1","expires_in":3599}"#,
+                "RFC 6750 b64token",
+            ),
+            (
+                r#"{"access_token":"a b","expires_in":3599}"#,
+                "RFC 6750 b64token",
             ),
             (
                 r#"{"access_token":42,"expires_in":3599}"#,

@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
+use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -21,10 +23,10 @@ pub struct Token(pub(crate) Arc<TokenInner>);
 
 /// The shared part of a [`Token`]. Aligned to 128 bytes so that the reference counts of the
 /// replicas the cache keeps (one per stripe of threads) never share a cache line.
-#[derive(Clone)]
 #[repr(align(128))]
 pub(crate) struct TokenInner {
     pub(crate) access_token: Arc<str>,
+    pub(crate) authorization: HeaderValue,
     pub(crate) token_type: Arc<str>,
     pub(crate) scope: Arc<str>,
     pub(crate) expires_in: Duration,
@@ -45,6 +47,7 @@ impl TokenInner {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         access_token: String,
+        authorization: HeaderValue,
         token_type: String,
         scope: String,
         expires_in: Duration,
@@ -57,6 +60,7 @@ impl TokenInner {
         TokenInner {
             fingerprint: [digest[0], digest[1], digest[2], digest[3]],
             access_token: access_token.into(),
+            authorization,
             token_type: token_type.into(),
             scope: scope.into(),
             expires_in,
@@ -69,10 +73,34 @@ impl TokenInner {
     }
 }
 
+impl Clone for TokenInner {
+    /// A replica: the header gets its own buffer, so that threads cloning it (into each
+    /// request) touch only their replica's reference count.
+    fn clone(&self) -> Self {
+        let mut authorization =
+            HeaderValue::from_maybe_shared(Bytes::copy_from_slice(self.authorization.as_bytes()))
+                .unwrap_or_else(|_| self.authorization.clone());
+        authorization.set_sensitive(true);
+        TokenInner {
+            access_token: Arc::clone(&self.access_token),
+            authorization,
+            token_type: Arc::clone(&self.token_type),
+            scope: Arc::clone(&self.scope),
+            ..*self
+        }
+    }
+}
+
 impl Token {
     /// The access token itself, for the `Authorization` header. Never log it.
     pub fn access_token(&self) -> &str {
         &self.0.access_token
+    }
+
+    /// `Bearer <access_token>`, ready for an `Authorization` header and marked sensitive
+    /// (its `Debug` shows `Sensitive`). Cloning it is a reference-count increment.
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.0.authorization
     }
 
     /// The `token_type` of the answer (`Bearer` when it had none).

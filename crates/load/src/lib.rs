@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod arrivals;
+mod backend_client;
 pub mod driver;
 pub mod metrics;
 pub mod report;
