@@ -257,7 +257,11 @@ pub async fn run(
         metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
     }
     let snapshot = metrics.snapshot(measured_until.max(Duration::from_millis(1)));
-    let report = Report::new(run_info(scenario, target.auth()), snapshot);
+    let info = RunInfo {
+        interrupted,
+        ..run_info(scenario, target.auth())
+    };
+    let report = Report::new(info, snapshot);
     target.shutdown().await;
     Ok(RunOutcome {
         report,
@@ -299,6 +303,7 @@ fn run_info(scenario: &Scenario, auth: &ClientAuth) -> RunInfo {
             traffic => Some(traffic.mean_rate(scenario.duration)),
         },
         seed: Some(scenario.seed),
+        interrupted: false,
     }
 }
 

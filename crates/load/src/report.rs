@@ -119,13 +119,15 @@ pub struct RunInfo {
     pub rate: Option<f64>,
     /// The scenario's seed.
     pub seed: Option<u64>,
+    /// Whether the run was stopped (Ctrl-C) before its scenario's end.
+    pub interrupted: bool,
 }
 
 /// The report of one run: `report.json`'s document.
 ///
 /// Figures without data (percentiles of an empty histogram, a hit rate without lookups)
 /// are `null`. Keys beyond the list: `started_at`, `instances`, `rate`, `seed`,
-/// `latency_spectrum`, `cache.instances`, `idp.peak_concurrent_fetches`,
+/// `interrupted`, `latency_spectrum`, `cache.instances`, `idp.peak_concurrent_fetches`,
 /// `stampede.unfinished`, `invalidation.revocations`, `invalidation.unrecovered`,
 /// `timeline[].dropped`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -154,6 +156,10 @@ pub struct Report {
     /// The scenario's seed.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Whether the run was stopped before its scenario's end: its figures cover
+    /// `duration_s` only.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Request counts.
     pub requests: RequestCounts,
     /// Latency from the intended start, µs.
@@ -200,6 +206,7 @@ impl Report {
             instances: snapshot.instances,
             rate: info.rate.filter(|r| r.is_finite()),
             seed: info.seed,
+            interrupted: info.interrupted,
             requests: snapshot.requests,
             latency_us: snapshot.latency_us,
             service_time_us: snapshot.service_time_us,
@@ -340,7 +347,11 @@ impl Report {
         if let Some(rate) = self.rate {
             parts.push(format!("{} req/s nominal", num(rate)));
         }
-        parts.push(format!("{} s", num(self.duration_s)));
+        parts.push(if self.interrupted {
+            format!("interrupted after {} s", num(self.duration_s))
+        } else {
+            format!("{} s", num(self.duration_s))
+        });
         if let Some(seed) = self.seed {
             parts.push(format!("seed {seed}"));
         }

@@ -215,6 +215,11 @@ async fn an_interrupted_run_reports_what_it_measured() {
     assert!(outcome.interrupted);
     let report = outcome.report;
     assert!(
+        report.interrupted,
+        "report.json must say the run was cut short"
+    );
+    assert!(report.markdown().contains("interrupted after"));
+    assert!(
         report.requests.sent > 0 && report.requests.sent < 3000,
         "{:?}",
         report.requests
