@@ -352,6 +352,11 @@ pub struct InvalidationStats {
 pub struct MemoryStats {
     /// The process's peak resident set size (`VmHWM`), bytes; `null` where unknown.
     pub peak_rss_bytes: Option<u64>,
+    /// The resident set size when measuring began (`VmRSS`), bytes: part of the peak that
+    /// the run did not add (the binary, the embedded servers' keys, and in a `--compare`
+    /// what earlier runs left with the allocator); `null` where unknown.
+    #[serde(default)]
+    pub start_rss_bytes: Option<u64>,
 }
 
 /// One second of the run: `[t, t + 1)` seconds from the start.
@@ -523,6 +528,8 @@ impl LatencyLog {
 /// The recorder of one run. Share it with `Arc`; every method takes `&self`.
 pub struct Metrics {
     start: Instant,
+    /// `VmRSS` when the recorder was made.
+    start_rss: Option<u64>,
     started_at: SystemTime,
     requests: RequestCounters,
     instances: Vec<InstanceCounters>,
@@ -648,6 +655,7 @@ impl Metrics {
         }
         Ok(Metrics {
             start,
+            start_rss: rss_bytes(),
             started_at: SystemTime::now(),
             requests: RequestCounters::default(),
             instances: (0..instances)
@@ -854,6 +862,7 @@ impl Metrics {
             invalidation: lock(&self.invalidation).stats(),
             memory: MemoryStats {
                 peak_rss_bytes: peak_rss_bytes(),
+                start_rss_bytes: self.start_rss,
             },
             timeline,
             latency_log: LatencyLog {
@@ -1218,13 +1227,24 @@ impl TokenObserver for InstanceObserver {
 /// The process's peak resident set size in bytes (`VmHWM` of `/proc/self/status`); `None`
 /// where that is unavailable (other systems than Linux).
 pub fn peak_rss_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// The process's resident set size in bytes (`VmRSS`); `None` where unavailable.
+fn rss_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// The `key` line of `/proc/self/status`, in bytes.
+fn status_bytes(key: &str) -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        parse_vm_hwm(&status)
+        parse_status_kb(&status, key)
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = key;
         None
     }
 }
@@ -1237,11 +1257,11 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// The `VmHWM:` line of a `/proc/<pid>/status` text, in bytes.
+/// The `key` line (`VmHWM:`, `VmRSS:`) of a `/proc/<pid>/status` text, in bytes.
 #[cfg(target_os = "linux")]
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let mut fields = line["VmHWM:".len()..].split_whitespace();
+fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let mut fields = line[key.len()..].split_whitespace();
     let value: u64 = fields.next()?.parse().ok()?;
     match fields.next() {
         Some("kB") => value.checked_mul(1024),
@@ -1336,12 +1356,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::parse_vm_hwm;
+    use super::parse_status_kb;
 
     #[test]
-    fn vm_hwm_is_read_in_bytes() {
+    fn status_lines_are_read_in_bytes() {
         let status = "Name:\ttest\nVmPeak:\t  2000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(1234 * 1024));
-        assert_eq!(parse_vm_hwm("VmRSS:\t 1000 kB\n"), None);
+        assert_eq!(parse_status_kb(status, "VmHWM:"), Some(1234 * 1024));
+        assert_eq!(parse_status_kb(status, "VmRSS:"), Some(1000 * 1024));
+        assert_eq!(parse_status_kb("VmRSS:\t 1000 kB\n", "VmHWM:"), None);
+        assert_eq!(parse_status_kb("VmHWM:\t 1000 pages\n", "VmHWM:"), None);
     }
 }

@@ -626,7 +626,10 @@ fn groups(reports: &[&Report]) -> Vec<Group> {
         },
         Group {
             title: "Memory",
-            rows: vec![row("peak RSS", &|r| opt(r.memory.peak_rss_bytes, bytes))],
+            rows: vec![
+                row("peak RSS", &|r| opt(r.memory.peak_rss_bytes, bytes)),
+                row("RSS at start", &|r| opt(r.memory.start_rss_bytes, bytes)),
+            ],
         },
     ]
 }
