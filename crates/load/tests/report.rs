@@ -71,6 +71,7 @@ fn sample(policy: &str, slow: u64) -> Report {
         alg: "PS256".to_owned(),
         rate: Some(100.0),
         seed: Some(7),
+        interrupted: false,
     };
     Report::new(info, m.snapshot(ms(3_500)))
 }

@@ -125,6 +125,7 @@ async fn reports_of_a_run_that_saw_tokens_contain_none() {
             alg: "PS256".to_owned(),
             rate: None,
             seed: None,
+            interrupted: false,
         },
         snapshot,
     );
