@@ -3,7 +3,9 @@
 //!
 //! Each pair is measured in interleaved rounds (sign, assertion, sign, assertion, …) so
 //! that frequency scaling or a noisy neighbour affects both figures alike, which is what
-//! makes their ratio (the assertion overhead) meaningful.
+//! makes their ratio (the assertion overhead) meaningful. The backends of one algorithm take
+//! their turns within each round too, so the ratio of two backends is measured side by side
+//! as well.
 
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -106,23 +108,24 @@ pub fn run(
         let generated = &keys[&spec];
         let key = generated.private_key(spec.as_str())?;
         let cert = generated.certificate(spec.as_str())?;
+        let mut credentials = Vec::new();
         for &backend in &config.backends {
-            let credential = match Credential::new(backend, &key, cert.clone(), Some(alg)) {
-                Ok(credential) => credential,
-                Err(reason) => {
-                    on_event(BenchEvent::Skipped {
-                        backend: backend.name(),
-                        alg,
-                        reason,
-                    });
-                    continue;
-                }
-            };
+            match Credential::new(backend, &key, cert.clone(), Some(alg)) {
+                Ok(credential) => credentials.push(credential),
+                Err(reason) => on_event(BenchEvent::Skipped {
+                    backend: backend.name(),
+                    alg,
+                    reason,
+                }),
+            }
+        }
+        for credential in &credentials {
             on_event(BenchEvent::Started {
-                backend: backend.name(),
+                backend: credential.signing_key().backend(),
                 alg,
             });
-            let result = measure(&credential, key.kind(), config.measure_time)?;
+        }
+        for result in measure(&credentials, key.kind(), config.measure_time)? {
             on_event(BenchEvent::Finished(&result));
             results.push(result);
         }
@@ -130,47 +133,80 @@ pub fn run(
     Ok(results)
 }
 
-fn measure(credential: &Credential, kind: KeyKind, budget: Duration) -> Result<BenchResult, Error> {
-    let builder = AssertionBuilder::new(credential, CLIENT_ID, AUDIENCE);
-    // The raw signature signs what an assertion signs: header.payload of a real one.
-    let sample = builder.build()?;
-    let message = sample
-        .rsplit_once('.')
-        .map_or(sample.as_str(), |(input, _)| input);
-    let key = credential.signing_key();
-    let sign = || {
-        key.sign(black_box(message.as_bytes()))
-            .map(|s| drop(black_box(s)))
+/// One algorithm on several backends: each backend's signature and assertion take their
+/// turns in every round, so all figures see the same machine state.
+fn measure(
+    credentials: &[Credential],
+    kind: KeyKind,
+    budget: Duration,
+) -> Result<Vec<BenchResult>, Error> {
+    struct Subject<'a> {
+        credential: &'a Credential,
+        builder: AssertionBuilder,
+        /// What a raw signature signs: header.payload of a real assertion.
+        message: String,
+        signs: (u64, Duration),
+        assertions: (u64, Duration),
+    }
+    let mut subjects = Vec::new();
+    for credential in credentials {
+        let builder = AssertionBuilder::new(credential, CLIENT_ID, AUDIENCE);
+        let sample = builder.build()?;
+        let message = sample
+            .rsplit_once('.')
+            .map_or(sample.as_str(), |(input, _)| input)
+            .to_owned();
+        subjects.push(Subject {
+            credential,
+            builder,
+            message,
+            signs: (0, Duration::ZERO),
+            assertions: (0, Duration::ZERO),
+        });
+    }
+    let sign = |s: &Subject<'_>| {
+        s.credential
+            .signing_key()
+            .sign(black_box(s.message.as_bytes()))
+            .map(|signature| drop(black_box(signature)))
     };
-    let assert = || builder.build().map(|a| drop(black_box(a)));
+    let assert = |s: &Subject<'_>| s.builder.build().map(|a| drop(black_box(a)));
 
     // Warm-up: caches, lazy initialisation, CPU frequency.
     let warm_up = (budget / 10).min(Duration::from_millis(300));
-    run_for(warm_up, sign)?;
-    run_for(warm_up, assert)?;
+    for subject in &subjects {
+        run_for(warm_up, || sign(subject))?;
+        run_for(warm_up, || assert(subject))?;
+    }
 
     let slice = budget / ROUNDS;
-    let (mut signs, mut sign_time) = (0u64, Duration::ZERO);
-    let (mut assertions, mut assertion_time) = (0u64, Duration::ZERO);
     for _ in 0..ROUNDS {
-        let (n, t) = run_for(slice, sign)?;
-        signs += n;
-        sign_time += t;
-        let (n, t) = run_for(slice, assert)?;
-        assertions += n;
-        assertion_time += t;
+        for subject in &mut subjects {
+            let (n, t) = run_for(slice, || sign(subject))?;
+            subject.signs.0 += n;
+            subject.signs.1 += t;
+            let (n, t) = run_for(slice, || assert(subject))?;
+            subject.assertions.0 += n;
+            subject.assertions.1 += t;
+        }
     }
-    let ns_per_sign = sign_time.as_nanos() as f64 / signs as f64;
-    let assertion_ns = assertion_time.as_nanos() as f64 / assertions as f64;
-    Ok(BenchResult {
-        backend: key.backend(),
-        alg: key.algorithm(),
-        key_bits: kind.bits(),
-        signs_per_sec: 1e9 / ns_per_sign,
-        ns_per_sign,
-        assertions_per_sec: 1e9 / assertion_ns,
-        assertion_ns,
-    })
+    Ok(subjects
+        .iter()
+        .map(|s| {
+            let key = s.credential.signing_key();
+            let ns_per_sign = s.signs.1.as_nanos() as f64 / s.signs.0 as f64;
+            let assertion_ns = s.assertions.1.as_nanos() as f64 / s.assertions.0 as f64;
+            BenchResult {
+                backend: key.backend(),
+                alg: key.algorithm(),
+                key_bits: kind.bits(),
+                signs_per_sec: 1e9 / ns_per_sign,
+                ns_per_sign,
+                assertions_per_sec: 1e9 / assertion_ns,
+                assertion_ns,
+            }
+        })
+        .collect())
 }
 
 /// Calls `op` until `slice` has passed (at least once); returns the calls and the time taken.
