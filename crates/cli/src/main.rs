@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+mod ci;
+mod compare;
 mod mock;
 mod run;
 
@@ -49,6 +51,12 @@ enum Command {
     Mock(mock::MockArgs),
     /// Get one access token from a token endpoint (certificate assertion or client secret).
     Token(token::TokenArgs),
+    /// Compare two report.json, comparison.json or sign-bench --json files metric by metric;
+    /// exit 3 if a metric got worse beyond its tolerance.
+    Compare(compare::CompareArgs),
+    /// Run the short seeded regression suite and compare it with the committed baseline
+    /// (exit 3 on a regression), or record a new baseline with --update.
+    Ci(ci::CiArgs),
 }
 
 #[derive(Args)]
@@ -126,6 +134,8 @@ fn main() -> ExitCode {
         Command::SignBench(args) => sign_bench_command(args),
         Command::Mock(args) => mock::run(args),
         Command::Token(args) => token::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Ci(args) => ci::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,10 +146,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// 2 for bad input (files, keys, certificates, names), 1 for anything else.
+/// 3 for a regression, 2 for bad input (files, keys, certificates, names, benchmark
+/// documents), 1 for anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<Regressed>()) {
+        return 3;
+    }
     let bad_input = error.chain().any(|cause| {
         cause.is::<UsageError>()
+            || cause.is::<load::regression::RegressionError>()
             || cause.downcast_ref::<signer::Error>().is_some_and(|e| {
                 !matches!(
                     e,
@@ -158,6 +173,11 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct UsageError(String);
+
+/// Metrics that got worse beyond their tolerance (exit code 3); each is named on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} metric(s) regressed beyond tolerance")]
+struct Regressed(usize);
 
 /// A human duration (`600s`, `10m`, `20ms`).
 fn parse_duration(text: &str) -> Result<Duration, String> {

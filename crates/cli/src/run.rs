@@ -99,47 +99,62 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 std::process::exit(130);
             }
         });
-        match comparison {
-            None => {
-                let report = run_one(&scenario, &out, &stop_rx, args.quiet).await?;
-                if !args.quiet {
-                    print_summary(&report, &out);
-                }
-            }
-            Some(comparison) => {
-                let mut runs = Vec::new();
-                for (value, value_overrides) in comparison.runs().map_err(usage)? {
-                    if *stop_rx.borrow() {
-                        break;
-                    }
-                    let variant = scenario
-                        .clone()
-                        .with_overrides(&value_overrides)
-                        .map_err(usage)?;
-                    let dir = out.join(sanitise(&value));
-                    if !args.quiet {
-                        eprintln!("{} = {value}", comparison.key);
-                    }
-                    let report = run_one(&variant, &dir, &stop_rx, args.quiet).await?;
-                    if !args.quiet {
-                        print_summary(&report, &dir);
-                    }
-                    runs.push((value, report));
-                }
-                let written = report::Comparison {
-                    key: comparison.key.to_owned(),
-                    values: runs,
-                }
-                .write_all(&out)?;
-                if !args.quiet {
-                    for path in written {
-                        println!("{}", path.display());
-                    }
-                }
-            }
-        }
+        run_scenario(&scenario, comparison.as_ref(), &out, &stop_rx, args.quiet).await?;
         anyhow::Ok(())
     })
+}
+
+/// Runs `scenario` once, or once per value of `comparison` (same seed), and writes the reports
+/// into `out`; returns the machine-readable document (`report.json` or `comparison.json`).
+pub(crate) async fn run_scenario(
+    scenario: &Scenario,
+    comparison: Option<&Comparison>,
+    out: &Path,
+    stop_rx: &watch::Receiver<bool>,
+    quiet: bool,
+) -> anyhow::Result<PathBuf> {
+    let usage = |e: load::scenario::ScenarioError| anyhow::Error::new(UsageError(e.to_string()));
+    match comparison {
+        None => {
+            let report = run_one(scenario, out, stop_rx, quiet).await?;
+            if !quiet {
+                print_summary(&report, out);
+            }
+            Ok(out.join(report::REPORT_JSON))
+        }
+        Some(comparison) => {
+            let mut runs = Vec::new();
+            for (value, value_overrides) in comparison.runs().map_err(usage)? {
+                if *stop_rx.borrow() {
+                    break;
+                }
+                let variant = scenario
+                    .clone()
+                    .with_overrides(&value_overrides)
+                    .map_err(usage)?;
+                let dir = out.join(sanitise(&value));
+                if !quiet {
+                    eprintln!("{} = {value}", comparison.key);
+                }
+                let report = run_one(&variant, &dir, stop_rx, quiet).await?;
+                if !quiet {
+                    print_summary(&report, &dir);
+                }
+                runs.push((value, report));
+            }
+            let written = report::Comparison {
+                key: comparison.key.to_owned(),
+                values: runs,
+            }
+            .write_all(out)?;
+            if !quiet {
+                for path in written {
+                    println!("{}", path.display());
+                }
+            }
+            Ok(out.join(report::COMPARISON_JSON))
+        }
+    }
 }
 
 /// One run with a progress bar (when stderr is a terminal), its reports written to `dir`.
@@ -205,7 +220,7 @@ fn print_summary(report: &Report, dir: &Path) {
 }
 
 /// `reports/<scenario>-<UTC time>`.
-fn default_out(scenario: &str) -> PathBuf {
+pub(crate) fn default_out(scenario: &str) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
@@ -215,7 +230,7 @@ fn default_out(scenario: &str) -> PathBuf {
 }
 
 /// A folder name from a value: letters, digits, `-`, `_` and `.` kept, the rest `_`.
-fn sanitise(value: &str) -> String {
+pub(crate) fn sanitise(value: &str) -> String {
     value
         .chars()
         .map(|c| {

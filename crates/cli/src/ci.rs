@@ -1,0 +1,557 @@
+//! `tokenbench ci`: a short seeded regression suite, compared with a committed baseline.
+//!
+//! Each shipped scenario runs for a few seconds at a low rate (its events moved into the
+//! shortened run in proportion), some as comparisons of cache policies, then a quick
+//! sign-bench. Each result is compared with `BASELINE/<member>.json` by the same code as
+//! `tokenbench compare`, with the class defaults plus [`SUITE_RULES`], tolerances measured on
+//! this suite's run-to-run spread. A member that shows a regression runs once more, and only
+//! the regressions both runs show count.
+
+use std::{
+    collections::HashSet,
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use load::{
+    regression::{self, Document, Outcome, Rule, Verdict},
+    scenario::{Comparison, EventKind, Overrides, Scenario},
+};
+use signer::{
+    backend,
+    bench::{self, BenchConfig},
+    Algorithm,
+};
+use tokio::sync::watch;
+
+use crate::{
+    compare::{self, Format, ToleranceArgs},
+    run, Regressed, UsageError,
+};
+
+#[derive(Args)]
+pub struct CiArgs {
+    /// Folder of the baseline files (<member>.json).
+    #[arg(long, default_value = "reports/baseline")]
+    baseline: PathBuf,
+    /// Write this run's results as the new baseline instead of comparing.
+    #[arg(long)]
+    update: bool,
+    /// Folder for this run's reports and verdicts [default: reports/ci-<UTC time>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only these members (comma-separated): default, stampede, revocation,
+    /// throttled-idp, key-rotation, replay, backends, sign-bench.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    only: Vec<String>,
+    #[command(flatten)]
+    tolerance: ToleranceArgs,
+    /// Print every metric, not only those that are not ok.
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// What a member of the suite runs.
+enum Job {
+    /// A shipped scenario, shortened.
+    Scenario {
+        /// Run length.
+        duration: Duration,
+        /// Mean arrival rate; `None`: the scenario's.
+        rate: Option<f64>,
+        /// `KEY=V1,V2,…`; `None`: the scenario's own comparison, if any.
+        compare: Option<&'static str>,
+    },
+    /// sign-bench over every backend and algorithm.
+    SignBench {
+        /// Time per figure (signature, assertion) per combination.
+        seconds: f64,
+    },
+}
+
+struct Member {
+    name: &'static str,
+    job: Job,
+}
+
+const fn scenario(
+    name: &'static str,
+    millis: u64,
+    rate: Option<f64>,
+    compare: Option<&'static str>,
+) -> Member {
+    Member {
+        name,
+        job: Job::Scenario {
+            duration: Duration::from_millis(millis),
+            rate,
+            compare,
+        },
+    }
+}
+
+/// The suite, in running order.
+///
+/// - `stampede` compares the three policies: apim's herd is about the arrivals of one token
+///   round trip (11–12 at 50 req/s per instance and 200 ms), the other two's is 1.
+/// - `revocation` compares apim with single-flight: two revocations, each costing each
+///   instance one failed request; apim refetches redundantly, single-flight never.
+/// - `backends` (apim, 3 s tokens, 2 fetches per instance in 3.5 s at the default
+///   `cache_fraction` 0.95, 3 at 0.5) runs once per signer backend.
+const SUITE: [Member; 8] = [
+    scenario("default", 3_000, Some(60.0), None),
+    scenario(
+        "stampede",
+        2_000,
+        Some(100.0),
+        Some("policy=apim,single-flight,refresh-ahead"),
+    ),
+    scenario(
+        "revocation",
+        3_000,
+        Some(60.0),
+        Some("policy=apim,single-flight"),
+    ),
+    scenario("throttled-idp", 3_000, Some(60.0), None),
+    scenario("key-rotation", 3_000, Some(60.0), None),
+    scenario("replay", 3_000, None, None),
+    scenario("backends", 3_500, Some(30.0), None),
+    Member {
+        name: "sign-bench",
+        job: Job::SignBench { seconds: 0.2 },
+    },
+];
+
+/// Tolerances of this suite beyond the class defaults (the last match wins), from its
+/// run-to-run spread over 17 runs on this project's shared 2-vCPU machine, some with a
+/// neighbour loading both cores (a load test, a compile); the figures in the comments are the
+/// ranges seen. The mock's latencies and error draws are not seeded, so counts that depend on
+/// when a token request returns vary; the counts that decide the policies' behaviour (token
+/// requests, herds and redundant fetches of single-flight and refresh-ahead, the backends'
+/// fetches per token lifetime, failed requests after a revocation) never moved and keep the
+/// count default, 2%+1.
+const SUITE_RULES: &[&str] = &[
+    // Latency tails of a few-second run are a handful of samples at the scheduler's mercy
+    // (p99 up to 3.8× between runs, signing p99 up to 7×): shown, never judged.
+    "*_us.p90:off",
+    "*_us.p99:off",
+    "*_us.p999:off",
+    "*_us.max:off",
+    "signing.mean_ns:off",
+    "signing.p99_ns:off",
+    "invalidation.latency_ms.p99:off",
+    "invalidation.latency_ms.max:off",
+    // Raw medians, rates and sizes: up to 1.9× between quiet runs and 3.4× (sign-bench rates)
+    // with a compile on both cores. Only a 5× slowdown fails; tighten on a quiet runner.
+    "*_us.p50:400%",
+    "signing.p50_ns:400%",
+    "invalidation.latency_ms.p50:400%",
+    "memory.peak_rss_bytes:400%",
+    "signs_per_s:400%",
+    "assertions_per_s:400%",
+    // Ratios side by side: sign-bench's backends interleaved round by round move by up to
+    // 17 % with a steady neighbour and 32 % with a compile starting mid-run; the assertion
+    // overhead by up to 31 %; the backends comparison's signing medians (a few signatures
+    // per run) by 23 %.
+    "signs_per_s_vs_*:40%",
+    "assertion_overhead:40%",
+    "signing.p50_ns_vs_*:50%",
+    // How many token requests overlap at the identity provider is timing (1–2 … 21–27).
+    "idp.peak_concurrent*:50%+3",
+    // Lookups that miss while a token is being fetched: default 3–8, revocation 12–18,
+    // key-rotation 16–18, stampede/apim 22–27; hits and hit rates move with them.
+    "cache.misses:50%+5",
+    "cache.hits:5%",
+    "cache.hit_rate:0.05",
+    "replay/cache.hit_rate:0.1",
+    // apim's herd is the arrivals of one token round trip: stampede 11–14 (token requests
+    // 22–27), revocation 12–17 token requests and 2–6 redundant fetches, replay 3–4.
+    "stampede/apim/idp.token_requests:50%+2",
+    "stampede/apim/signing.count:50%+2",
+    "stampede/apim/stampede.*_herd:50%+2",
+    "revocation/apim/idp.token_requests:50%+4",
+    "revocation/apim/signing.count:50%+4",
+    "revocation/apim/stampede.mean_herd:50%+1",
+    "revocation/apim/invalidation.redundant_fetches:100%+4",
+    "replay/idp.token_requests:50%+2",
+    "replay/signing.count:50%+2",
+    "replay/stampede.*_herd:50%+1",
+    // throttled-idp: 2 % of token requests fail at random (0–2 failed requests), Poisson
+    // arrivals, log-normal token latency (5–10 token requests, herds 2–3).
+    "throttled-idp/requests.ok:5%",
+    "throttled-idp/*.errors:5",
+    "throttled-idp/idp.token_requests:100%+4",
+    "throttled-idp/signing.count:100%+4",
+    "throttled-idp/stampede.*:100%+2",
+];
+
+pub fn run(args: CiArgs) -> anyhow::Result<()> {
+    let members = select(&args.only)?;
+    let suite_rules = SUITE_RULES
+        .iter()
+        .map(|text| text.parse::<Rule>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("a built-in suite rule does not parse")?;
+    let tolerances = args.tolerance.tolerances(&suite_rules);
+
+    // Read the baseline first: a missing or broken one fails before minutes of running.
+    let mut baselines = Vec::new();
+    if !args.update {
+        for member in &members {
+            let path = args.baseline.join(format!("{}.json", member.name));
+            if !path.is_file() {
+                return Err(UsageError(format!(
+                    "no baseline {}; record one with `tokenbench ci --update{}`",
+                    path.display(),
+                    if args.baseline == Path::new("reports/baseline") {
+                        String::new()
+                    } else {
+                        format!(" --baseline {}", args.baseline.display())
+                    }
+                ))
+                .into());
+            }
+            baselines.push(Document::read(&path)?);
+        }
+        args.tolerance.check_rules_match(
+            baselines
+                .iter()
+                .flat_map(|d| &d.metrics)
+                .map(|m| m.name.as_str()),
+            &format!("the baseline in {}", args.baseline.display()),
+        )?;
+    }
+
+    let out = args.out.clone().unwrap_or_else(|| run::default_out("ci"));
+    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let started = Instant::now();
+    let runner = Runner::new(&out)?;
+    let mut currents = Vec::new();
+    for member in &members {
+        currents.push(runner.run(member, "")?);
+    }
+
+    if args.update {
+        fs::create_dir_all(&args.baseline)
+            .with_context(|| format!("cannot create {}", args.baseline.display()))?;
+        for (member, current) in members.iter().zip(&currents) {
+            let target = args.baseline.join(format!("{}.json", member.name));
+            fs::copy(current, &target).with_context(|| {
+                format!("cannot copy {} to {}", current.display(), target.display())
+            })?;
+            println!("{}", target.display());
+        }
+        println!(
+            "ci: baseline of {} member(s) written to {} ({:.1} s; reports in {})",
+            members.len(),
+            args.baseline.display(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+        return Ok(());
+    }
+
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for ((member, baseline), current) in members.iter().zip(&baselines).zip(&currents) {
+        let first = regression::compare(baseline, &Document::read(current)?, &tolerances)?;
+        let regressed = first.count(Verdict::Regression);
+        if regressed == 0 {
+            outcomes.push(first);
+            continue;
+        }
+        // A regression must show in a second run too: noise rarely hits the same metric twice.
+        eprintln!(
+            "ci: {regressed} regression(s) in {}: running it again to confirm",
+            member.name
+        );
+        let again = runner.run(member, "-confirm")?;
+        let second = regression::compare(baseline, &Document::read(&again)?, &tolerances)?;
+        let (outcome, unconfirmed) = confirmed(&first, second);
+        if !unconfirmed.is_empty() {
+            eprintln!(
+                "note: {}: not confirmed by the second run, so not regressions: {}",
+                member.name,
+                unconfirmed.join(", ")
+            );
+        }
+        outcomes.push(outcome);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for (format, file) in [
+        (Format::Json, "verdicts.json"),
+        (Format::Bmf, "bmf.json"),
+        (Format::GithubSmaller, "github-smaller.json"),
+        (Format::GithubBigger, "github-bigger.json"),
+    ] {
+        let path = out.join(file);
+        fs::write(&path, compare::render(format, &outcomes))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    for (member, outcome) in members.iter().zip(&outcomes) {
+        print!("{}: {}", member.name, compare::summary(outcome));
+        let shown: Vec<_> = outcome
+            .rows
+            .iter()
+            .filter(|row| args.verbose || row.verdict != Verdict::Ok)
+            .collect();
+        if !shown.is_empty() {
+            print!("{}", compare::table(shown.into_iter()));
+        }
+        compare::report_to_stderr(outcome);
+    }
+    let regressions: usize = outcomes.iter().map(|o| o.count(Verdict::Regression)).sum();
+    let metrics: usize = outcomes.iter().map(|o| o.rows.len()).sum();
+    println!(
+        "ci: {} in {metrics} metrics of {} member(s) ({elapsed:.1} s); verdicts, BMF and \
+         github-action-benchmark files in {}",
+        if regressions == 0 {
+            "no regression".to_owned()
+        } else {
+            format!("{regressions} regression(s)")
+        },
+        members.len(),
+        out.display()
+    );
+    match regressions {
+        0 => Ok(()),
+        n => Err(Regressed(n).into()),
+    }
+}
+
+/// Runs members, writing into one output folder.
+struct Runner<'a> {
+    out: &'a Path,
+    runtime: tokio::runtime::Runtime,
+    stop_rx: watch::Receiver<bool>,
+    _stop_tx: watch::Sender<bool>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(out: &'a Path) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        Ok(Runner {
+            out,
+            runtime,
+            stop_rx,
+            _stop_tx: stop_tx,
+        })
+    }
+
+    /// Runs `member` into `OUT/<name><suffix>` (`OUT/sign-bench<suffix>.json`); returns the
+    /// document to compare.
+    fn run(&self, member: &Member, suffix: &str) -> anyhow::Result<PathBuf> {
+        let started = Instant::now();
+        let path = match &member.job {
+            Job::Scenario {
+                duration,
+                rate,
+                compare,
+            } => {
+                let (scenario, comparison) = shortened(member.name, *duration, *rate, *compare)?;
+                eprintln!(
+                    "ci: {} ({}{} s{})",
+                    member.name,
+                    comparison.as_ref().map_or(String::new(), |c| format!(
+                        "{}={}, ",
+                        c.key,
+                        c.values.join(",")
+                    )),
+                    duration.as_secs_f64(),
+                    rate.map_or(String::new(), |r| format!(" at {r} req/s"))
+                );
+                let dir = self.out.join(format!("{}{suffix}", member.name));
+                self.runtime.block_on(run::run_scenario(
+                    &scenario,
+                    comparison.as_ref(),
+                    &dir,
+                    &self.stop_rx,
+                    true,
+                ))?
+            }
+            Job::SignBench { seconds } => {
+                eprintln!("ci: sign-bench ({seconds} s per figure)");
+                sign_bench(
+                    *seconds,
+                    &self.out.join(format!("{}{suffix}.json", member.name)),
+                )?
+            }
+        };
+        eprintln!(
+            "ci: {} done in {:.1} s",
+            member.name,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(path)
+    }
+}
+
+/// The second run's outcome, in which a metric is a regression only if the first run's was
+/// too; and the first run's regressions that the second did not confirm.
+fn confirmed(first: &Outcome, mut second: Outcome) -> (Outcome, Vec<String>) {
+    let regressed_first: HashSet<&str> = first.regressions().map(|r| r.name.as_str()).collect();
+    for row in &mut second.rows {
+        if row.verdict == Verdict::Regression && !regressed_first.contains(row.name.as_str()) {
+            if let Some(earlier) = first.rows.iter().find(|r| r.name == row.name) {
+                *row = earlier.clone();
+            }
+        }
+    }
+    let regressed_second: HashSet<&str> = second.regressions().map(|r| r.name.as_str()).collect();
+    let unconfirmed = first
+        .regressions()
+        .filter(|r| !regressed_second.contains(r.name.as_str()))
+        .map(|r| r.name.clone())
+        .collect();
+    (second, unconfirmed)
+}
+
+/// The members `only` names (all if empty), in suite order.
+fn select(only: &[String]) -> anyhow::Result<Vec<&'static Member>> {
+    for name in only {
+        if !SUITE.iter().any(|m| m.name == name.trim()) {
+            return Err(UsageError(format!(
+                "--only: no suite member {name:?} (members: {})",
+                SUITE.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(SUITE
+        .iter()
+        .filter(|m| only.is_empty() || only.iter().any(|n| n.trim() == m.name))
+        .collect())
+}
+
+/// The shipped scenario `name` run for `duration` at `rate`, its events moved in proportion
+/// (a revocation at 10 s of 30 s is at 1 s of 3 s), and its comparison.
+fn shortened(
+    name: &str,
+    duration: Duration,
+    rate: Option<f64>,
+    compare: Option<&str>,
+) -> anyhow::Result<(Scenario, Option<Comparison>)> {
+    let usage = |e: load::scenario::ScenarioError| anyhow::Error::new(UsageError(e.to_string()));
+    let mut scenario = Scenario::from_builtin(name).map_err(usage)?;
+    let factor = duration.as_secs_f64() / scenario.duration.as_secs_f64();
+    let mut overrides = Overrides {
+        duration: Some(duration),
+        ..Overrides::default()
+    };
+    if let Some(rate) = rate {
+        overrides.set("rate", &rate.to_string()).map_err(usage)?;
+    }
+    for event in &mut scenario.events {
+        event.at = event.at.mul_f64(factor);
+        if let EventKind::IdpOutage { duration } | EventKind::IdpThrottle { duration, .. } =
+            &mut event.kind
+        {
+            *duration = duration.mul_f64(factor);
+        }
+    }
+    // Checks the moved events against the new length too.
+    let scenario = scenario.with_overrides(&overrides).map_err(usage)?;
+    let comparison = match compare {
+        Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
+        None => scenario.compare.clone(),
+    };
+    Ok((scenario, comparison))
+}
+
+/// sign-bench over every backend and algorithm (RSA 2048), written as `sign-bench --json`
+/// prints it.
+fn sign_bench(seconds: f64, path: &Path) -> anyhow::Result<PathBuf> {
+    let config = BenchConfig {
+        backends: backend::all().to_vec(),
+        algorithms: Algorithm::ALL.to_vec(),
+        rsa_bits: 2048,
+        measure_time: Duration::from_secs_f64(seconds),
+    };
+    let results = bench::run(&config, |_| {})?;
+    let mut text = serde_json::to_string_pretty(&results)?;
+    text.push('\n');
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use load::regression::{Document, Tolerances};
+
+    use super::*;
+
+    /// sign-bench output with rsa and aws-lc-rs PS256 at these rates.
+    fn bench(name: &str, rsa: f64, aws: f64) -> Document {
+        let entry = |backend: &str, rate: f64| {
+            serde_json::json!({
+                "backend": backend, "alg": "PS256", "key_bits": 2048,
+                "signs_per_sec": rate, "ns_per_sign": 1e9 / rate,
+                "assertions_per_sec": rate, "assertion_ns": 1e9 / rate,
+            })
+        };
+        let text = serde_json::json!([entry("rsa", rsa), entry("aws-lc-rs", aws)]).to_string();
+        Document::parse(Path::new(name), &text).unwrap()
+    }
+
+    fn regressions(outcome: &Outcome) -> Vec<&str> {
+        outcome.regressions().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn only_regressions_both_runs_show_count() {
+        let baseline = bench("base.json", 700.0, 3500.0);
+        let tolerances = Tolerances::default();
+        // First run: rsa's rate halved (its raw rate regresses, the ratio improves).
+        let first =
+            regression::compare(&baseline, &bench("1.json", 300.0, 3500.0), &tolerances).unwrap();
+        assert_eq!(
+            regressions(&first),
+            [
+                "sign/rsa/PS256-2048/signs_per_s",
+                "sign/rsa/PS256-2048/assertions_per_s"
+            ]
+        );
+        // Second run: rsa fine, aws-lc-rs at a third (raw rates and ratio regress).
+        let second =
+            regression::compare(&baseline, &bench("2.json", 700.0, 1000.0), &tolerances).unwrap();
+        let (outcome, unconfirmed) = confirmed(&first, second);
+        assert!(regressions(&outcome).is_empty());
+        assert_eq!(
+            unconfirmed,
+            [
+                "sign/rsa/PS256-2048/signs_per_s",
+                "sign/rsa/PS256-2048/assertions_per_s"
+            ]
+        );
+        // Both runs with aws-lc-rs at a third: confirmed.
+        let first =
+            regression::compare(&baseline, &bench("1.json", 700.0, 1100.0), &tolerances).unwrap();
+        let second =
+            regression::compare(&baseline, &bench("2.json", 700.0, 1000.0), &tolerances).unwrap();
+        let (outcome, unconfirmed) = confirmed(&first, second);
+        assert_eq!(
+            regressions(&outcome),
+            [
+                "sign/aws-lc-rs/PS256-2048/signs_per_s",
+                "sign/aws-lc-rs/PS256-2048/assertions_per_s",
+                "sign/aws-lc-rs/PS256-2048/signs_per_s_vs_rsa"
+            ]
+        );
+        assert!(unconfirmed.is_empty());
+        // The confirmed figures are the second run's.
+        let row = outcome
+            .rows
+            .iter()
+            .find(|r| r.name == "sign/aws-lc-rs/PS256-2048/signs_per_s")
+            .unwrap();
+        assert_eq!(row.new, Some(1000.0));
+    }
+}
