@@ -126,7 +126,7 @@ const SUITE: [Member; 8] = [
 ];
 
 /// Tolerances of this suite beyond the class defaults (the last match wins), from its
-/// run-to-run spread over 17 runs on this project's shared 2-vCPU machine, some with a
+/// run-to-run spread over 18 runs on this project's shared 2-vCPU machine, some with a
 /// neighbour loading both cores (a load test, a compile); the figures in the comments are the
 /// ranges seen. The mock's latencies and error draws are not seeded, so counts that depend on
 /// when a token request returns vary; the counts that decide the policies' behaviour (token
