@@ -4,20 +4,10 @@
 //! The suite's `stampede` (three cache policies) and `sign-bench` members only (`--only`),
 //! to keep the test near half a minute; `.ci/run` runs the whole suite.
 
-use std::process::{Command, Output};
+mod common;
+use common::{stderr, stdout, tokenbench};
 
 use serde_json::Value;
-
-fn tokenbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn ci_passes_twice_against_its_own_baseline_and_catches_a_regression() {
@@ -36,7 +26,7 @@ fn ci_passes_twice_against_its_own_baseline_and_catches_a_regression() {
         "--out",
         dir.path().join("r0").to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.status.success(), "{}", stderr(&output));
     for file in ["stampede.json", "sign-bench.json"] {
         assert!(baseline.join(file).is_file(), "{file}");
     }
@@ -56,10 +46,10 @@ fn ci_passes_twice_against_its_own_baseline_and_catches_a_regression() {
             output.status.code(),
             Some(0),
             "{pass}\nstdout: {}\nstderr: {}",
-            text(&output.stdout),
-            text(&output.stderr)
+            stdout(&output),
+            stderr(&output)
         );
-        assert!(text(&output.stdout).contains("ci: no regression"));
+        assert!(stdout(&output).contains("ci: no regression"));
         let verdicts: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("verdicts.json")).unwrap())
                 .unwrap();
@@ -93,23 +83,23 @@ fn ci_passes_twice_against_its_own_baseline_and_catches_a_regression() {
         "--out",
         dir.path().join("r3").to_str().unwrap(),
     ]);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{error}");
     assert!(
-        stderr.contains("regression: stampede/single-flight/idp.token_requests: 0 -> 2"),
-        "{stderr}"
+        error.contains("regression: stampede/single-flight/idp.token_requests: 0 -> 2"),
+        "{error}"
     );
 
     // A member without a baseline file is bad input, found before anything runs.
     std::fs::remove_file(&file).unwrap();
     let output = tokenbench(&["ci", "--only", "stampede", "--baseline", baseline_arg]);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{error}");
     assert!(
-        stderr.contains("no baseline") && stderr.contains("stampede.json"),
-        "{stderr}"
+        error.contains("no baseline") && error.contains("stampede.json"),
+        "{error}"
     );
     let output = tokenbench(&["ci", "--only", "nonsense", "--baseline", baseline_arg]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("no suite member \"nonsense\""));
+    assert!(stderr(&output).contains("no suite member \"nonsense\""));
 }

@@ -1,30 +1,17 @@
 //! The `tokenbench` binary end to end: outputs, and exit code 2 with a clear message for bad input.
 
+mod common;
+use common::{stderr, stdout, tokenbench};
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde_json::Value;
 
 const AUDIENCE: &str = "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
-
-fn tokenbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(args)
-        .env_remove("TOKENBENCH_KEY_PASSWORD")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 fn keygen(dir: &Path, kind: &str) -> (PathBuf, PathBuf) {
     let out = dir.join(kind);

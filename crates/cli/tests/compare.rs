@@ -1,28 +1,16 @@
 //! `tokenbench compare` end to end, on documents the binary itself produced (a run report, a
 //! comparison and sign-bench output), and on copies with one figure changed.
 
+mod common;
+use common::{stderr, stdout, tokenbench};
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
     sync::OnceLock,
 };
 
 use serde_json::Value;
-
-fn tokenbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 fn assert_ok(output: &Output) {
     assert!(

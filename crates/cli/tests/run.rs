@@ -1,14 +1,8 @@
 //! `tokenbench run` end to end: the default scenario's reports, a comparison, and a broken
 //! scenario file.
 
-use std::process::Command;
-
-fn tokenbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tokenbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::tokenbench;
 
 #[test]
 fn the_default_scenario_writes_all_four_reports() {
