@@ -194,7 +194,13 @@ pub async fn run(
         );
         tokio::spawn(async move {
             let sent_at = metrics.elapsed();
-            let request = gateway.request(instance, arrival.at, arrival.path.as_deref(), &metrics);
+            let request = gateway.request(
+                instance,
+                arrival.at,
+                sent_at,
+                arrival.path.as_deref(),
+                &metrics,
+            );
             let record = tokio::select! {
                 record = request => record,
                 _ = watchdog.wait_for(|state| state.ends(sent_at)) => RequestRecord {
@@ -599,16 +605,16 @@ impl Gateway {
             .collect()
     }
 
-    /// One request: token, backend call, and on 401/403 the rejection report (and one retry
-    /// with a new token if the scenario asks for it).
+    /// One request, sent at `sent_at`: token, backend call, and on 401/403 the rejection
+    /// report (and one retry with a new token if the scenario asks for it).
     async fn request(
         &self,
         instance: usize,
         intended_start: Duration,
+        sent_at: Duration,
         path: Option<&str>,
         metrics: &Metrics,
     ) -> RequestRecord {
-        let sent_at = metrics.elapsed();
         let mut token_obtained_at = None;
         let mut outcome = RequestOutcome::TokenError;
         for attempt in 0..=u8::from(self.retry_on_401) {
