@@ -8,7 +8,6 @@
 //! the regressions both runs show count.
 
 use std::{
-    collections::HashSet,
     fs,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -16,10 +15,8 @@ use std::{
 
 use anyhow::Context as _;
 use clap::Args;
-use load::{
-    regression::{self, Document, Outcome, Rule, Verdict},
-    scenario::{Comparison, EventKind, Overrides, Scenario},
-};
+use report::regression::{self, Document, Outcome, Rule, Verdict};
+use scenario::{Comparison, Scenario};
 use signer::{
     backend,
     bench::{self, BenchConfig},
@@ -29,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::{
     compare::{self, Format, ToleranceArgs},
-    run, Regressed, UsageError,
+    run, runtime, usage, Regressed,
 };
 
 #[derive(Args)]
@@ -203,7 +200,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<()> {
         for member in &members {
             let path = args.baseline.join(format!("{}.json", member.name));
             if !path.is_file() {
-                return Err(UsageError(format!(
+                return Err(usage(format!(
                     "no baseline {}; record one with `tokenbench ci --update{}`",
                     path.display(),
                     if args.baseline == Path::new("reports/baseline") {
@@ -269,7 +266,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<()> {
         );
         let again = runner.run(member, "-confirm")?;
         let second = regression::compare(baseline, &Document::read(&again)?, &tolerances)?;
-        let (outcome, unconfirmed) = confirmed(&first, second);
+        let (outcome, unconfirmed) = regression::confirmed(&first, second);
         if !unconfirmed.is_empty() {
             eprintln!(
                 "note: {}: not confirmed by the second run, so not regressions: {}",
@@ -331,14 +328,10 @@ struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     fn new(out: &'a Path) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Runner {
             out,
-            runtime,
+            runtime: runtime()?,
             stop_rx,
             _stop_tx: stop_tx,
         })
@@ -354,7 +347,13 @@ impl<'a> Runner<'a> {
                 rate,
                 compare,
             } => {
-                let (scenario, comparison) = shortened(member.name, *duration, *rate, *compare)?;
+                let scenario = Scenario::from_builtin(member.name)
+                    .and_then(|scenario| scenario.shortened(*duration, *rate))
+                    .map_err(usage)?;
+                let comparison = match compare {
+                    Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
+                    None => scenario.compare.clone(),
+                };
                 eprintln!(
                     "ci: {} ({}{} s{})",
                     member.name,
@@ -367,12 +366,12 @@ impl<'a> Runner<'a> {
                     rate.map_or(String::new(), |r| format!(" at {r} req/s"))
                 );
                 let dir = self.out.join(format!("{}{suffix}", member.name));
-                self.runtime.block_on(run::run_scenario(
+                self.runtime.block_on(driver::run_and_report(
                     &scenario,
                     comparison.as_ref(),
                     &dir,
                     &self.stop_rx,
-                    true,
+                    &(),
                 ))?
             }
             Job::SignBench { seconds } => {
@@ -392,31 +391,11 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// The second run's outcome, in which a metric is a regression only if the first run's was
-/// too; and the first run's regressions that the second did not confirm.
-fn confirmed(first: &Outcome, mut second: Outcome) -> (Outcome, Vec<String>) {
-    let regressed_first: HashSet<&str> = first.regressions().map(|r| r.name.as_str()).collect();
-    for row in &mut second.rows {
-        if row.verdict == Verdict::Regression && !regressed_first.contains(row.name.as_str()) {
-            if let Some(earlier) = first.rows.iter().find(|r| r.name == row.name) {
-                *row = earlier.clone();
-            }
-        }
-    }
-    let regressed_second: HashSet<&str> = second.regressions().map(|r| r.name.as_str()).collect();
-    let unconfirmed = first
-        .regressions()
-        .filter(|r| !regressed_second.contains(r.name.as_str()))
-        .map(|r| r.name.clone())
-        .collect();
-    (second, unconfirmed)
-}
-
 /// The members `only` names (all if empty), in suite order.
 fn select(only: &[String]) -> anyhow::Result<Vec<&'static Member>> {
     for name in only {
         if !SUITE.iter().any(|m| m.name == name.trim()) {
-            return Err(UsageError(format!(
+            return Err(usage(format!(
                 "--only: no suite member {name:?} (members: {})",
                 SUITE.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
             ))
@@ -427,41 +406,6 @@ fn select(only: &[String]) -> anyhow::Result<Vec<&'static Member>> {
         .iter()
         .filter(|m| only.is_empty() || only.iter().any(|n| n.trim() == m.name))
         .collect())
-}
-
-/// The shipped scenario `name` run for `duration` at `rate`, its events moved in proportion
-/// (a revocation at 10 s of 30 s is at 1 s of 3 s), and its comparison.
-fn shortened(
-    name: &str,
-    duration: Duration,
-    rate: Option<f64>,
-    compare: Option<&str>,
-) -> anyhow::Result<(Scenario, Option<Comparison>)> {
-    let usage = |e: load::scenario::ScenarioError| anyhow::Error::new(UsageError(e.to_string()));
-    let mut scenario = Scenario::from_builtin(name).map_err(usage)?;
-    let factor = duration.as_secs_f64() / scenario.duration.as_secs_f64();
-    let mut overrides = Overrides {
-        duration: Some(duration),
-        ..Overrides::default()
-    };
-    if let Some(rate) = rate {
-        overrides.set("rate", &rate.to_string()).map_err(usage)?;
-    }
-    for event in &mut scenario.events {
-        event.at = event.at.mul_f64(factor);
-        if let EventKind::IdpOutage { duration } | EventKind::IdpThrottle { duration, .. } =
-            &mut event.kind
-        {
-            *duration = duration.mul_f64(factor);
-        }
-    }
-    // Checks the moved events against the new length too.
-    let scenario = scenario.with_overrides(&overrides).map_err(usage)?;
-    let comparison = match compare {
-        Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
-        None => scenario.compare.clone(),
-    };
-    Ok((scenario, comparison))
 }
 
 /// sign-bench over every backend and algorithm (RSA 2048), written as `sign-bench --json`
@@ -478,80 +422,4 @@ fn sign_bench(seconds: f64, path: &Path) -> anyhow::Result<PathBuf> {
     text.push('\n');
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use load::regression::{Document, Tolerances};
-
-    use super::*;
-
-    /// sign-bench output with rsa and aws-lc-rs PS256 at these rates.
-    fn bench(name: &str, rsa: f64, aws: f64) -> Document {
-        let entry = |backend: &str, rate: f64| {
-            serde_json::json!({
-                "backend": backend, "alg": "PS256", "key_bits": 2048,
-                "signs_per_sec": rate, "ns_per_sign": 1e9 / rate,
-                "assertions_per_sec": rate, "assertion_ns": 1e9 / rate,
-            })
-        };
-        let text = serde_json::json!([entry("rsa", rsa), entry("aws-lc-rs", aws)]).to_string();
-        Document::parse(Path::new(name), &text).unwrap()
-    }
-
-    fn regressions(outcome: &Outcome) -> Vec<&str> {
-        outcome.regressions().map(|r| r.name.as_str()).collect()
-    }
-
-    #[test]
-    fn only_regressions_both_runs_show_count() {
-        let baseline = bench("base.json", 700.0, 3500.0);
-        let tolerances = Tolerances::default();
-        // First run: rsa's rate halved (its raw rate regresses, the ratio improves).
-        let first =
-            regression::compare(&baseline, &bench("1.json", 300.0, 3500.0), &tolerances).unwrap();
-        assert_eq!(
-            regressions(&first),
-            [
-                "sign/rsa/PS256-2048/signs_per_s",
-                "sign/rsa/PS256-2048/assertions_per_s"
-            ]
-        );
-        // Second run: rsa fine, aws-lc-rs at a third (raw rates and ratio regress).
-        let second =
-            regression::compare(&baseline, &bench("2.json", 700.0, 1000.0), &tolerances).unwrap();
-        let (outcome, unconfirmed) = confirmed(&first, second);
-        assert!(regressions(&outcome).is_empty());
-        assert_eq!(
-            unconfirmed,
-            [
-                "sign/rsa/PS256-2048/signs_per_s",
-                "sign/rsa/PS256-2048/assertions_per_s"
-            ]
-        );
-        // Both runs with aws-lc-rs at a third: confirmed.
-        let first =
-            regression::compare(&baseline, &bench("1.json", 700.0, 1100.0), &tolerances).unwrap();
-        let second =
-            regression::compare(&baseline, &bench("2.json", 700.0, 1000.0), &tolerances).unwrap();
-        let (outcome, unconfirmed) = confirmed(&first, second);
-        assert_eq!(
-            regressions(&outcome),
-            [
-                "sign/aws-lc-rs/PS256-2048/signs_per_s",
-                "sign/aws-lc-rs/PS256-2048/assertions_per_s",
-                "sign/aws-lc-rs/PS256-2048/signs_per_s_vs_rsa"
-            ]
-        );
-        assert!(unconfirmed.is_empty());
-        // The confirmed figures are the second run's.
-        let row = outcome
-            .rows
-            .iter()
-            .find(|r| r.name == "sign/aws-lc-rs/PS256-2048/signs_per_s")
-            .unwrap();
-        assert_eq!(row.new, Some(1000.0));
-    }
 }

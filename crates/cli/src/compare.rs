@@ -4,12 +4,12 @@ use std::{fs, path::PathBuf, str::FromStr};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use load::regression::{
+use report::regression::{
     self, Direction, Document, Outcome, Row, Rule, Tolerance, Tolerances, Verdict,
 };
 use serde_json::Value;
 
-use crate::{Regressed, UsageError};
+use crate::{usage, Regressed};
 
 /// The tolerance options `compare` and `ci` share.
 #[derive(Args, Clone, Debug, Default)]
@@ -42,7 +42,7 @@ impl ToleranceArgs {
     ) -> anyhow::Result<()> {
         for rule in &self.metrics {
             if !names.clone().any(|name| rule.matches(name)) {
-                return Err(UsageError(format!(
+                return Err(usage(format!(
                     "--metric {} matches no metric of {what}",
                     rule.pattern
                 ))

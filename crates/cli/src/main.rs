@@ -20,7 +20,7 @@ mod run;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod token;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use signer::{
     backend,
@@ -154,7 +154,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     let bad_input = error.chain().any(|cause| {
         cause.is::<UsageError>()
-            || cause.is::<load::regression::RegressionError>()
+            || cause.is::<report::regression::RegressionError>()
+            || cause.is::<scenario::ScenarioError>()
             || cause.downcast_ref::<signer::Error>().is_some_and(|e| {
                 !matches!(
                     e,
@@ -173,6 +174,19 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct UsageError(String);
+
+/// `error` as bad input (exit code 2), with its message alone.
+fn usage(error: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(error.to_string()).into()
+}
+
+/// The multi-threaded runtime every async command runs on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
 
 /// Metrics that got worse beyond their tolerance (exit code 3); each is named on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +212,7 @@ fn keygen_command(args: KeygenArgs) -> anyhow::Result<()> {
     if !args.force {
         for path in [&key_path, &cert_path] {
             if path.exists() {
-                return Err(UsageError(format!(
+                return Err(usage(format!(
                     "{} exists; pass --force to overwrite it",
                     path.display()
                 ))
@@ -262,7 +276,7 @@ fn assertion_command(args: AssertionArgs) -> anyhow::Result<()> {
 
 fn sign_bench_command(args: SignBenchArgs) -> anyhow::Result<()> {
     if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
-        bail!(UsageError(format!(
+        return Err(usage(format!(
             "--seconds must be above 0 and at most 3600, not {}",
             args.seconds
         )));
@@ -308,7 +322,7 @@ fn parse_list<T: Copy>(
         }
     }
     if names.is_empty() {
-        bail!(UsageError(format!("empty list {text:?}")));
+        return Err(usage(format!("empty list {text:?}")));
     }
     Ok(names.into_iter().map(parse).collect::<Result<_, _>>()?)
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use mock::{server::MockServer, ClientRegistration, Latency, MockConfig, TokenFaults};
 use signer::{keygen, Certificate, KeySpec};
 
-use crate::{parse_duration, UsageError};
+use crate::{parse_duration, runtime, usage};
 
 #[derive(Args)]
 pub struct MockArgs {
@@ -78,13 +78,9 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         ..MockConfig::default()
     };
     // A bad value is a usage error (exit 2); the message names the setting.
-    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    config.validate().map_err(usage)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         // The signal handlers first: a SIGTERM or SIGINT sent as soon as the JSON line is
         // read must find them installed, so the stop is graceful and the generated key removed.
         let signals = Signals::install()?;
@@ -115,7 +111,7 @@ fn clients(
     dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<ClientRegistration>, BTreeMap<&'static str, String>)> {
     if args.client_ids.len() != args.client_certs.len() {
-        return Err(UsageError(format!(
+        return Err(usage(format!(
             "give one --client-cert per --client-id ({} ids, {} certificates)",
             args.client_ids.len(),
             args.client_certs.len()

@@ -3,20 +3,20 @@
 use std::{
     io::IsTerminal as _,
     path::{Path, PathBuf},
+    sync::Mutex,
     time::{Duration, SystemTime},
 };
 
-use anyhow::Context as _;
 use clap::Args;
+use client::CachePolicy;
+use driver::{Progress, RunListener};
 use indicatif::{ProgressBar, ProgressStyle};
-use load::{
-    driver::{self, Progress},
-    report::{self, Report},
-    scenario::{Comparison, Overrides, Scenario},
-};
+use report::Report;
+use scenario::{overrides, Comparison, Overrides, Scenario};
+use signer::CryptoBackend;
 use tokio::sync::watch;
 
-use crate::{parse_duration, UsageError};
+use crate::{runtime, usage};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -25,19 +25,19 @@ pub struct RunArgs {
     #[arg(default_value = "default")]
     scenario: String,
     /// Run time, e.g. 30s or 2m (overrides the scenario's).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = overrides::parse_duration)]
     duration: Option<Duration>,
     /// Mean arrival rate in requests per second (scales the scenario's traffic).
-    #[arg(long)]
+    #[arg(long, value_parser = overrides::parse_rate)]
     rate: Option<f64>,
     /// Cache policy: apim, single-flight or refresh-ahead.
-    #[arg(long)]
-    policy: Option<String>,
+    #[arg(long, value_parser = overrides::parse_policy)]
+    policy: Option<CachePolicy>,
     /// Signer backend: rsa, ring or aws-lc-rs.
-    #[arg(long)]
-    backend: Option<String>,
+    #[arg(long, value_parser = overrides::parse_backend)]
+    backend: Option<&'static dyn CryptoBackend>,
     /// Gateway instances.
-    #[arg(long)]
+    #[arg(long, value_parser = overrides::parse_instances)]
     instances: Option<u32>,
     /// Output folder [default: reports/<scenario>-<UTC time>/].
     #[arg(long)]
@@ -52,40 +52,24 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let usage = |e: load::scenario::ScenarioError| anyhow::Error::new(UsageError(e.to_string()));
-    let scenario = Scenario::find(&args.scenario).map_err(usage)?;
-    let mut overrides = Overrides::default();
-    let given = [
-        (
-            "duration",
-            args.duration
-                .map(|d| humantime::format_duration(d).to_string()),
-        ),
-        ("rate", args.rate.map(|r| r.to_string())),
-        ("policy", args.policy.clone()),
-        ("backend", args.backend.clone()),
-        ("instances", args.instances.map(|n| n.to_string())),
-    ];
-    for (key, value) in given {
-        if let Some(value) = value {
-            overrides.set(key, &value).map_err(usage)?;
-        }
-    }
-    let scenario = scenario.with_overrides(&overrides).map_err(usage)?;
+    let overrides = Overrides {
+        duration: args.duration,
+        rate: args.rate,
+        policy: args.policy,
+        backend: args.backend,
+        alg: None,
+        instances: args.instances,
+    };
+    let scenario = Scenario::find(&args.scenario)
+        .and_then(|scenario| scenario.with_overrides(&overrides))
+        .map_err(usage)?;
     let comparison = match &args.compare {
         Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
         None => scenario.compare.clone(),
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&scenario.name));
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let out = args.out.unwrap_or_else(|| default_out(&scenario.name));
+    let listener = Terminal::new(args.quiet);
+    runtime()?.block_on(async {
         // Ctrl-C stops the current run (its reports are still written) and any runs after it.
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -99,122 +83,98 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 std::process::exit(130);
             }
         });
-        run_scenario(&scenario, comparison.as_ref(), &out, &stop_rx, args.quiet).await?;
-        anyhow::Ok(())
-    })
+        driver::run_and_report(&scenario, comparison.as_ref(), &out, &stop_rx, &listener).await
+    })?;
+    Ok(())
 }
 
-/// Runs `scenario` once, or once per value of `comparison` (same seed), and writes the reports
-/// into `out`; returns the machine-readable document (`report.json` or `comparison.json`).
-pub(crate) async fn run_scenario(
-    scenario: &Scenario,
-    comparison: Option<&Comparison>,
-    out: &Path,
-    stop_rx: &watch::Receiver<bool>,
+/// Shows runs on the terminal: a progress bar per run (when stderr is a terminal), then a
+/// one-line summary; nothing when quiet.
+struct Terminal {
     quiet: bool,
-) -> anyhow::Result<PathBuf> {
-    let usage = |e: load::scenario::ScenarioError| anyhow::Error::new(UsageError(e.to_string()));
-    match comparison {
-        None => {
-            let report = run_one(scenario, out, stop_rx, quiet).await?;
-            if !quiet {
-                print_summary(&report, out);
-            }
-            Ok(out.join(report::REPORT_JSON))
+    bar: Mutex<Option<(ProgressBar, String)>>,
+}
+
+impl Terminal {
+    fn new(quiet: bool) -> Self {
+        Terminal {
+            quiet,
+            bar: Mutex::new(None),
         }
-        Some(comparison) => {
-            let mut runs = Vec::new();
-            for (value, value_overrides) in comparison.runs().map_err(usage)? {
-                if *stop_rx.borrow() {
-                    break;
-                }
-                let variant = scenario
-                    .clone()
-                    .with_overrides(&value_overrides)
-                    .map_err(usage)?;
-                let dir = out.join(sanitise(&value));
-                if !quiet {
-                    eprintln!("{} = {value}", comparison.key);
-                }
-                let report = run_one(&variant, &dir, stop_rx, quiet).await?;
-                if !quiet {
-                    print_summary(&report, &dir);
-                }
-                runs.push((value, report));
-            }
-            let written = report::Comparison {
-                key: comparison.key.to_owned(),
-                values: runs,
-            }
-            .write_all(out)?;
-            if !quiet {
-                for path in written {
-                    println!("{}", path.display());
-                }
-            }
-            Ok(out.join(report::COMPARISON_JSON))
-        }
+    }
+
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<(ProgressBar, String)>> {
+        self.bar
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// One run with a progress bar (when stderr is a terminal), its reports written to `dir`.
-async fn run_one(
-    scenario: &Scenario,
-    dir: &Path,
-    stop: &watch::Receiver<bool>,
-    quiet: bool,
-) -> anyhow::Result<Report> {
-    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(scenario.duration.as_millis() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {elapsed}/{duration}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let mut stop = stop.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    };
-    let outcome = driver::run(scenario, stopped, |progress: Progress| {
-        if let Some(bar) = &bar {
+impl RunListener for Terminal {
+    fn started(&self, scenario: &Scenario, variant: Option<(&str, &str)>) {
+        if self.quiet {
+            return;
+        }
+        if let Some((key, value)) = variant {
+            eprintln!("{key} = {value}");
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(scenario.duration.as_millis() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {elapsed}/{duration}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            *self.bar() = Some((bar, scenario.name.clone()));
+        }
+    }
+
+    fn progress(&self, progress: Progress) {
+        if let Some((bar, name)) = self.bar().as_ref() {
             bar.set_position(progress.elapsed.min(progress.duration).as_millis() as u64);
             bar.set_message(format!(
-                "{}: {} done, {} dropped",
-                scenario.name, progress.finished, progress.dropped
+                "{name}: {} done, {} dropped",
+                progress.finished, progress.dropped
             ));
         }
-    })
-    .await?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
     }
-    if outcome.interrupted {
-        eprintln!("interrupted: writing the reports of what was measured");
+
+    fn finished(&self, report: &Report, dir: &Path) {
+        if let Some((bar, _)) = self.bar().take() {
+            bar.finish_and_clear();
+        }
+        if report.run.interrupted {
+            eprintln!("interrupted: the reports hold what was measured");
+        }
+        if !self.quiet {
+            print_summary(report, dir);
+        }
     }
-    outcome
-        .report
-        .write_all(dir)
-        .with_context(|| format!("cannot write the reports into {}", dir.display()))?;
-    Ok(outcome.report)
+
+    fn comparison_written(&self, files: &[PathBuf]) {
+        if !self.quiet {
+            for path in files {
+                println!("{}", path.display());
+            }
+        }
+    }
 }
 
 fn print_summary(report: &Report, dir: &Path) {
-    let r = &report.requests;
-    let number = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+    let (run, m) = (&report.run, &report.metrics);
+    let r = &m.requests;
     println!(
         "{} ({} policy, {} {}): {} sent, {} ok, {} 401, {} dropped; p99 {} µs; hit rate {}; max herd {}; reports in {}",
-        report.scenario,
-        report.policy,
-        report.backend,
-        report.alg,
+        run.scenario,
+        run.policy,
+        run.backend,
+        run.alg,
         r.sent,
         r.ok,
         r.unauthorized,
         r.dropped,
-        number(report.latency_us.p99.map(|v| v as f64)),
-        report.cache.hit_rate.map_or("-".to_owned(), |h| format!("{h:.4}")),
-        report.stampede.max_herd.map_or("-".to_owned(), |h| h.to_string()),
+        m.latency_us.p99.map_or("-".to_owned(), |v| v.to_string()),
+        m.cache.hit_rate.map_or("-".to_owned(), |h| format!("{h:.4}")),
+        m.stampede.max_herd.map_or("-".to_owned(), |h| h.to_string()),
         dir.display()
     );
 }
@@ -226,19 +186,5 @@ pub(crate) fn default_out(scenario: &str) -> PathBuf {
         .replace([':', '-'], "")
         .trim_end_matches('Z')
         .to_owned();
-    PathBuf::from("reports").join(format!("{}-{stamp}", sanitise(scenario)))
-}
-
-/// A folder name from a value: letters, digits, `-`, `_` and `.` kept, the rest `_`.
-pub(crate) fn sanitise(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    PathBuf::from("reports").join(format!("{}-{stamp}", driver::folder_name(scenario)))
 }

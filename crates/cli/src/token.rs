@@ -2,12 +2,11 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Context as _;
 use clap::Args;
 use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
 use signer::{backend, Algorithm, Credential};
 
-use crate::{parse_lifetime, UsageError};
+use crate::{parse_lifetime, runtime, usage};
 
 /// Where a client secret may come from instead of the command line (read here, not by clap,
 /// so that it is used only when neither --key nor --client-secret is given).
@@ -88,15 +87,13 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         )?),
         (None, Some(secret)) => ClientAuth::Secret(ClientSecret::new(secret)),
         (None, None) => {
-            return Err(UsageError(format!(
+            return Err(usage(format!(
                 "give --key (with --cert) or --client-secret, or set {SECRET_ENV}"
             ))
             .into());
         }
         (Some(_), Some(_)) => {
-            return Err(
-                UsageError("give either --key or --client-secret, not both".to_owned()).into(),
-            );
+            return Err(usage("give either --key or --client-secret, not both"));
         }
     };
     let mut config = TokenClientConfig::new(args.token_url, args.client_id, args.scope);
@@ -107,14 +104,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     let client = TokenClient::builder(config, auth)
         .build()
         .map_err(|error| match error {
-            client::Error::Config { .. } => anyhow::Error::new(UsageError(error.to_string())),
+            client::Error::Config { .. } => usage(error),
             other => other.into(),
         })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let token = runtime.block_on(client.get_token())?;
+    let token = runtime()?.block_on(client.get_token())?;
     let access_token = if args.show_token {
         token.access_token().to_owned()
     } else {

@@ -1,0 +1,39 @@
+//! Why a run could not start or finish.
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Key material for the gateway could not be made or loaded.
+    #[error("signer: {0}")]
+    Signer(#[from] signer::Error),
+    /// The embedded mock servers could not start.
+    #[error("embedded identity provider and backend: {0}")]
+    Mock(#[from] mock::MockError),
+    /// A token client could not be built.
+    #[error("token client: {0}")]
+    Client(#[from] client::Error),
+    /// The metrics recorder could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
+    /// The scenario's traffic cannot be scheduled.
+    #[error("traffic: {0}")]
+    Traffic(#[from] scenario::TrafficError),
+    /// A compared value that does not apply to the scenario.
+    #[error(transparent)]
+    Scenario(#[from] scenario::ScenarioError),
+    /// The reports could not be written.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+    /// Anything else at start-up.
+    #[error("run setup: {0}")]
+    Setup(String),
+    /// The backend URL is not usable.
+    #[error("backend URL {url:?}: {reason}")]
+    BackendUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}

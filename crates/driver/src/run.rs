@@ -1,0 +1,263 @@
+//! One run of a scenario in real time: arrivals on schedule, requests on the gateway
+//! instances, the drain, and the report of what was measured.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use client::ClientAuth;
+use metrics::{Metrics, RequestOutcome, RequestRecord};
+use report::{Report, RunInfo};
+use scenario::{Scenario, Traffic};
+use tokio::{sync::watch, time::Instant};
+
+use crate::{error::RunError, gateway::Gateway, target::Target};
+
+/// How long a request (its token and its backend call) may take before it counts as an
+/// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
+/// driver's throughput.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Behind schedule the arrival loop does not wait; it yields after this many arrivals so
+/// that a stop, the progress bar and the tasks it spawned get their turn.
+const ARRIVALS_PER_YIELD: u32 = 64;
+/// How long the driver waits for requests in flight after the last arrival's run time.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a caller sees while a run goes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// The scenario's duration.
+    pub duration: Duration,
+    /// Requests finished so far.
+    pub finished: u64,
+    /// Arrivals dropped so far.
+    pub dropped: u64,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The report (write it with [`Report::write_all`]).
+    pub report: Report,
+    /// Whether the run was stopped before its scenario's end.
+    pub interrupted: bool,
+}
+
+/// Runs `scenario` until its end or until `stop` completes, then gives requests in flight up
+/// to 10 s to finish (counting the rest as errors) and reports what was measured.
+/// `on_progress` is called about four times a second.
+pub async fn run(
+    scenario: &Scenario,
+    stop: impl Future<Output = ()> + Send,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<RunOutcome, RunError> {
+    let instances = usize::try_from(scenario.gateway.instances)
+        .unwrap_or(1)
+        .max(1);
+    metrics::reset_peak_rss();
+    let target = Target::start(scenario).await?;
+    let schedule = scenario.arrivals()?;
+
+    let start = Instant::now();
+    let metrics = Arc::new(Metrics::new(instances, start)?);
+    let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
+    let mut events = target.schedule_events(scenario, start, &metrics);
+
+    let mut stop = std::pin::pin!(stop);
+    let mut interrupted = false;
+    let mut progress_tick = tokio::time::interval(Duration::from_millis(250));
+    let report_progress = || {
+        let counts = metrics.counts();
+        on_progress(Progress {
+            elapsed: start.elapsed(),
+            duration: scenario.duration,
+            finished: counts.sent,
+            dropped: counts.dropped,
+        })
+    };
+    // Ends requests past REQUEST_TIMEOUT, and every request still running at the drain
+    // deadline: they record themselves as errors, so nothing sent disappears from the report.
+    let (watchdog, watchdog_rx) = watch::channel(Watchdog::default());
+    let watchdog_ticks = tokio::spawn({
+        let (watchdog, metrics) = (watchdog.clone(), Arc::clone(&metrics));
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = metrics.elapsed();
+                watchdog.send_modify(|state| state.now = now);
+            }
+        }
+    });
+
+    let mut next_instance = 0usize;
+    let mut arrivals_behind = 0u32;
+    'arrivals: for arrival in schedule {
+        let due = start + arrival.at;
+        if Instant::now() < due {
+            arrivals_behind = 0;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        interrupted = true;
+                        break 'arrivals;
+                    }
+                    () = tokio::time::sleep_until(due) => break,
+                    _ = progress_tick.tick() => report_progress(),
+                }
+            }
+        } else {
+            // Already due: no timer (registering one per arrival cost a tenth of the
+            // driver's throughput).
+            arrivals_behind += 1;
+            if arrivals_behind % ARRIVALS_PER_YIELD == 0 {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        interrupted = true;
+                        break 'arrivals;
+                    }
+                    _ = progress_tick.tick() => report_progress(),
+                    () = tokio::task::yield_now() => {}
+                }
+            }
+        }
+        let instance = match arrival.instance {
+            Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
+            None => {
+                let instance = next_instance;
+                next_instance = (next_instance + 1) % instances;
+                instance
+            }
+        };
+        let gateway = &gateways[instance];
+        let Ok(permit) = Arc::clone(&gateway.in_flight).try_acquire_owned() else {
+            metrics.record_dropped(arrival.at);
+            continue;
+        };
+        let (gateway, metrics, mut watchdog) = (
+            Arc::clone(gateway),
+            Arc::clone(&metrics),
+            watchdog_rx.clone(),
+        );
+        tokio::spawn(async move {
+            let sent_at = metrics.elapsed();
+            let request = gateway.request(
+                instance,
+                arrival.at,
+                sent_at,
+                arrival.path.as_deref(),
+                &metrics,
+            );
+            let record = tokio::select! {
+                record = request => record,
+                _ = watchdog.wait_for(|state| state.ends(sent_at)) => RequestRecord {
+                    instance,
+                    intended_start: arrival.at,
+                    sent_at,
+                    finished_at: metrics.elapsed(),
+                    outcome: RequestOutcome::BackendError,
+                    token_obtained_at: None,
+                },
+            };
+            metrics.record_request(&record);
+            drop(permit);
+        });
+    }
+
+    // The schedule may end before the run time (a replay, sparse traffic): the run lasts its
+    // duration unless stopped.
+    if !interrupted {
+        let end = start + scenario.duration;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => {
+                    interrupted = true;
+                    break;
+                }
+                () = tokio::time::sleep_until(end) => break,
+                _ = progress_tick.tick() => report_progress(),
+            }
+        }
+    }
+    events.abort_all();
+    let measured_until = metrics.elapsed();
+    // Requests in flight get up to DRAIN_TIMEOUT (or until a stop) to finish; the rest are
+    // abandoned and counted as errors.
+    let drain = async {
+        for gateway in &gateways {
+            let _ = gateway.in_flight.acquire_many(gateway.max_in_flight).await;
+        }
+    };
+    let drained = tokio::select! {
+        () = drain => true,
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => false,
+        () = &mut stop, if !interrupted => false,
+    };
+    if !drained {
+        watchdog.send_modify(|state| state.abandon = true);
+        let all_recorded = async {
+            for gateway in &gateways {
+                let _ = gateway.in_flight.acquire_many(gateway.max_in_flight).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), all_recorded).await;
+    }
+    watchdog_ticks.abort();
+    report_progress();
+
+    if let Some(mock) = target.mock() {
+        metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
+    }
+    let snapshot = metrics.snapshot(measured_until.max(Duration::from_millis(1)));
+    let info = RunInfo {
+        interrupted,
+        ..run_info(scenario, target.auth())
+    };
+    let report = Report::new(info, snapshot);
+    target.shutdown().await;
+    Ok(RunOutcome {
+        report,
+        interrupted,
+    })
+}
+
+/// What the watchdog tells running requests.
+#[derive(Clone, Copy, Default)]
+struct Watchdog {
+    /// The run's clock, advanced once a second.
+    now: Duration,
+    /// Set at the drain deadline: every request still running ends.
+    abandon: bool,
+}
+
+impl Watchdog {
+    /// Whether a request sent at `sent_at` must end now.
+    fn ends(&self, sent_at: Duration) -> bool {
+        self.abandon || self.now >= sent_at + REQUEST_TIMEOUT
+    }
+}
+
+fn run_info(scenario: &Scenario, auth: &ClientAuth) -> RunInfo {
+    let (backend, alg) = match auth {
+        ClientAuth::Certificate(credential) => (
+            credential.signing_key().backend().to_owned(),
+            credential.algorithm().as_str().to_owned(),
+        ),
+        ClientAuth::Secret(_) => ("client-secret".to_owned(), "none".to_owned()),
+    };
+    RunInfo {
+        scenario: scenario.name.clone(),
+        policy: scenario.gateway.policy.as_str().to_owned(),
+        backend,
+        alg,
+        rate: match &scenario.traffic {
+            Traffic::Replay { .. } => None,
+            traffic => Some(traffic.mean_rate(scenario.duration)),
+        },
+        seed: Some(scenario.seed),
+        interrupted: false,
+    }
+}

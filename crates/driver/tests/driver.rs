@@ -1,0 +1,273 @@
+//! Short runs of the driver against the embedded mock servers, asserting counts (never
+//! timings): herd sizes per policy, revocation, dropped arrivals, an interrupted run.
+
+use std::{future::pending, time::Duration};
+
+use driver::RunOutcome;
+use scenario::Scenario;
+
+fn scenario(toml: &str) -> Scenario {
+    Scenario::from_toml_str(toml, "test.toml").unwrap()
+}
+
+async fn run(scenario: &Scenario) -> RunOutcome {
+    driver::run(scenario, pending(), |_| {}).await.unwrap()
+}
+
+/// Tokens expire every 2 s, the token endpoint takes 300 ms: at each expiry ~60 requests
+/// arrive while a token is being fetched.
+fn stampede(policy: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+        name = "stampede-{policy}"
+        duration = "5s"
+        seed = 7
+        [traffic]
+        kind = "constant"
+        rate = 200
+        [gateway]
+        instances = 1
+        policy = "{policy}"
+        [idp]
+        token_lifetime = "2s"
+        latency = "300ms"
+        "#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinated_policies_fetch_once_per_episode_where_apim_stampedes() {
+    let apim = run(&stampede("apim")).await.report;
+    let single_flight = run(&stampede("single-flight")).await.report;
+    let refresh_ahead = run(&stampede("refresh-ahead")).await.report;
+    assert!(
+        apim.metrics.stampede.max_herd.unwrap() > 1,
+        "apim herd {:?}",
+        apim.metrics.stampede
+    );
+    assert_eq!(
+        single_flight.metrics.stampede.max_herd,
+        Some(1),
+        "{:?}",
+        single_flight.metrics.stampede
+    );
+    assert_eq!(
+        refresh_ahead.metrics.stampede.max_herd,
+        Some(1),
+        "{:?}",
+        refresh_ahead.metrics.stampede
+    );
+    assert!(apim.metrics.idp.token_requests > single_flight.metrics.idp.token_requests);
+    assert!(
+        apim.metrics.idp.peak_concurrent > 1,
+        "{:?}",
+        apim.metrics.idp
+    );
+    assert_eq!(
+        single_flight.metrics.idp.peak_concurrent, 1,
+        "{:?}",
+        single_flight.metrics.idp
+    );
+    for report in [&apim, &single_flight, &refresh_ahead] {
+        assert_eq!(report.metrics.requests.sent, 1000, "{}", report.run.policy);
+        assert_eq!(report.metrics.requests.ok, 1000, "{}", report.run.policy);
+        assert!(report.metrics.signing.count > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_produces_401s_and_an_invalidation_per_instance() {
+    let scenario = scenario(
+        r#"
+        name = "revocation"
+        duration = "4s"
+        [traffic]
+        kind = "constant"
+        rate = 100
+        [gateway]
+        instances = 2
+        policy = "single-flight"
+        [[events]]
+        at = "2s"
+        kind = "revoke-tokens"
+        "#,
+    );
+    let report = run(&scenario).await.report;
+    assert!(
+        report.metrics.requests.unauthorized > 0,
+        "{:?}",
+        report.metrics.requests
+    );
+    assert_eq!(
+        report.metrics.invalidation.events, 2,
+        "{:?}",
+        report.metrics.invalidation
+    );
+    assert!(report.metrics.invalidation.latency_ms.max.is_some());
+    assert_eq!(
+        report.metrics.invalidation.redundant_fetches, 0,
+        "single-flight: one refetch per instance"
+    );
+    assert!(report
+        .metrics
+        .timeline
+        .iter()
+        .any(|second| second.unauthorized > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_on_401_hides_a_revocation_from_callers_and_the_reference_policy_does_not() {
+    let revocation = |retry: bool| {
+        scenario(&format!(
+            r#"
+            name = "retry-{retry}"
+            duration = "3s"
+            [traffic]
+            kind = "constant"
+            rate = 50
+            [gateway]
+            instances = 1
+            policy = "apim"
+            retry_on_401 = {retry}
+            [[events]]
+            at = "1500ms"
+            kind = "revoke-tokens"
+            "#
+        ))
+    };
+    let without = run(&revocation(false)).await.report;
+    let with = run(&revocation(true)).await.report;
+    assert!(
+        without.metrics.requests.unauthorized > 0,
+        "{:?}",
+        without.metrics.requests
+    );
+    assert_eq!(
+        with.metrics.requests.unauthorized, 0,
+        "{:?}",
+        with.metrics.requests
+    );
+    assert_eq!(
+        with.metrics.requests.ok, with.metrics.requests.sent,
+        "{:?}",
+        with.metrics.requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_then_a_throttle_end_when_they_should() {
+    let scenario = scenario(
+        r#"
+        name = "faults"
+        duration = "4s"
+        [traffic]
+        kind = "constant"
+        rate = 50
+        [gateway]
+        instances = 1
+        policy = "single-flight"
+        [idp]
+        token_lifetime = "1s"
+        [[events]]
+        at = "500ms"
+        kind = "idp-outage"
+        duration = "1s"
+        [[events]]
+        at = "2s"
+        kind = "idp-throttle"
+        rate = 1
+        duration = "1s"
+        "#,
+    );
+    let report = run(&scenario).await.report;
+    // Tokens live 1 s: the outage makes token requests fail, and after both windows tokens
+    // flow again (the last second is all successes).
+    assert!(report.metrics.idp.errors > 0, "{:?}", report.metrics.idp);
+    let last = report
+        .metrics
+        .timeline
+        .iter()
+        .rev()
+        .find(|second| second.requests > 0)
+        .unwrap();
+    assert_eq!(last.ok, last.requests, "{:?}", report.metrics.timeline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_beyond_the_in_flight_limit_are_dropped() {
+    let scenario = scenario(
+        r#"
+        name = "tiny-limit"
+        duration = "2s"
+        [traffic]
+        kind = "constant"
+        rate = 100
+        [gateway]
+        instances = 1
+        max_in_flight = 1
+        [backend]
+        latency = "200ms"
+        "#,
+    );
+    let report = run(&scenario).await.report;
+    assert!(
+        report.metrics.requests.dropped > 100,
+        "{:?}",
+        report.metrics.requests
+    );
+    // Permits come back: 2 s at 200 ms per request is about 10 requests, not 1.
+    assert!(
+        report.metrics.requests.sent >= 5,
+        "{:?}",
+        report.metrics.requests
+    );
+    assert_eq!(
+        report.metrics.requests.sent + report.metrics.requests.dropped,
+        200,
+        "{:?}",
+        report.metrics.requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_reports_what_it_measured() {
+    let scenario = scenario(
+        r#"
+        name = "interrupted"
+        duration = "60s"
+        [traffic]
+        kind = "constant"
+        rate = 50
+        "#,
+    );
+    let outcome = driver::run(
+        &scenario,
+        tokio::time::sleep(Duration::from_secs(1)),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(outcome.interrupted);
+    let report = outcome.report;
+    assert!(
+        report.run.interrupted,
+        "report.json must say the run was cut short"
+    );
+    assert!(report.markdown().contains("interrupted after"));
+    assert!(
+        report.metrics.requests.sent > 0 && report.metrics.requests.sent < 3000,
+        "{:?}",
+        report.metrics.requests
+    );
+    assert!(report.metrics.duration.as_secs_f64() < 30.0);
+    let dir = tempfile::tempdir().unwrap();
+    let written = report.write_all(dir.path()).unwrap();
+    assert_eq!(written.len(), 4);
+    for path in written {
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 0,
+            "{}",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! The measurements of one run (DESIGN §5), recorded concurrently, read as a snapshot.
+//!
+//! One [`Metrics`] per run, shared through an [`Arc`] by every task of the run. The driver
+//! owns the clock: every time is a [`Duration`] offset from the run's start (the
+//! [`tokio::time::Instant`] given to [`Metrics::new`]); [`Metrics::elapsed`] gives the current
+//! one. The recording path is cheap and its memory is bounded whatever the request count:
+//! counters are atomics, latencies go into HdrHistograms under one short mutex section per
+//! request, and nothing is kept per request. What grows with time is per second of the run
+//! (one timeline row and one compressed histogram interval) and per revocation event.
+//!
+//! What is measured, and from what:
+//!
+//! - **requests** ([`Metrics::record_request`] at each completion, [`Metrics::record_dropped`]
+//!   for each arrival refused by the in-flight limit): `sent` counts recorded completions
+//!   (`ok` 2xx + `unauthorized` 401 + `forbidden` 403 + `errors`: any other status, a token
+//!   error that prevented the backend call, or a backend call without an answer);
+//! - **latency** from the request's *intended* start (its scheduled arrival, so queueing
+//!   behind a slow system is counted: coordinated omission corrected) and **service time**
+//!   from its actual start, both in µs, for every recorded completion whatever its outcome;
+//!   one interval per second of the run goes to an HdrHistogram interval log
+//!   ([`LatencyLog`]);
+//! - **cache hit rate** `hits / (hits + misses)` of token lookups, per instance and in total,
+//!   from the client's observer ([`InstanceObserver`]);
+//! - **token requests** to the identity provider: each fetch's first request (counted when
+//!   the fetch starts) and each retry (counted when it is scheduled), with their answers
+//!   (`ok`, `throttled` = 429, `errors` = anything else). An attempt that was never sent (its
+//!   assertion could not be signed, or its retry was abandoned because nobody waited for it
+//!   any more) counts as a request answered with an error, so that once every fetch has
+//!   ended `token_requests = ok + throttled + errors`; the client's herd sizes leave such
+//!   attempts out (see [`client::observer`]);
+//! - **signing cost** from each signature's wall time (ns);
+//! - **stampede**: miss episodes and their herd sizes as the client reports them when an
+//!   episode ends (see [`client::observer`]); the identity provider's peak concurrent token
+//!   requests as set by the driver ([`Metrics::set_idp_peak_concurrent`]), or else the peak of
+//!   concurrent fetches counted here;
+//! - **401-invalidation** after each [`Metrics::revocation_event`]: see [`InvalidationStats`];
+//! - **timeline**: per second, completions, 2xx, 401, token requests, dropped arrivals and the
+//!   99th percentile latency of that second's completions ([`TimelineRow`]);
+//! - **peak RSS** ([`peak_rss_bytes`]).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+mod error;
+mod histogram;
+mod invalidation;
+mod latency_log;
+mod observer;
+mod record;
+mod recorder;
+mod rss;
+mod snapshot;
+mod window;
+
+pub use error::MetricsError;
+pub use histogram::{MAX_LATENCY_US, MAX_SIGNING_NS, SIGNIFICANT_DIGITS};
+pub use latency_log::{LatencyLog, SERVICE_TIME_TAG};
+pub use observer::InstanceObserver;
+pub use record::{RequestOutcome, RequestRecord, TokenAnswer};
+pub use recorder::Metrics;
+pub use rss::{peak_rss_bytes, reset_peak_rss};
+pub use snapshot::{
+    CacheStats, IdpStats, InstanceStats, InvalidationStats, MemoryStats, MetricsSnapshot,
+    Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint, StampedeStats,
+    TimelineRow,
+};
+pub use window::MAX_TIMELINE_SECONDS;

@@ -1,0 +1,72 @@
+//! The token client's observer that feeds one gateway instance's events into a [`Metrics`].
+
+use std::sync::Arc;
+
+use client::{
+    observer::{EpisodeEnded, FetchFinished, FetchOutcome, FetchStarted, Retrying, Signed},
+    CacheKey, TokenObserver,
+};
+
+use crate::{record::TokenAnswer, recorder::Metrics};
+
+/// Feeds one gateway instance's token client events into a [`Metrics`]: build the
+/// instance's `TokenClient` with `.observer(Arc::new(InstanceObserver::new(metrics, i)))`.
+///
+/// It keeps numbers only: no key, token or assertion content reaches the metrics.
+#[derive(Clone, Debug)]
+pub struct InstanceObserver {
+    metrics: Arc<Metrics>,
+    instance: usize,
+}
+
+impl InstanceObserver {
+    /// The observer of `instance`.
+    pub fn new(metrics: Arc<Metrics>, instance: usize) -> Self {
+        InstanceObserver { metrics, instance }
+    }
+
+    /// The instance it reports for.
+    pub fn instance(&self) -> usize {
+        self.instance
+    }
+}
+
+impl TokenObserver for InstanceObserver {
+    fn hit(&self, _key: &CacheKey) {
+        self.metrics.cache_hit(self.instance);
+    }
+
+    fn miss(&self, _key: &CacheKey) {
+        self.metrics.cache_miss(self.instance);
+    }
+
+    fn episode_started(&self, _key: &CacheKey, _episode: u64) {
+        self.metrics.episode_started(self.instance);
+    }
+
+    fn fetch_started(&self, _key: &CacheKey, _event: &FetchStarted) {
+        self.metrics
+            .fetch_started(self.instance, self.metrics.elapsed());
+    }
+
+    fn signed(&self, _key: &CacheKey, event: &Signed) {
+        self.metrics.signed(event.duration);
+    }
+
+    fn retrying(&self, _key: &CacheKey, event: &Retrying) {
+        self.metrics
+            .token_retry(self.instance, self.metrics.elapsed(), event.status);
+    }
+
+    fn fetch_finished(&self, _key: &CacheKey, event: &FetchFinished) {
+        self.metrics.fetch_finished(match &event.outcome {
+            FetchOutcome::Stored { .. } => TokenAnswer::Ok,
+            FetchOutcome::Failed(error) if error.status() == Some(429) => TokenAnswer::Throttled,
+            FetchOutcome::Failed(_) | FetchOutcome::Cancelled => TokenAnswer::Error,
+        });
+    }
+
+    fn episode_ended(&self, _key: &CacheKey, event: &EpisodeEnded) {
+        self.metrics.episode_ended(self.instance, event.herd_size);
+    }
+}

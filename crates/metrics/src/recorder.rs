@@ -1,0 +1,411 @@
+//! The recorder of one run, shared by every task of the run.
+
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Mutex, MutexGuard,
+    },
+    time::{Duration, SystemTime},
+};
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use crate::{
+    error::MetricsError,
+    histogram::{new_histogram, spectrum, MAX_SIGNING_NS},
+    invalidation::Invalidation,
+    latency_log::LatencyLog,
+    record::{Class, RequestRecord, TokenAnswer},
+    rss::{peak_rss_bytes, rss_bytes},
+    snapshot::{
+        CacheStats, IdpStats, InstanceStats, MemoryStats, MetricsSnapshot, Percentiles,
+        RequestCounts, SigningStats, StampedeStats,
+    },
+    window::{second, Window, WindowView},
+};
+
+/// The recorder of one run. Share it with `Arc`; every method takes `&self`.
+pub struct Metrics {
+    start: Instant,
+    /// `VmRSS` when the recorder was made.
+    start_rss: Option<u64>,
+    started_at: SystemTime,
+    requests: RequestCounters,
+    instances: Vec<InstanceCounters>,
+    idp: IdpCounters,
+    window: Mutex<Window>,
+    signing: Mutex<SigningState>,
+    /// (event, instance) pairs not yet recovered: the fast path skips the invalidation lock
+    /// while it is 0.
+    unrecovered: AtomicUsize,
+    invalidation: Mutex<Invalidation>,
+}
+
+#[derive(Default)]
+struct RequestCounters {
+    sent: AtomicU64,
+    ok: AtomicU64,
+    unauthorized: AtomicU64,
+    forbidden: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// One instance's counters, on their own cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+struct InstanceCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    token_requests: AtomicU64,
+    episodes_started: AtomicU64,
+    episodes: AtomicU64,
+    herd_sum: AtomicU64,
+    max_herd: AtomicU64,
+}
+
+#[derive(Default)]
+struct IdpCounters {
+    token_requests: AtomicU64,
+    ok: AtomicU64,
+    throttled: AtomicU64,
+    errors: AtomicU64,
+    fetches_in_flight: AtomicU64,
+    peak_fetches: AtomicU64,
+    /// The identity provider's own peak, once the driver sets it.
+    peak_concurrent: Mutex<Option<u64>>,
+}
+
+struct SigningState {
+    histogram: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Metrics {
+    /// A recorder for a run of `instances` gateway instances that starts at `start`.
+    pub fn new(instances: usize, start: Instant) -> Result<Self, MetricsError> {
+        Ok(Metrics {
+            start,
+            start_rss: rss_bytes(),
+            started_at: SystemTime::now(),
+            requests: RequestCounters::default(),
+            instances: (0..instances)
+                .map(|_| InstanceCounters::default())
+                .collect(),
+            idp: IdpCounters::default(),
+            window: Mutex::new(Window::new()?),
+            signing: Mutex::new(SigningState {
+                histogram: new_histogram(MAX_SIGNING_NS, "signing")?,
+                sum_ns: 0,
+            }),
+            unrecovered: AtomicUsize::new(0),
+            invalidation: Mutex::new(Invalidation::default()),
+        })
+    }
+
+    /// The number of gateway instances.
+    pub fn instances(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// The run's start.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Now, as an offset from the run's start.
+    pub fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// `instant` as an offset from the run's start (zero if before it).
+    pub fn offset(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.start)
+    }
+
+    /// Records a completed request. A record naming an instance out of range counts in
+    /// the totals and the timeline only.
+    pub fn record_request(&self, record: &RequestRecord) {
+        let class = record.outcome.class();
+        let r = &self.requests;
+        r.sent.fetch_add(1, Ordering::Relaxed);
+        match class {
+            Class::Ok => &r.ok,
+            Class::Unauthorized => &r.unauthorized,
+            Class::Forbidden => &r.forbidden,
+            Class::Error => &r.errors,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let latency = micros(record.finished_at.saturating_sub(record.intended_start));
+        let service = micros(record.finished_at.saturating_sub(record.sent_at));
+        lock(&self.window).record(second(record.finished_at), latency, service, class);
+        if self.unrecovered.load(Ordering::Acquire) > 0 && record.instance < self.instances() {
+            let mut invalidation = lock(&self.invalidation);
+            let recovered = invalidation.on_request(record, class == Class::Ok);
+            self.unrecovered.fetch_sub(recovered, Ordering::AcqRel);
+        }
+    }
+
+    /// Records an arrival at `at` that could not start because the in-flight limit was
+    /// reached.
+    pub fn record_dropped(&self, at: Duration) {
+        self.requests.dropped.fetch_add(1, Ordering::Relaxed);
+        lock(&self.window).count_dropped(second(at));
+    }
+
+    /// A token lookup on `instance` found a usable token.
+    pub fn cache_hit(&self, instance: usize) {
+        if let Some(counters) = self.instances.get(instance) {
+            counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A token lookup on `instance` found none.
+    pub fn cache_miss(&self, instance: usize) {
+        if let Some(counters) = self.instances.get(instance) {
+            counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A miss episode started on `instance`.
+    pub fn episode_started(&self, instance: usize) {
+        if let Some(counters) = self.instances.get(instance) {
+            counters.episodes_started.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A miss episode of `instance` ended with `herd_size` token requests.
+    pub fn episode_ended(&self, instance: usize, herd_size: u32) {
+        if let Some(counters) = self.instances.get(instance) {
+            counters.episodes.fetch_add(1, Ordering::Relaxed);
+            counters
+                .herd_sum
+                .fetch_add(u64::from(herd_size), Ordering::Relaxed);
+            counters
+                .max_herd
+                .fetch_max(u64::from(herd_size), Ordering::Relaxed);
+        }
+    }
+
+    /// A fetch of `instance` started at `at`: one token request, and one more fetch in
+    /// progress until [`fetch_finished`](Self::fetch_finished).
+    pub fn fetch_started(&self, instance: usize, at: Duration) {
+        let now = self.idp.fetches_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.idp.peak_fetches.fetch_max(now, Ordering::Relaxed);
+        self.token_request(instance, at);
+    }
+
+    /// A token request of `instance` was answered with `status` (429 or 503) and will be
+    /// retried: counts that answer and, at `at`, the retry.
+    pub fn token_retry(&self, instance: usize, at: Duration, status: u16) {
+        self.token_answer(if status == 429 {
+            TokenAnswer::Throttled
+        } else {
+            TokenAnswer::Error
+        });
+        self.token_request(instance, at);
+    }
+
+    /// A fetch ended; `answer` is its last token request's answer.
+    pub fn fetch_finished(&self, answer: TokenAnswer) {
+        // Saturating: a finish without its start (a fetch started before the observer
+        // was attached) must not wrap the gauge.
+        let _ =
+            self.idp
+                .fetches_in_flight
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        self.token_answer(answer);
+    }
+
+    /// An assertion was signed in `duration`.
+    pub fn signed(&self, duration: Duration) {
+        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let mut signing = lock(&self.signing);
+        signing.histogram.saturating_record(ns);
+        signing.sum_ns += u128::from(ns);
+    }
+
+    /// Sets the identity provider's peak of concurrent token requests (for the embedded
+    /// mock, `StatsSnapshot::token_requests_peak_in_flight`). Without it, the report gives
+    /// the peak of concurrent fetches counted by the gateway.
+    pub fn set_idp_peak_concurrent(&self, peak: u64) {
+        *lock(&self.idp.peak_concurrent) = Some(peak);
+    }
+
+    /// Tokens start being rejected at `at` (a `revoke-tokens` or `rotate-idp-keys` event).
+    /// Events must be reported in time order.
+    pub fn revocation_event(&self, at: Duration) {
+        lock(&self.invalidation).add_event(at, self.instances());
+        self.unrecovered
+            .fetch_add(self.instances(), Ordering::AcqRel);
+    }
+
+    /// Request counts so far (cheap: for progress displays).
+    pub fn counts(&self) -> RequestCounts {
+        let r = &self.requests;
+        RequestCounts {
+            sent: r.sent.load(Ordering::Relaxed),
+            ok: r.ok.load(Ordering::Relaxed),
+            unauthorized: r.unauthorized.load(Ordering::Relaxed),
+            forbidden: r.forbidden.load(Ordering::Relaxed),
+            errors: r.errors.load(Ordering::Relaxed),
+            dropped: r.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Everything measured, for a run of length `end`. Does not change the recorder: it
+    /// can be taken during a run, and again later.
+    pub fn snapshot(&self, end: Duration) -> MetricsSnapshot {
+        let WindowView {
+            latency,
+            service,
+            timeline,
+            log: latency_log,
+        } = lock(&self.window).snapshot(end);
+        let latency = latency.map(|h| (Percentiles::of(&h), spectrum(&h)));
+        let (latency_us, latency_spectrum) = latency.unwrap_or_default();
+        MetricsSnapshot {
+            duration: end,
+            started_at: Some(self.started_at),
+            instances: self.instances(),
+            requests: self.counts(),
+            latency_us,
+            service_time_us: service.map(|h| Percentiles::of(&h)).unwrap_or_default(),
+            latency_spectrum,
+            cache: self.cache_stats(),
+            idp: self.idp_stats(),
+            signing: self.signing_stats(),
+            stampede: self.stampede_stats(),
+            invalidation: lock(&self.invalidation).stats(),
+            memory: MemoryStats {
+                peak_rss_bytes: peak_rss_bytes(),
+                start_rss_bytes: self.start_rss,
+            },
+            timeline,
+            latency_log: LatencyLog {
+                start_time: Some(self.started_at),
+                ..latency_log
+            },
+        }
+    }
+
+    fn token_request(&self, instance: usize, at: Duration) {
+        self.idp.token_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(counters) = self.instances.get(instance) {
+            counters.token_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        lock(&self.window).count_token_request(second(at));
+        if self.unrecovered.load(Ordering::Acquire) > 0 && instance < self.instances() {
+            lock(&self.invalidation).on_token_request(instance, at);
+        }
+    }
+
+    fn token_answer(&self, answer: TokenAnswer) {
+        match answer {
+            TokenAnswer::Ok => &self.idp.ok,
+            TokenAnswer::Throttled => &self.idp.throttled,
+            TokenAnswer::Error => &self.idp.errors,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        let instances: Vec<InstanceStats> = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(instance, c)| {
+                let hits = c.hits.load(Ordering::Relaxed);
+                let misses = c.misses.load(Ordering::Relaxed);
+                let episodes = c.episodes.load(Ordering::Relaxed);
+                InstanceStats {
+                    instance,
+                    hits,
+                    misses,
+                    hit_rate: ratio(hits, hits + misses),
+                    token_requests: c.token_requests.load(Ordering::Relaxed),
+                    episodes,
+                    max_herd: (episodes > 0).then(|| c.max_herd.load(Ordering::Relaxed)),
+                }
+            })
+            .collect();
+        let hits = instances.iter().map(|i| i.hits).sum();
+        let misses = instances.iter().map(|i| i.misses).sum();
+        CacheStats {
+            hits,
+            misses,
+            hit_rate: ratio(hits, hits + misses),
+            instances,
+        }
+    }
+
+    fn idp_stats(&self) -> IdpStats {
+        let idp = &self.idp;
+        let peak_fetches = idp.peak_fetches.load(Ordering::Relaxed);
+        IdpStats {
+            token_requests: idp.token_requests.load(Ordering::Relaxed),
+            ok: idp.ok.load(Ordering::Relaxed),
+            throttled: idp.throttled.load(Ordering::Relaxed),
+            errors: idp.errors.load(Ordering::Relaxed),
+            peak_concurrent: lock(&idp.peak_concurrent).unwrap_or(peak_fetches),
+            peak_concurrent_fetches: peak_fetches,
+        }
+    }
+
+    fn signing_stats(&self) -> SigningStats {
+        let signing = lock(&self.signing);
+        let h = &signing.histogram;
+        let count = h.len();
+        let at = |q: f64| (count > 0).then(|| h.value_at_quantile(q));
+        SigningStats {
+            count,
+            mean_ns: (count > 0).then(|| signing.sum_ns as f64 / count as f64),
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+        }
+    }
+
+    fn stampede_stats(&self) -> StampedeStats {
+        let (mut episodes, mut started, mut herd_sum, mut max_herd) = (0, 0, 0, 0);
+        for c in &self.instances {
+            episodes += c.episodes.load(Ordering::Relaxed);
+            started += c.episodes_started.load(Ordering::Relaxed);
+            herd_sum += c.herd_sum.load(Ordering::Relaxed);
+            max_herd = max_herd.max(c.max_herd.load(Ordering::Relaxed));
+        }
+        StampedeStats {
+            episodes,
+            max_herd: (episodes > 0).then_some(max_herd),
+            mean_herd: (episodes > 0).then(|| herd_sum as f64 / episodes as f64),
+            unfinished: started.saturating_sub(episodes),
+        }
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("instances", &self.instances())
+            .field("requests", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section leaves consistent state.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

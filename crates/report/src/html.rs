@@ -1,0 +1,179 @@
+//! The self-contained HTML pages of reports and comparisons: tables and inline SVG charts,
+//! no scripts or external assets.
+
+use metrics::SpectrumPoint;
+
+use crate::{
+    comparison::ComparisonReport,
+    document::{Report, LATENCY_HLOG, REPORT_JSON},
+    format::esc,
+    svg::{spectrum_svg, timeline_extent, timeline_svg},
+    tables::{instance_table, tables, Table},
+};
+
+impl Report {
+    /// The self-contained HTML page: tables, the per-second timeline and the latency
+    /// percentile spectrum as inline SVG.
+    pub fn html(&self) -> String {
+        let title = format!("tokenbench report: {}", self.run.scenario);
+        let mut body = format!(
+            "<h1>{}</h1>\n<p class=\"sub\">{}</p>\n",
+            esc(&title),
+            esc(&self.subtitle())
+        );
+        body.push_str("<h2>Timeline</h2>\n<figure>\n");
+        let (x_max, y_max) = timeline_extent(&[self]);
+        body.push_str(&timeline_svg(
+            &self.metrics.timeline,
+            x_max,
+            y_max,
+            880.0,
+            300.0,
+        ));
+        body.push_str(
+            "<figcaption>Per second: completed requests, backend 401s and token requests \
+             (log scale).</figcaption>\n</figure>\n",
+        );
+        body.push_str("<h2>Latency percentile spectrum</h2>\n<figure>\n");
+        body.push_str(&spectrum_svg(&[(
+            "latency",
+            &self.metrics.latency_spectrum,
+        )]));
+        body.push_str(
+            "<figcaption>Latency from the intended start (corrected for coordinated \
+             omission) by percentile.</figcaption>\n</figure>\n",
+        );
+        body.push_str("<div class=\"tables\">\n");
+        for table in tables(&[self]) {
+            body.push_str(&html_table(&table, &[]));
+        }
+        body.push_str("</div>\n");
+        if !self.metrics.cache.instances.is_empty() {
+            let (head, rows) = instance_table(self);
+            body.push_str("<h2>Per instance</h2>\n<table>\n<thead><tr>");
+            for cell in head {
+                body.push_str(&format!("<th>{}</th>", esc(cell)));
+            }
+            body.push_str("</tr></thead>\n<tbody>\n");
+            for row in rows {
+                body.push_str("<tr>");
+                for cell in row {
+                    body.push_str(&format!("<td>{}</td>", esc(&cell)));
+                }
+                body.push_str("</tr>\n");
+            }
+            body.push_str("</tbody>\n</table>\n");
+        }
+        body.push_str(&format!(
+            "<p class=\"note\">All figures and the per-second timeline are in \
+             <code>{REPORT_JSON}</code>; the per-second latency histograms in \
+             <code>{LATENCY_HLOG}</code>.</p>\n"
+        ));
+        page(&title, &body)
+    }
+}
+
+impl ComparisonReport {
+    /// The comparison's page: tables, the timelines side by side (same scales) and the
+    /// latency spectra overlaid.
+    pub fn html(&self) -> String {
+        let reports = self.reports();
+        let title = format!("tokenbench comparison: {} by {}", self.scenario(), self.key);
+        let mut body = format!("<h1>{}</h1>\n", esc(&title));
+        body.push_str("<h2>Latency percentile spectrum</h2>\n<figure>\n");
+        let series: Vec<(&str, &[SpectrumPoint])> = self
+            .values
+            .iter()
+            .map(|(value, report)| (value.as_str(), report.metrics.latency_spectrum.as_slice()))
+            .collect();
+        body.push_str(&spectrum_svg(&series));
+        body.push_str(
+            "<figcaption>Latency from the intended start by percentile, one line per \
+             value.</figcaption>\n</figure>\n",
+        );
+        body.push_str("<h2>Timelines</h2>\n<div class=\"multiples\">\n");
+        let (x_max, y_max) = timeline_extent(&reports);
+        for (value, report) in &self.values {
+            body.push_str(&format!(
+                "<figure>\n<figcaption class=\"head\">{} = {}</figcaption>\n",
+                esc(&self.key),
+                esc(value)
+            ));
+            body.push_str(&timeline_svg(
+                &report.metrics.timeline,
+                x_max,
+                y_max,
+                540.0,
+                260.0,
+            ));
+            body.push_str("</figure>\n");
+        }
+        body.push_str(
+            "</div>\n<p class=\"note\">Per second: completed requests, backend 401s and \
+             token requests (log scale, same axes for every value).</p>\n",
+        );
+        body.push_str("<div class=\"tables\">\n");
+        let head: Vec<&str> = self.values.iter().map(|(v, _)| v.as_str()).collect();
+        for table in tables(&reports) {
+            body.push_str(&html_table(&table, &head));
+        }
+        body.push_str("</div>\n");
+        page(&title, &body)
+    }
+}
+
+fn html_table(table: &Table, head: &[&str]) -> String {
+    let mut out = format!("<section>\n<h2>{}</h2>\n<table>\n", esc(table.title));
+    if !head.is_empty() {
+        out.push_str("<thead><tr><th></th>");
+        for cell in head {
+            out.push_str(&format!("<th>{}</th>", esc(cell)));
+        }
+        out.push_str("</tr></thead>\n");
+    }
+    out.push_str("<tbody>\n");
+    for (label, cells) in &table.rows {
+        out.push_str(&format!("<tr><th scope=\"row\">{}</th>", esc(label)));
+        for cell in cells {
+            out.push_str(&format!("<td>{}</td>", esc(cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+    out
+}
+
+const STYLE: &str = "\
+:root { color-scheme: light; }
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif;
+  font-size: 16px; line-height: 1.5; color: #1f2937; background: #fff; margin: 0 auto;
+  max-width: 1180px; padding: 2rem 1.5rem 4rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
+h2 { font-size: 1.15rem; margin: 2rem 0 .6rem; }
+section h2 { margin-top: 0; }
+.sub, .note, figcaption { color: #4b5563; font-size: .92rem; }
+figure { margin: 0 0 1rem; }
+figcaption.head { color: #1f2937; font-weight: 600; font-size: 1rem; }
+svg { max-width: 100%; height: auto; display: block; }
+svg text { font-family: inherit; }
+.tables { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr));
+  gap: 1.5rem 2.5rem; margin-top: 2rem; }
+.multiples { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 1rem 2rem; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { padding: .3rem .6rem; border-bottom: 1px solid #e5e7eb; }
+td { text-align: right; white-space: nowrap; }
+th { text-align: left; font-weight: 500; }
+thead th { font-weight: 600; text-align: right; border-bottom: 2px solid #d1d5db; }
+thead th:first-child { text-align: left; }
+tbody tr:nth-child(even) { background: #f9fafb; }
+code { font-size: .9em; }
+";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        esc(title)
+    )
+}

@@ -1,0 +1,70 @@
+//! The Markdown of reports and comparisons: the same tables as the HTML pages.
+
+use crate::{
+    comparison::ComparisonReport,
+    document::{Report, LATENCY_HLOG, REPORT_HTML, REPORT_JSON},
+    format::md_text,
+    tables::{instance_table, tables},
+};
+
+impl Report {
+    /// The summary tables as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("# tokenbench report: {}\n\n", md_text(&self.run.scenario));
+        out.push_str(&format!("{}\n\n", md_text(&self.subtitle())));
+        for table in tables(&[self]) {
+            out.push_str(&format!(
+                "## {}\n\n| metric | value |\n|---|---:|\n",
+                table.title
+            ));
+            for (label, cells) in &table.rows {
+                out.push_str(&format!("| {label} | {} |\n", md_text(&cells.join(""))));
+            }
+            out.push('\n');
+        }
+        if !self.metrics.cache.instances.is_empty() {
+            out.push_str("## Per instance\n\n");
+            let (head, rows) = instance_table(self);
+            out.push_str(&format!("| {} |\n", head.join(" | ")));
+            out.push_str(&format!("|{}\n", "---:|".repeat(head.len())));
+            for row in rows {
+                out.push_str(&format!("| {} |\n", row.join(" | ")));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "The per-second timeline is in `{REPORT_JSON}` (`timeline`) and charted in \
+             `{REPORT_HTML}`; the per-second latency histograms are in `{LATENCY_HLOG}`.\n"
+        ));
+        out
+    }
+}
+
+impl ComparisonReport {
+    /// The comparison's tables as Markdown: one table per metric group, one column per
+    /// value.
+    pub fn markdown(&self) -> String {
+        let reports = self.reports();
+        let mut out = format!(
+            "# tokenbench comparison: {} by {}\n\n",
+            md_text(&self.scenario()),
+            md_text(&self.key)
+        );
+        for table in tables(&reports) {
+            out.push_str(&format!("## {}\n\n| metric |", table.title));
+            for (value, _) in &self.values {
+                out.push_str(&format!(" {} |", md_text(value)));
+            }
+            out.push_str(&format!("\n|---|{}\n", "---:|".repeat(self.values.len())));
+            for (label, cells) in &table.rows {
+                out.push_str(&format!("| {label} |"));
+                for cell in cells {
+                    out.push_str(&format!(" {} |", md_text(cell)));
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

@@ -1,0 +1,279 @@
+//! Changing a loaded scenario (overrides, shortening) and checking it as a whole again.
+
+use std::time::Duration;
+
+use crate::{
+    error::ScenarioError,
+    limits::check_instances,
+    model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec},
+    overrides::Overrides,
+    traffic::{replay_duration, Traffic},
+    values::human,
+};
+
+/// A problem found by [`Scenario::problems`]: a dotted key and a message.
+pub(crate) struct Problem {
+    pub(crate) key: String,
+    pub(crate) message: String,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Scenario {
+    /// The scenario with `overrides` applied, checked again.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Scenario, ScenarioError> {
+        if let Some(duration) = overrides.duration {
+            self.duration = duration;
+            self.duration_from_trace = false;
+        }
+        if let Some(rate) = overrides.rate {
+            let mean = self.traffic.mean_rate(self.duration);
+            if mean <= 0.0 {
+                return Err(self.setting(Problem::new(
+                    "traffic",
+                    "has no arrivals within the run, so it cannot be scaled to a rate",
+                )));
+            }
+            self.traffic = self.traffic.scaled(rate / mean);
+            if self.duration_from_trace {
+                if let Traffic::Replay { trace, speed } = &self.traffic {
+                    self.duration = replay_duration(trace, *speed);
+                }
+            }
+        }
+        if let Some(policy) = overrides.policy {
+            self.gateway.policy = policy;
+        }
+        if let Some(instances) = overrides.instances {
+            self.gateway.instances = instances;
+        }
+        if overrides.backend.is_some() || overrides.alg.is_some() {
+            let SignerSpec::Assertion { backend, alg, .. } = &mut self.signer else {
+                let key = if overrides.backend.is_some() {
+                    "backend"
+                } else {
+                    "alg"
+                };
+                return Err(self.setting(Problem::new(
+                    format!("signer.{key}"),
+                    "the scenario authenticates with a client secret, not a signed assertion",
+                )));
+            };
+            if let Some(new) = overrides.backend {
+                *backend = new;
+            }
+            if let Some(new) = overrides.alg {
+                *alg = Some(new);
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The scenario run for `duration` instead (at the mean `rate` if given), its events
+    /// moved in proportion: a revocation at 10 s of 30 s happens at 1 s of 3 s, and an
+    /// outage's length shrinks with it. The CI suite shortens the shipped scenarios so.
+    pub fn shortened(
+        mut self,
+        duration: Duration,
+        rate: Option<f64>,
+    ) -> Result<Scenario, ScenarioError> {
+        let factor = duration.as_secs_f64() / self.duration.as_secs_f64();
+        for event in &mut self.events {
+            event.at = event.at.mul_f64(factor);
+            if let EventKind::IdpOutage { duration } | EventKind::IdpThrottle { duration, .. } =
+                &mut event.kind
+            {
+                *duration = duration.mul_f64(factor);
+            }
+        }
+        // Checks the moved events against the new length too.
+        self.with_overrides(&Overrides {
+            duration: Some(duration),
+            rate,
+            ..Overrides::default()
+        })
+    }
+
+    /// Checks the scenario as a whole (after its public fields were changed).
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(self.setting(problem)),
+            None => Ok(()),
+        }
+    }
+
+    fn setting(&self, problem: Problem) -> ScenarioError {
+        ScenarioError::Setting {
+            scenario: self.name.clone(),
+            key: problem.key,
+            message: problem.message,
+        }
+    }
+
+    /// Every inconsistency, each with its dotted key (events by their index in `events`).
+    pub(crate) fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let duration = self.duration;
+        if duration.is_zero() {
+            problems.push(Problem::new("duration", "must be above 0"));
+        }
+        if let Err(e) = self.traffic.validate(duration) {
+            problems.push(Problem::new(format!("traffic.{}", e.key), e.message));
+        }
+        let gateway = &self.gateway;
+        if let Err(message) = check_instances(gateway.instances) {
+            problems.push(Problem::new("gateway.instances", message));
+        }
+        let fraction = gateway.cache_fraction;
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            problems.push(Problem::new(
+                "gateway.cache_fraction",
+                format!("must be above 0 and at most 1, not {fraction}"),
+            ));
+        }
+        if gateway.max_in_flight == 0 {
+            problems.push(Problem::new("gateway.max_in_flight", "must be at least 1"));
+        }
+        if let SignerSpec::Assertion {
+            backend,
+            alg,
+            key_bits,
+        } = &self.signer
+        {
+            if ![2048, 3072, 4096].contains(key_bits) {
+                problems.push(Problem::new(
+                    "signer.key_bits",
+                    format!("must be 2048, 3072 or 4096, not {key_bits}"),
+                ));
+            }
+            if let Some(alg) = alg {
+                if !backend.supports(*alg) {
+                    problems.push(Problem::new(
+                        "signer.alg",
+                        format!("the {} backend does not implement {alg}", backend.name()),
+                    ));
+                }
+            }
+        }
+        match &self.idp {
+            IdpSpec::Embedded(idp) => {
+                let lifetime = idp.token_lifetime;
+                if lifetime < Duration::from_secs(1) || lifetime.subsec_nanos() != 0 {
+                    problems.push(Problem::new(
+                        "idp.token_lifetime",
+                        format!(
+                            "must be whole seconds, at least 1s (expires_in is an integer), \
+                             not {}",
+                            human(lifetime)
+                        ),
+                    ));
+                }
+                if let Err(message) = idp.latency.validate() {
+                    problems.push(Problem::new("idp.latency", message));
+                }
+                if !(0.0..=1.0).contains(&idp.error_rate) {
+                    problems.push(Problem::new(
+                        "idp.error_rate",
+                        format!("must be within 0 and 1, not {}", idp.error_rate),
+                    ));
+                }
+                if let Some(rps) = idp.throttle_rps {
+                    if !(rps.is_finite() && rps > 0.0) {
+                        problems.push(Problem::new(
+                            "idp.throttle_rps",
+                            format!("must be a number above 0, not {rps}"),
+                        ));
+                    }
+                }
+            }
+            IdpSpec::External(_) => {
+                if matches!(self.backend, BackendSpec::Embedded { .. }) {
+                    problems.push(Problem::new(
+                        "idp.token_url",
+                        "an external identity provider needs an external backend ([backend] \
+                         url): the embedded backend accepts only the embedded provider's tokens",
+                    ));
+                }
+                if let SignerSpec::Secret(_) = self.signer {
+                    problems.push(Problem::new(
+                        "signer.client_secret",
+                        "with an external identity provider, give its client_secret in [idp]",
+                    ));
+                }
+                if !self.events.is_empty() {
+                    problems.push(Problem::new(
+                        "events",
+                        "events act on the embedded identity provider; this one is external",
+                    ));
+                }
+            }
+        }
+        if let BackendSpec::Embedded { latency } = &self.backend {
+            if let Err(message) = latency.validate() {
+                problems.push(Problem::new("backend.latency", message));
+            }
+        }
+        for (i, event) in self.events.iter().enumerate() {
+            if event.at >= duration {
+                problems.push(Problem::new(
+                    format!("events[{i}].at"),
+                    format!(
+                        "{} at {} is not before the end of the run ({})",
+                        event.kind.name(),
+                        human(event.at),
+                        human(duration)
+                    ),
+                ));
+            }
+            match &event.kind {
+                EventKind::IdpOutage { duration } | EventKind::IdpThrottle { duration, .. }
+                    if duration.is_zero() =>
+                {
+                    problems.push(Problem::new(
+                        format!("events[{i}].duration"),
+                        "must be above 0",
+                    ));
+                }
+                _ => {}
+            }
+            if let EventKind::IdpThrottle { rate, .. } = event.kind {
+                if !(rate.is_finite() && rate > 0.0) {
+                    problems.push(Problem::new(
+                        format!("events[{i}].rate"),
+                        format!("must be a number above 0, not {rate}"),
+                    ));
+                }
+            }
+        }
+        if let Some(compare) = &self.compare {
+            match compare.runs() {
+                Ok(runs) => {
+                    for (value, overrides) in runs {
+                        // Each run must be valid too (e.g. every backend has the algorithm).
+                        let mut run = self.clone();
+                        run.compare = None;
+                        if let Err(e) = run.with_overrides(&overrides) {
+                            problems.push(Problem::new(
+                                format!("compare.{}", compare.key),
+                                format!("with {} = {value:?}: {e}", compare.key),
+                            ));
+                        }
+                    }
+                }
+                Err(e) => problems.push(Problem::new(
+                    format!("compare.{}", compare.key),
+                    e.to_string(),
+                )),
+            }
+        }
+        problems
+    }
+}

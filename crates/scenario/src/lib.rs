@@ -1,0 +1,83 @@
+//! Scenario files: what a run does (traffic, gateway, signer, identity provider, backend and
+//! events), read from TOML.
+//!
+//! ```toml
+//! name = "stampede"          # default: the file name without .toml
+//! duration = "40s"           # default: 30s (a replay: the trace's length)
+//! seed = 7                   # default: 1; the same seed gives the same arrivals
+//!
+//! [traffic]                  # the arrival process (required), one of:
+//! kind = "constant"          #   constant, poisson:  rate (req/s)
+//! rate = 500                 #   ramp:               from, to (req/s, linear over the run)
+//!                            #   step:               steps = [{ at = "0s", rate = 100 }, …]
+//!                            #   burst:              every, size, and an optional base rate
+//!                            #   replay:             trace (path from this file), speed (1.0)
+//!
+//! [gateway]
+//! instances = 2              # default 1; each has its own token cache …
+//! shared_cache = false       # … unless true: one cache for all
+//! policy = "apim"            # apim (default) | single-flight | refresh-ahead
+//! cache_fraction = 0.95      # share of expires_in a token is cached for, in (0, 1]
+//! max_in_flight = 1000       # per instance; arrivals beyond are dropped
+//! retry_on_401 = false       # retry once after a 401/403 (the reference policy does not)
+//!
+//! [signer]                   # a generated key and certificate …
+//! backend = "aws-lc-rs"      # rsa | ring | aws-lc-rs (default: aws-lc-rs)
+//! alg = "PS256"              # PS256 | RS256 | ES256 | EdDSA (default: PS256 for RSA keys)
+//! key_bits = 2048            # RSA: 2048 | 3072 | 4096
+//! # client_secret = "…"      # … or a client secret instead
+//!
+//! [idp]                      # the embedded mock identity provider …
+//! token_lifetime = "10s"     # expires_in of its tokens (whole seconds, default 3599s)
+//! latency = "200ms"          # or { kind = "uniform", min_ms = 5, max_ms = 50 }
+//!                            # or { kind = "log-normal", median_ms = 20, p99_ms = 200 }
+//! error_rate = 0.0           # share of token requests answered 500/503
+//! throttle_rps = 50          # per-client token bucket (429 with Retry-After)
+//! # … or an external one: token_url, client_id, scope, audience (optional), and
+//! # key + cert (+ password) or client_secret
+//!
+//! [backend]
+//! latency = "2ms"            # the embedded mock backend … or url = "https://…" (external)
+//!
+//! [[events]]                 # at a time of the run:
+//! at = "15s"                 # revoke-tokens | rotate-idp-keys
+//! kind = "idp-outage"        # | idp-outage (duration) | idp-throttle (rate, duration)
+//! duration = "3s"
+//!
+//! [compare]                  # optional: run once per value (as `--compare backend=…`)
+//! backend = ["rsa", "ring", "aws-lc-rs"]
+//! ```
+//!
+//! Durations are human (`30s`, `2m`, `250ms`, `1m 30s`). Every error — TOML syntax, an
+//! unknown key, a wrong type, an impossible value — is a [`ScenarioError`] naming the file,
+//! the line and column, and the key.
+//!
+//! The shipped scenarios are built into the binary ([`builtin`], [`Scenario::find`]), so
+//! `tokenbench run stampede` works from any folder.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod apply;
+pub mod arrivals;
+mod builtin;
+mod comparison;
+mod error;
+mod limits;
+mod model;
+pub mod overrides;
+mod parse;
+pub mod trace;
+mod traffic;
+mod values;
+
+pub use builtin::{builtin, builtin_names, builtin_trace, DEFAULT_SCENARIO};
+pub use comparison::Comparison;
+pub use error::{Location, ScenarioError};
+pub use limits::{MAX_INSTANCES, MAX_RATE};
+pub use model::{
+    BackendSpec, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp, Gateway, IdpSpec,
+    KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_SEED, DEFAULT_TOKEN_LIFETIME,
+};
+pub use overrides::Overrides;
+pub use traffic::{RateStep, Traffic, TrafficError};

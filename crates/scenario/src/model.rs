@@ -1,0 +1,302 @@
+//! The scenario model: what a run does, as checked values with public fields.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use client::{CachePolicy, ClientSecret};
+use mock::Latency;
+use signer::{Algorithm, CryptoBackend, KeySpec};
+use zeroize::Zeroizing;
+
+use crate::{
+    arrivals::{self, Schedule},
+    comparison::Comparison,
+    traffic::{Traffic, TrafficError},
+};
+
+/// Run length when a scenario sets none (and does not replay a trace).
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// Seed when a scenario sets none.
+pub const DEFAULT_SEED: u64 = 1;
+/// In-flight limit per instance when a scenario sets none.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+/// Token lifetime of the embedded identity provider when a scenario sets none (as Entra).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = mock::DEFAULT_TOKEN_LIFETIME;
+/// RSA key size when a scenario sets none.
+pub const DEFAULT_KEY_BITS: u32 = 2048;
+
+/// doing so, call [`Scenario::validate`] (or use [`Scenario::with_overrides`], which does).
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Its name (the `name` key, or the file name without `.toml`).
+    pub name: String,
+    /// Where it came from (a path, or `builtin:NAME.toml`).
+    pub origin: String,
+    /// Run length.
+    pub duration: Duration,
+    /// Seed of every random choice of the run (arrivals, latencies).
+    pub seed: u64,
+    /// The arrival process.
+    pub traffic: Traffic,
+    /// The gateway instances.
+    pub gateway: Gateway,
+    /// How the gateway authenticates to the identity provider.
+    pub signer: SignerSpec,
+    /// The identity provider.
+    pub idp: IdpSpec,
+    /// The protected backend.
+    pub backend: BackendSpec,
+    /// Events, by time (equal times in file order).
+    pub events: Vec<Event>,
+    /// Runs to compare, if the scenario asks for a comparison.
+    pub compare: Option<Comparison>,
+    /// Whether `duration` came from the replayed trace (it follows the speed then).
+    pub(crate) duration_from_trace: bool,
+}
+
+/// The gateway: its instances and their token caches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gateway {
+    /// Instances (1 to [`MAX_INSTANCES`](crate::MAX_INSTANCES)). Default 1.
+    pub instances: u32,
+    /// One token cache for all instances instead of one each. Default false (APIM's cache is
+    /// per instance).
+    pub shared_cache: bool,
+    /// The cache policy. Default `apim`, the reference policy.
+    pub policy: CachePolicy,
+    /// Share of `expires_in` a token is cached for, in `(0, 1]`. Default 0.95.
+    pub cache_fraction: f64,
+    /// Most requests in flight per instance; arrivals beyond are dropped. Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: u32,
+    /// Retry a request once after a 401/403 (with a new token). Default false, as the
+    /// reference policy.
+    pub retry_on_401: bool,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            instances: 1,
+            shared_cache: false,
+            policy: CachePolicy::Apim,
+            cache_fraction: client::config::DEFAULT_CACHE_FRACTION,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            retry_on_401: false,
+        }
+    }
+}
+
+/// How the gateway authenticates to the identity provider.
+#[derive(Clone, Debug)]
+pub enum SignerSpec {
+    /// Certificate-signed client assertions. With the embedded identity provider, the run
+    /// generates a key of [`SignerSpec::key_spec`] and its certificate.
+    Assertion {
+        /// The crypto backend.
+        backend: &'static dyn CryptoBackend,
+        /// The algorithm; `None`: the key's default (PS256 for RSA keys).
+        alg: Option<Algorithm>,
+        /// RSA modulus size (2048, 3072 or 4096); unused for ES256 and EdDSA.
+        key_bits: u32,
+    },
+    /// A client secret (the embedded identity provider registers it).
+    Secret(ClientSecret),
+}
+
+impl Default for SignerSpec {
+    fn default() -> Self {
+        SignerSpec::Assertion {
+            backend: signer::backend::default_backend(),
+            alg: None,
+            key_bits: DEFAULT_KEY_BITS,
+        }
+    }
+}
+
+impl SignerSpec {
+    /// The kind of key to generate: RSA of `key_bits` for PS256, RS256 or no algorithm,
+    /// P-256 for ES256, Ed25519 for EdDSA; `None` for a client secret.
+    pub fn key_spec(&self) -> Option<KeySpec> {
+        match self {
+            SignerSpec::Assertion { alg, key_bits, .. } => match alg {
+                Some(Algorithm::Es256) => Some(KeySpec::P256),
+                Some(Algorithm::EdDsa) => Some(KeySpec::Ed25519),
+                _ => KeySpec::rsa(*key_bits as usize).ok(),
+            },
+            SignerSpec::Secret(_) => None,
+        }
+    }
+
+    /// The backend's name, or `None` for a client secret.
+    pub fn backend_name(&self) -> Option<&'static str> {
+        match self {
+            SignerSpec::Assertion { backend, .. } => Some(backend.name()),
+            SignerSpec::Secret(_) => None,
+        }
+    }
+}
+
+/// The password of an encrypted key or PKCS#12 file. Zeroed on drop; `Debug` hides it.
+#[derive(Clone)]
+pub struct KeyPassword(Zeroizing<String>);
+
+impl KeyPassword {
+    /// A password, zeroed on drop.
+    pub fn new(password: String) -> Self {
+        KeyPassword(Zeroizing::new(password))
+    }
+
+    /// The password itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyPassword(<redacted>)")
+    }
+}
+
+/// The identity provider.
+#[derive(Clone, Debug)]
+pub enum IdpSpec {
+    /// The embedded mock, started in-process for the run.
+    Embedded(EmbeddedIdp),
+    /// A real provider.
+    External(ExternalIdp),
+}
+
+impl Default for IdpSpec {
+    fn default() -> Self {
+        IdpSpec::Embedded(EmbeddedIdp::default())
+    }
+}
+
+/// Settings of the embedded mock identity provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddedIdp {
+    /// `expires_in` of its tokens: whole seconds, at least 1 s. Default 3599 s.
+    pub token_lifetime: Duration,
+    /// Latency of its token endpoint. Default none.
+    pub latency: Latency,
+    /// Share of token requests answered with an injected 500 or 503, 0 to 1. Default 0.
+    pub error_rate: f64,
+    /// Per-client throttling of token requests (sustained requests per second). Default none.
+    pub throttle_rps: Option<f64>,
+}
+
+impl Default for EmbeddedIdp {
+    fn default() -> Self {
+        EmbeddedIdp {
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            latency: Latency::None,
+            error_rate: 0.0,
+            throttle_rps: None,
+        }
+    }
+}
+
+/// A real identity provider.
+#[derive(Clone, Debug)]
+pub struct ExternalIdp {
+    /// Its token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The scope, e.g. `api://backend/.default`.
+    pub scope: String,
+    /// The assertions' `aud`, when not the token URL.
+    pub audience: Option<String>,
+    /// The client's credentials.
+    pub credentials: ExternalCredentials,
+}
+
+/// Credentials for an external identity provider.
+#[derive(Clone, Debug)]
+pub enum ExternalCredentials {
+    /// A key and certificate (resolved against the scenario file's folder), signed with the
+    /// `[signer]` backend and algorithm.
+    Certificate {
+        /// The private key (PEM, DER, or a .pfx/.p12 bundle).
+        key: PathBuf,
+        /// The certificate (optional with a .pfx that bundles it).
+        cert: Option<PathBuf>,
+        /// The key's password, if it is encrypted.
+        password: Option<KeyPassword>,
+    },
+    /// A client secret.
+    Secret(ClientSecret),
+}
+
+/// The protected backend.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackendSpec {
+    /// The embedded mock backend (it accepts the embedded identity provider's tokens).
+    Embedded {
+        /// Added latency of each answer.
+        latency: Latency,
+    },
+    /// A real backend: requests go to this base URL plus the request path.
+    External {
+        /// Base URL.
+        url: String,
+    },
+}
+
+impl Default for BackendSpec {
+    fn default() -> Self {
+        BackendSpec::Embedded {
+            latency: Latency::None,
+        }
+    }
+}
+
+/// Something that happens at a time of the run (to the embedded identity provider).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Offset from the start of the run (before its end).
+    pub at: Duration,
+    /// What happens.
+    pub kind: EventKind,
+}
+
+/// The kinds of [`Event`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    /// Every token issued so far is rejected by the backend from now on (401).
+    RevokeTokens,
+    /// The identity provider signs with a new key; tokens under the old one get 401.
+    RotateIdpKeys,
+    /// The token endpoint answers 503 for `duration`.
+    IdpOutage {
+        /// How long.
+        duration: Duration,
+    },
+    /// The token endpoint throttles each client to `rate` requests per second for `duration`.
+    IdpThrottle {
+        /// Sustained token requests per second.
+        rate: f64,
+        /// How long.
+        duration: Duration,
+    },
+}
+
+impl EventKind {
+    /// The name scenario files use (`revoke-tokens`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::RevokeTokens => "revoke-tokens",
+            EventKind::RotateIdpKeys => "rotate-idp-keys",
+            EventKind::IdpOutage { .. } => "idp-outage",
+            EventKind::IdpThrottle { .. } => "idp-throttle",
+        }
+    }
+}
+
+impl Scenario {
+    /// The arrivals of a run of this scenario (deterministic for its seed).
+    pub fn arrivals(&self) -> Result<Schedule, TrafficError> {
+        arrivals::schedule(&self.traffic, self.duration, self.seed)
+    }
+}

@@ -1,0 +1,128 @@
+//! The file's shape, as serde reads it.
+
+use serde::Deserialize;
+
+use crate::values::{AlgName, BackendName, Human, LatencyValue, PolicyName};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub(crate) name: Option<String>,
+    pub(crate) duration: Option<Human>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) traffic: RawTraffic,
+    #[serde(default)]
+    pub(crate) gateway: RawGateway,
+    #[serde(default)]
+    pub(crate) signer: RawSigner,
+    #[serde(default)]
+    pub(crate) idp: RawIdp,
+    #[serde(default)]
+    pub(crate) backend: RawBackend,
+    #[serde(default)]
+    pub(crate) events: Vec<RawEvent>,
+    pub(crate) compare: Option<RawCompare>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TrafficKind {
+    Constant,
+    Poisson,
+    Ramp,
+    Step,
+    Burst,
+    Replay,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTraffic {
+    pub(crate) kind: TrafficKind,
+    pub(crate) rate: Option<f64>,
+    pub(crate) from: Option<f64>,
+    pub(crate) to: Option<f64>,
+    pub(crate) steps: Option<Vec<RawStep>>,
+    pub(crate) every: Option<Human>,
+    pub(crate) size: Option<u32>,
+    pub(crate) trace: Option<String>,
+    pub(crate) speed: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub(crate) at: Human,
+    pub(crate) rate: f64,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGateway {
+    pub(crate) instances: Option<u32>,
+    pub(crate) shared_cache: Option<bool>,
+    pub(crate) policy: Option<PolicyName>,
+    pub(crate) cache_fraction: Option<f64>,
+    pub(crate) max_in_flight: Option<u32>,
+    pub(crate) retry_on_401: Option<bool>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSigner {
+    pub(crate) backend: Option<BackendName>,
+    pub(crate) alg: Option<AlgName>,
+    pub(crate) key_bits: Option<u32>,
+    pub(crate) client_secret: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdp {
+    pub(crate) token_lifetime: Option<Human>,
+    pub(crate) latency: Option<LatencyValue>,
+    pub(crate) error_rate: Option<f64>,
+    pub(crate) throttle_rps: Option<f64>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) cert: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) client_secret: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackend {
+    pub(crate) latency: Option<LatencyValue>,
+    pub(crate) url: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum EventKindName {
+    RevokeTokens,
+    RotateIdpKeys,
+    IdpOutage,
+    IdpThrottle,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvent {
+    pub(crate) at: Human,
+    pub(crate) kind: EventKindName,
+    pub(crate) duration: Option<Human>,
+    pub(crate) rate: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompare {
+    pub(crate) policy: Option<Vec<String>>,
+    pub(crate) backend: Option<Vec<String>>,
+    pub(crate) alg: Option<Vec<String>>,
+    pub(crate) instances: Option<Vec<u32>>,
+}
