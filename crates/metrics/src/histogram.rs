@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::{error::MetricsError, snapshot::SpectrumPoint};
+use crate::error::MetricsError;
 
 /// Highest latency or service time recorded (1 hour, in µs); longer ones count as this.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -10,8 +10,6 @@ pub const MAX_LATENCY_US: u64 = 3_600_000_000;
 pub const MAX_SIGNING_NS: u64 = 60_000_000_000;
 /// Significant digits of every histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
-/// Points per halving of `1 - p` in the latency spectrum.
-const SPECTRUM_TICKS_PER_HALVING: u32 = 4;
 
 pub(crate) fn new_histogram(high: u64, what: &'static str) -> Result<Histogram<u64>, MetricsError> {
     Histogram::new_with_bounds(1, high, SIGNIFICANT_DIGITS)
@@ -32,30 +30,4 @@ pub(crate) fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
 
 pub(crate) fn p99(histogram: &Histogram<u64>) -> Option<u64> {
     (!histogram.is_empty()).then(|| histogram.value_at_quantile(0.99))
-}
-
-pub(crate) fn spectrum(histogram: &Histogram<u64>) -> Vec<SpectrumPoint> {
-    let count = histogram.len();
-    if count == 0 {
-        return Vec::new();
-    }
-    let mut points = Vec::new();
-    for k in 0..=64 * SPECTRUM_TICKS_PER_HALVING {
-        let tail = 0.5f64.powf(f64::from(k) / f64::from(SPECTRUM_TICKS_PER_HALVING));
-        if k > 0 && 1.0 / tail >= count as f64 {
-            break;
-        }
-        let q = 1.0 - tail;
-        points.push(SpectrumPoint {
-            percentile: q * 100.0,
-            latency_us: histogram.value_at_quantile(q),
-        });
-    }
-    if count > 1 {
-        points.push(SpectrumPoint {
-            percentile: (1.0 - 1.0 / count as f64) * 100.0,
-            latency_us: histogram.max(),
-        });
-    }
-    points
 }

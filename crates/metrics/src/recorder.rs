@@ -14,13 +14,13 @@ use tokio::time::Instant;
 
 use crate::{
     error::MetricsError,
-    histogram::{new_histogram, spectrum, MAX_SIGNING_NS},
+    histogram::{new_histogram, MAX_SIGNING_NS},
     invalidation::Invalidation,
     latency_log::LatencyLog,
     record::{Class, RequestRecord, TokenAnswer},
     rss::{peak_rss_bytes, rss_bytes},
     snapshot::{
-        CacheStats, IdpStats, InstanceStats, MemoryStats, MetricsSnapshot, Percentiles,
+        spectrum, CacheStats, IdpStats, InstanceStats, MemoryStats, MetricsSnapshot, Percentiles,
         RequestCounts, SigningStats, StampedeStats,
     },
     window::{second, Window, WindowView},

@@ -52,6 +52,36 @@ impl Percentiles {
     }
 }
 
+/// Points per halving of `1 - p` in the latency spectrum.
+const SPECTRUM_TICKS_PER_HALVING: u32 = 4;
+
+/// The latency percentile spectrum of `histogram`: see [`MetricsSnapshot::latency_spectrum`].
+pub(crate) fn spectrum(histogram: &Histogram<u64>) -> Vec<SpectrumPoint> {
+    let count = histogram.len();
+    if count == 0 {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    for k in 0..=64 * SPECTRUM_TICKS_PER_HALVING {
+        let tail = 0.5f64.powf(f64::from(k) / f64::from(SPECTRUM_TICKS_PER_HALVING));
+        if k > 0 && 1.0 / tail >= count as f64 {
+            break;
+        }
+        let q = 1.0 - tail;
+        points.push(SpectrumPoint {
+            percentile: q * 100.0,
+            latency_us: histogram.value_at_quantile(q),
+        });
+    }
+    if count > 1 {
+        points.push(SpectrumPoint {
+            percentile: (1.0 - 1.0 / count as f64) * 100.0,
+            latency_us: histogram.max(),
+        });
+    }
+    points
+}
+
 /// One point of the latency percentile spectrum.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumPoint {
@@ -219,8 +249,7 @@ pub struct TimelineRow {
 /// Everything measured, at one moment: the figures of `report.json`, which embeds it.
 ///
 /// In JSON, `duration` is `duration_s` (seconds) and `started_at` RFC 3339 (UTC); figures
-/// without data are `null`. [`catalog::CATALOG`](crate::catalog::CATALOG) describes each
-/// figure.
+/// without data are `null`. The metric catalog (`catalog::CATALOG`) describes each figure.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetricsSnapshot {
     /// The run's length at the snapshot (the `end` given).

@@ -92,6 +92,7 @@ impl Report {
             return Err(ReportError::Schema {
                 path: path.to_owned(),
                 found: report.schema_version,
+                expected: SCHEMA_VERSION,
             });
         }
         Ok(report)

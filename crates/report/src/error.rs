@@ -4,8 +4,6 @@ use std::{io, path::PathBuf};
 
 use metrics::MetricsError;
 
-use crate::document::SCHEMA_VERSION;
-
 /// Errors writing or reading reports; each names the file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,11 +57,13 @@ pub enum ReportError {
         source: serde_json::Error,
     },
     /// A report of another schema version.
-    #[error("{} has schema_version {found}; this tokenbench reads version {SCHEMA_VERSION}", path.display())]
+    #[error("{} has schema_version {found}; this tokenbench reads version {expected}", path.display())]
     Schema {
         /// The file.
         path: PathBuf,
         /// Its version.
         found: u32,
+        /// The version this tokenbench reads.
+        expected: u32,
     },
 }
