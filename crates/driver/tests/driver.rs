@@ -271,3 +271,34 @@ async fn an_interrupted_run_reports_what_it_measured() {
         );
     }
 }
+
+/// The counts of a seeded run are those the tokenbench of before the crate split measured
+/// for the same run (`crates/report/tests/data/report-v1.json`: `tokenbench run default
+/// --duration 2s --rate 50`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_run_counts_what_it_counted_before_the_split() {
+    let before: serde_json::Value =
+        serde_json::from_str(include_str!("../../report/tests/data/report-v1.json")).unwrap();
+    let overrides = scenario::Overrides {
+        duration: Some(Duration::from_secs(2)),
+        rate: Some(50.0),
+        ..scenario::Overrides::default()
+    };
+    let default = Scenario::from_builtin("default")
+        .unwrap()
+        .with_overrides(&overrides)
+        .unwrap();
+    let now = serde_json::to_value(run(&default).await.report).unwrap();
+    for path in [
+        "/requests",
+        "/idp/token_requests",
+        "/idp/ok",
+        "/signing/count",
+        "/stampede/episodes",
+        "/instances",
+        "/seed",
+        "/rate",
+    ] {
+        assert_eq!(now.pointer(path), before.pointer(path), "{path}");
+    }
+}

@@ -1,0 +1,111 @@
+//! `report.json` keeps `schema_version` 1 and every key and value it had before the report
+//! embedded the metrics snapshot. `data/report-v1.json` was written by the tokenbench of
+//! before that change (`tokenbench run default --duration 2s --rate 50`).
+
+use std::{collections::BTreeSet, time::Duration};
+
+use metrics::{catalog::CATALOG, Metrics, RequestOutcome, RequestRecord, TokenAnswer};
+use report::{Report, RunInfo, SCHEMA_VERSION};
+use serde_json::Value;
+use tokio::time::Instant;
+
+const BEFORE: &str = include_str!("data/report-v1.json");
+
+/// Every key path of `value`: `cache.hits`, `timeline[].t`, …
+fn key_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = format!("{prefix}{key}");
+                key_paths(child, &format!("{path}."), out);
+                out.insert(path);
+            }
+        }
+        Value::Array(items) => {
+            let element = format!("{}[].", prefix.trim_end_matches('.'));
+            for item in items {
+                key_paths(item, &element, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    key_paths(value, "", &mut out);
+    out
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// A run with something in every section: two instances, fetches, a revocation and the
+/// recoveries from it, a drop.
+fn report_now() -> Report {
+    let m = Metrics::new(2, Instant::now()).unwrap();
+    for instance in 0..2 {
+        m.cache_miss(instance);
+        m.episode_started(instance);
+        m.fetch_started(instance, ms(1));
+        m.signed(Duration::from_micros(300));
+        m.fetch_finished(TokenAnswer::Ok);
+        m.episode_ended(instance, 1);
+    }
+    m.revocation_event(ms(500));
+    for i in 0..100u64 {
+        let instance = (i % 2) as usize;
+        m.record_request(&RequestRecord {
+            instance,
+            intended_start: ms(i * 10),
+            sent_at: ms(i * 10 + 1),
+            finished_at: ms(i * 10 + 3),
+            outcome: RequestOutcome::Status(if i == 50 { 401 } else { 200 }),
+            token_obtained_at: Some(ms(if i < 52 { 1 } else { 510 })),
+        });
+        m.cache_hit(instance);
+    }
+    m.record_dropped(ms(700));
+    let info = RunInfo {
+        scenario: "default".to_owned(),
+        policy: "refresh-ahead".to_owned(),
+        backend: "aws-lc-rs".to_owned(),
+        alg: "PS256".to_owned(),
+        rate: Some(50.0),
+        seed: Some(1),
+        interrupted: false,
+    };
+    Report::new(info, m.snapshot(ms(1_000)))
+}
+
+#[test]
+fn a_report_written_now_has_every_key_of_one_written_before() {
+    let before: Value = serde_json::from_str(BEFORE).unwrap();
+    let now = serde_json::to_value(report_now()).unwrap();
+    assert_eq!(now["schema_version"], SCHEMA_VERSION);
+    assert_eq!(keys(&now), keys(&before));
+}
+
+#[test]
+fn a_report_written_before_reads_and_writes_back_unchanged() {
+    let before: Value = serde_json::from_str(BEFORE).unwrap();
+    let report: Report = serde_json::from_str(BEFORE).unwrap();
+    assert_eq!(report.metrics.requests.sent, 96);
+    assert_eq!(report.metrics.idp.token_requests, 3);
+    assert_eq!(serde_json::to_value(&report).unwrap(), before);
+}
+
+#[test]
+fn every_catalog_figure_is_a_key_of_the_report_or_derived_from_them() {
+    let before: Value = serde_json::from_str(BEFORE).unwrap();
+    let keys = keys(&before);
+    let derived = ["requests.per_second"];
+    for description in CATALOG {
+        assert!(
+            keys.contains(description.path) || derived.contains(&description.path),
+            "{} is neither in report.json nor a known derived figure",
+            description.path
+        );
+    }
+}
