@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent verifier for tokenbench client assertions (DESIGN.md section 2).
+"""Independent verifier for tokenbench client assertions (docs/assertion-profile.md).
 
 Usage:
     verify_assertion.py --cert CERT.pem --client-id ID --audience URL [--lifetime 600] < jws

@@ -19,7 +19,7 @@ pub const MAX_RETRIES_LIMIT: u32 = 10;
 /// Largest `max_backoff` and `max_retry_after` a [`RetryPolicy`] may have: 10 minutes.
 pub const MAX_DELAY_LIMIT: Duration = Duration::from_secs(600);
 
-/// How the cache treats concurrent misses and rejected tokens (DESIGN §4).
+/// How the cache treats concurrent misses and rejected tokens (`docs/cache-policies.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CachePolicy {

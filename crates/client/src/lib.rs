@@ -3,7 +3,7 @@
 //! A [`TokenClient`] gets OAuth 2.0 client-credentials tokens for one token URL, client id
 //! and scope, authenticating with a certificate-signed client assertion (RFC 7523
 //! `private_key_jwt`, through any [`signer`] backend and algorithm) or a client secret, and
-//! caches them under one of three [`CachePolicy`]s (DESIGN §4):
+//! caches them under one of three [`CachePolicy`]s (`docs/cache-policies.md`):
 //!
 //! - [`CachePolicy::Apim`], the reference API Management policy: every concurrent miss signs
 //!   and fetches, tokens are cached for `cache_fraction × expires_in`, every 401/403 removes

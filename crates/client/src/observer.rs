@@ -6,7 +6,7 @@
 //! while the client holds a lock, and must be cheap: [`hit`](TokenObserver::hit) is on the
 //! hit path.
 //!
-//! **Miss episodes and herd size** (DESIGN §5). An episode starts with a miss on a key for
+//! **Miss episodes and herd size** (`docs/metrics.md`). An episode starts with a miss on a key for
 //! which no episode is running and no valid token is cached (under `single-flight` and
 //! `refresh-ahead`, that is a miss with no fetch in progress, or one that joins a background
 //! refresh). It ends when a token is stored, or, if its fetches all fail, when the last

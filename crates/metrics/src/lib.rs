@@ -1,4 +1,5 @@
-//! The measurements of one run (DESIGN §5), recorded concurrently, read as a snapshot.
+//! The measurements of one run, recorded concurrently, read as a snapshot; `docs/metrics.md`
+//! defines each figure.
 //!
 //! One [`Metrics`] per run, shared through an [`Arc`] by every task of the run. The driver
 //! owns the clock: every time is a [`Duration`] offset from the run's start (the
