@@ -18,9 +18,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use http::{header, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use mock::{
-    server::MockServer, ClientRegistration, Mock, MockConfig, DEFAULT_RESOURCE, JWT_BEARER,
-};
+use mock::{server::MockServer, ClientRegistration, Mock, MockConfig, DEFAULT_RESOURCE};
 use signer::{backend, keygen, AssertionBuilder, Credential, KeySpec};
 
 const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
@@ -58,7 +56,7 @@ fn assertion_form(builder: &AssertionBuilder) -> Bytes {
         ("grant_type", "client_credentials"),
         ("client_id", CLIENT),
         ("scope", &scope),
-        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion_type", signer::CLIENT_ASSERTION_TYPE),
         ("client_assertion", &assertion),
     ])
 }

@@ -208,8 +208,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<()> {
                     } else {
                         format!(" --baseline {}", args.baseline.display())
                     }
-                ))
-                .into());
+                )));
             }
             baselines.push(Document::read(&path)?);
         }
@@ -398,8 +397,7 @@ fn select(only: &[String]) -> anyhow::Result<Vec<&'static Member>> {
             return Err(usage(format!(
                 "--only: no suite member {name:?} (members: {})",
                 SUITE.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-            ))
-            .into());
+            )));
         }
     }
     Ok(SUITE

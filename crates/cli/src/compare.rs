@@ -45,8 +45,7 @@ impl ToleranceArgs {
                 return Err(usage(format!(
                     "--metric {} matches no metric of {what}",
                     rule.pattern
-                ))
-                .into());
+                )));
             }
         }
         Ok(())

@@ -1,5 +1,8 @@
 //! The `tokenbench` command line. Thin: parsing and printing; the work is in the libraries.
 #![forbid(unsafe_code)]
+// The doc comments of the argument structs are the `--help` text, written for a terminal
+// (`<value>`, `NAME[:TOLERANCE]`), not rustdoc markup.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::{
     fs,
@@ -215,8 +218,7 @@ fn keygen_command(args: KeygenArgs) -> anyhow::Result<()> {
                 return Err(usage(format!(
                     "{} exists; pass --force to overwrite it",
                     path.display()
-                ))
-                .into());
+                )));
             }
         }
     }

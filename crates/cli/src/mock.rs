@@ -115,8 +115,7 @@ fn clients(
             "give one --client-cert per --client-id ({} ids, {} certificates)",
             args.client_ids.len(),
             args.client_certs.len()
-        ))
-        .into());
+        )));
     }
     let mut certificates: BTreeMap<&str, Vec<Certificate>> = BTreeMap::new();
     for (id, path) in args.client_ids.iter().zip(&args.client_certs) {

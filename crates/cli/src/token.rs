@@ -89,8 +89,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         (None, None) => {
             return Err(usage(format!(
                 "give --key (with --cert) or --client-secret, or set {SECRET_ENV}"
-            ))
-            .into());
+            )));
         }
         (Some(_), Some(_)) => {
             return Err(usage("give either --key or --client-secret, not both"));

@@ -8,7 +8,7 @@ use std::{
 
 use http::{StatusCode, Uri};
 use rand::Rng as _;
-use signer::{Algorithm, AssertionBuilder};
+use signer::{Algorithm, AssertionBuilder, CLIENT_ASSERTION_TYPE};
 use tokio::{sync::watch, time::Instant};
 use zeroize::Zeroizing;
 
@@ -24,9 +24,6 @@ use crate::{
     CacheKey, CachePolicy, ClientAuth, ClientSecret, Error, RetryPolicy, Token, TokenCache,
     TokenClientConfig,
 };
-
-/// `client_assertion_type` of RFC 7523 assertions.
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The result every waiter of a shared fetch receives.
 type SharedResult = Option<Result<Token, Error>>;
@@ -459,7 +456,7 @@ impl Inner {
                         duration,
                     },
                 );
-                form.append_pair("client_assertion_type", JWT_BEARER)
+                form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE)
                     .append_pair("client_assertion", &assertion);
             }
             Authenticator::Secret(secret) => {

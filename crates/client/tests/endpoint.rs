@@ -15,7 +15,7 @@ use client::{
 use common::{credential, credential_from, secret, until, Gate, Recorder};
 use http::StatusCode;
 use serde_json::{json, Value};
-use signer::{jws, keygen, Algorithm, KeySpec};
+use signer::{jws, keygen, Algorithm, KeySpec, CLIENT_ASSERTION_TYPE};
 use tokio::sync::Semaphore;
 use wiremock::{
     matchers::{method, path},
@@ -251,7 +251,7 @@ async fn certificate_requests_carry_a_verifiable_assertion_and_the_form_fields()
         assert_eq!(field(&form, "scope"), Some(SCOPE));
         assert_eq!(
             field(&form, "client_assertion_type"),
-            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            Some(CLIENT_ASSERTION_TYPE)
         );
         assert_eq!(field(&form, "client_secret"), None);
         let assertion = field(&form, "client_assertion").expect("an assertion");

@@ -1,8 +1,8 @@
 //! The measurements of one run, recorded concurrently, read as a snapshot; `docs/metrics.md`
 //! defines each figure.
 //!
-//! One [`Metrics`] per run, shared through an [`Arc`] by every task of the run. The driver
-//! owns the clock: every time is a [`Duration`] offset from the run's start (the
+//! One [`Metrics`] per run, shared through an [`Arc`](std::sync::Arc) by every task of the run. The driver
+//! owns the clock: every time is a [`Duration`](std::time::Duration) offset from the run's start (the
 //! [`tokio::time::Instant`] given to [`Metrics::new`]); [`Metrics::elapsed`] gives the current
 //! one. The recording path is cheap and its memory is bounded whatever the request count:
 //! counters are atomics, latencies go into HdrHistograms under one short mutex section per

@@ -38,7 +38,7 @@ pub(crate) enum Class {
 /// start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
-    /// The gateway instance that served it (0-based, below [`Metrics::instances`]).
+    /// The gateway instance that served it (0-based, below [`Metrics::instances`](crate::Metrics::instances)).
     pub instance: usize,
     /// When it was scheduled to arrive (the open model's arrival time).
     pub intended_start: Duration,

@@ -134,10 +134,10 @@ pub struct IdpStats {
     pub ok: u64,
     /// Answered with 429.
     pub throttled: u64,
-    /// Anything else (see [`TokenAnswer::Error`]).
+    /// Anything else (see [`TokenAnswer::Error`](crate::TokenAnswer::Error)).
     pub errors: u64,
     /// The identity provider's peak of concurrent token requests, as the driver set it
-    /// ([`Metrics::set_idp_peak_concurrent`]); else `peak_concurrent_fetches`.
+    /// ([`Metrics::set_idp_peak_concurrent`](crate::Metrics::set_idp_peak_concurrent)); else `peak_concurrent_fetches`.
     pub peak_concurrent: u64,
     /// The peak of fetches in progress at once across instances, counted by the gateway
     /// (a fetch runs from signing its assertion to its final answer, retry delays included).

@@ -18,12 +18,8 @@ use sha2::{Digest, Sha256};
 use signer::{jws::Jws, Algorithm, KeyKind, PublicKey, VerifyingKey};
 
 use crate::{
-    clock::Clock,
-    config::{BackendConfig, ConfigError},
-    faults::Latency,
-    http_util::json_response,
-    idp::IdentityProvider,
-    stats::Stats,
+    clock::Clock, config::BackendConfig, error::ConfigError, faults::Latency,
+    http_util::json_response, idp::IdentityProvider, stats::Stats,
 };
 
 /// Shortest time between two JWKS refreshes triggered by unknown `kid`s.

@@ -17,19 +17,19 @@ use sha2::{Digest, Sha256};
 use signer::{
     jws::{Jws, MAX_COMPACT_LEN},
     keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
+    CLIENT_ASSERTION_TYPE,
 };
 
 use crate::{
     clock::Clock,
-    config::{ClientRegistration, ConfigError, MockConfig},
+    config::{ClientRegistration, MockConfig},
+    error::ConfigError,
     faults::{OutageMode, TokenBucket, TokenFaults},
     http_util::{json_response, OAuthRejection},
     stats::{Stats, TokenOutcome},
     ConnectionReset, MockError,
 };
 
-/// The `client_assertion_type` of RFC 7523.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Largest token request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest value of any form field but `client_assertion`, in bytes.
@@ -372,10 +372,10 @@ impl IdentityProvider {
         let resource = self.resource_of(&form.scope)?;
         let via_certificate = match (&form.client_assertion, &form.client_secret) {
             (Some(assertion), None) => {
-                if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                if form.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
                     return Err(OAuthRejection::invalid_request(
                         None,
-                        format!("client_assertion_type must be '{JWT_BEARER}'."),
+                        format!("client_assertion_type must be '{CLIENT_ASSERTION_TYPE}'."),
                     ));
                 }
                 self.check_assertion(client, assertion, tenant, now_ms / 1000)?;

@@ -28,6 +28,7 @@
 mod backend;
 pub mod clock;
 mod config;
+mod error;
 mod faults;
 mod http_util;
 mod idp;
@@ -37,11 +38,12 @@ mod stats;
 
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
-    BackendConfig, ClientRegistration, ConfigError, MockConfig, DEFAULT_CLOCK_SKEW,
-    DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
+    BackendConfig, ClientRegistration, MockConfig, DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE,
+    DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
+pub use error::ConfigError;
 pub use faults::{Latency, OutageMode, TokenFaults};
-pub use idp::{IdentityProvider, JWT_BEARER, MAX_BODY};
+pub use idp::{IdentityProvider, MAX_BODY};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
 

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::{
     backend::ProtectedBackend,
-    config::{ConfigError, MockConfig},
+    config::MockConfig,
+    error::ConfigError,
     faults::{Latency, TokenFaults},
     http_util::json_response,
     idp::IdentityProvider,

@@ -10,12 +10,11 @@ use mock::{
     clock::{Clock, ManualClock},
     BackendConfig, ClientRegistration, ConfigError, ConnectionReset, FaultsDocument, Latency, Mock,
     MockConfig, OutageMode, Refusal, TokenFaults, DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT,
-    JWT_BEARER,
 };
 use serde_json::{json, Value};
 use signer::{
     backend, jws::MAX_COMPACT_LEN, keygen, Algorithm, AssertionBuilder, Certificate, Credential,
-    KeySpec, PrivateKey, Thumbprint,
+    KeySpec, PrivateKey, Thumbprint, CLIENT_ASSERTION_TYPE,
 };
 
 const BASE: &str = "http://127.0.0.1:9";
@@ -164,7 +163,7 @@ impl Harness {
                 ("grant_type", "client_credentials"),
                 ("client_id", client_id),
                 ("scope", scope),
-                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
                 ("client_assertion", assertion),
             ])
             .await;

@@ -37,19 +37,18 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 
 /// The TOML of the shipped scenario `name` (`stampede` or `stampede.toml`).
 pub fn builtin(name: &str) -> Option<&'static str> {
-    let name = name.strip_suffix(".toml").unwrap_or(name);
-    BUILTINS
-        .iter()
-        .find(|(builtin, _)| *builtin == name)
-        .map(|(_, text)| *text)
+    lookup(&BUILTINS, name.strip_suffix(".toml").unwrap_or(name))
 }
 
 /// The content of a shipped trace, by its path relative to `scenarios/`
 /// (`traces/apim-gateway-logs.csv`, as the shipped `replay` scenario names it).
 pub fn builtin_trace(path: &str) -> Option<&'static str> {
-    let path = path.strip_prefix("./").unwrap_or(path);
-    BUILTIN_TRACES
+    lookup(&BUILTIN_TRACES, path.strip_prefix("./").unwrap_or(path))
+}
+
+fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
+    table
         .iter()
-        .find(|(builtin, _)| *builtin == path)
+        .find(|(name, _)| *name == key)
         .map(|(_, text)| *text)
 }

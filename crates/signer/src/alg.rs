@@ -59,3 +59,19 @@ impl FromStr for Algorithm {
             })
     }
 }
+
+/// Serialises as the JWS name (`PS256`, `EdDSA`, ...).
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Deserialises a JWS name as [`FromStr`] parses it; the error of an unknown one names it.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

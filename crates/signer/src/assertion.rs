@@ -15,6 +15,9 @@ use crate::{
     Algorithm, Certificate, Credential, Error, SigningKey, Thumbprint,
 };
 
+/// The RFC 7523 `client_assertion_type` that goes with the assertions this crate builds.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// Assertion lifetime when none is set: 600 s, as MSAL uses.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 

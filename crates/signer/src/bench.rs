@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     keygen::{self, KeySpec},
@@ -41,13 +41,12 @@ pub struct BenchConfig {
     pub measure_time: Duration,
 }
 
-/// One backend × algorithm result. Serialises to the `sign-bench --json` object.
-#[derive(Debug, Clone, Serialize)]
+/// One backend × algorithm result: an object of the `sign-bench --json` array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
     /// Backend name.
-    pub backend: &'static str,
-    /// JWS algorithm name.
-    #[serde(serialize_with = "serialize_alg")]
+    pub backend: String,
+    /// The algorithm, as its JWS name.
     pub alg: Algorithm,
     /// Key size in bits (RSA modulus; 256 for P-256 and Ed25519).
     pub key_bits: usize,
@@ -59,10 +58,6 @@ pub struct BenchResult {
     pub assertions_per_sec: f64,
     /// Nanoseconds per full assertion.
     pub assertion_ns: f64,
-}
-
-fn serialize_alg<S: serde::Serializer>(alg: &Algorithm, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(alg.as_str())
 }
 
 /// Progress of a run, for the caller to report as it sees fit.
@@ -197,7 +192,7 @@ fn measure(
             let ns_per_sign = s.signs.1.as_nanos() as f64 / s.signs.0 as f64;
             let assertion_ns = s.assertions.1.as_nanos() as f64 / s.assertions.0 as f64;
             BenchResult {
-                backend: key.backend(),
+                backend: key.backend().to_owned(),
                 alg: key.algorithm(),
                 key_bits: kind.bits(),
                 signs_per_sec: 1e9 / ns_per_sign,
@@ -223,5 +218,41 @@ fn run_for(
         if elapsed >= slice {
             return Ok((calls, elapsed));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_round_trips_through_json() {
+        let result = BenchResult {
+            backend: "aws-lc-rs".to_owned(),
+            alg: Algorithm::EdDsa,
+            key_bits: 256,
+            signs_per_sec: 40_000.0,
+            ns_per_sign: 25_000.0,
+            assertions_per_sec: 32_000.0,
+            assertion_ns: 31_250.0,
+        };
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "backend": "aws-lc-rs", "alg": "EdDSA", "key_bits": 256,
+                "signs_per_sec": 40_000.0, "ns_per_sign": 25_000.0,
+                "assertions_per_sec": 32_000.0, "assertion_ns": 31_250.0,
+            })
+        );
+        assert_eq!(serde_json::from_value::<BenchResult>(json).unwrap(), result);
+    }
+
+    #[test]
+    fn unknown_algorithm_is_named() {
+        let json = r#"{"backend": "ring", "alg": "HS256", "key_bits": 2048,
+            "signs_per_sec": 1.0, "ns_per_sign": 1.0, "assertions_per_sec": 1.0, "assertion_ns": 1.0}"#;
+        let err = serde_json::from_str::<BenchResult>(json).unwrap_err();
+        assert!(err.to_string().contains("\"HS256\""), "{err}");
     }
 }

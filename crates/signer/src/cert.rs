@@ -1,4 +1,4 @@
-//! X.509 certificates, their thumbprints, and PKCS#12 bundles.
+//! X.509 certificates and their thumbprints.
 
 use std::{fmt, path::Path};
 
@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     encoding::b64url,
-    key::{invalid_key, looks_like_pem, read_file},
-    Error, PrivateKey, PublicKey,
+    source::{looks_like_pem, read_file},
+    Error, PublicKey,
 };
 
 /// Which certificate thumbprint a JWS header carries.
@@ -137,54 +137,4 @@ fn invalid_certificate(origin: &str, reason: String) -> Error {
         origin: origin.to_owned(),
         reason,
     }
-}
-
-/// Whether `der` looks like a PKCS#12 `PFX`: a SEQUENCE whose first element is INTEGER 3.
-pub(crate) fn is_pkcs12(der: &[u8]) -> bool {
-    use der::{Header, SliceReader, Tag};
-    let Ok(mut reader) = SliceReader::new(der) else {
-        return false;
-    };
-    matches!(Header::decode(&mut reader), Ok(h) if h.tag == Tag::Sequence)
-        && u8::decode(&mut reader) == Ok(3)
-}
-
-/// Opens a PKCS#12 bundle: its private key, and its certificates with the one linked to the
-/// key (by local key id) first. `Credential` picks the one whose public key is the key's.
-pub(crate) fn open_pkcs12(
-    der: &[u8],
-    origin: &str,
-    password: Option<&str>,
-) -> Result<(PrivateKey, Vec<Certificate>), Error> {
-    let password = password.ok_or_else(|| Error::PasswordRequired {
-        origin: origin.to_owned(),
-    })?;
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).map_err(|e| {
-        use p12_keystore::error::Error as P12;
-        match e {
-            P12::MacError(_) | P12::UnpadError => Error::Decrypt {
-                origin: origin.to_owned(),
-                reason: "wrong password for the PKCS#12 file".to_owned(),
-            },
-            other => invalid_key(origin, format!("malformed PKCS#12: {other}")),
-        }
-    })?;
-    let [key_bag] = archive.keys.as_slice() else {
-        return Err(invalid_key(
-            origin,
-            format!(
-                "a PKCS#12 file must hold exactly one private key, this one holds {}",
-                archive.keys.len()
-            ),
-        ));
-    };
-    let key = PrivateKey::from_pkcs8_der(key_bag.key.as_der(), origin)?;
-    let key_id = key_bag.local_key_id.as_ref().map(|id| id.0.as_slice());
-    let mut bags: Vec<_> = archive.certs.iter().collect();
-    bags.sort_by_key(|bag| key_id.is_none() || bag.local_key_id.as_deref() != key_id);
-    let certificates = bags
-        .into_iter()
-        .map(|bag| Certificate::from_der(bag.cert.as_der().to_vec(), origin))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((key, certificates))
 }

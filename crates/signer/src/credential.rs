@@ -1,9 +1,8 @@
 use std::{path::Path, sync::Arc};
 
 use crate::{
-    cert::{is_pkcs12, open_pkcs12},
-    key::read_file,
-    Algorithm, Certificate, CryptoBackend, Error, PrivateKey, SigningKey,
+    pkcs12::is_pkcs12, source::read_file, Algorithm, Certificate, CryptoBackend, Error, PrivateKey,
+    SigningKey,
 };
 
 /// A private key loaded into a backend for one algorithm, together with its certificate.
@@ -40,7 +39,7 @@ impl Credential {
         let origin = key_path.display().to_string();
         let bytes = zeroize::Zeroizing::new(read_file(key_path)?);
         let (key, bundled) = if is_pkcs12(&bytes) {
-            open_pkcs12(&bytes, &origin, password)?
+            PrivateKey::from_pkcs12(&bytes, &origin, password)?
         } else {
             (
                 PrivateKey::from_bytes(&bytes, &origin, password)?,

@@ -133,3 +133,11 @@ pub enum Error {
     #[error(transparent)]
     Jws(#[from] crate::jws::JwsError),
 }
+
+/// An [`Error::InvalidKey`] for the key from `origin`.
+pub(crate) fn invalid_key(origin: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidKey {
+        origin: origin.to_owned(),
+        reason: reason.into(),
+    }
+}

@@ -1,89 +1,24 @@
-//! Private and public key material, normalised at load so that every backend takes one form.
+//! Private keys, normalised at load to PKCS#8 so that every backend takes one form.
 
 use std::{fmt, path::Path};
 
-use der::{asn1::ObjectIdentifier, Decode, Encode};
+use der::{Decode, Encode};
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use spki::AlgorithmIdentifierRef;
 use zeroize::Zeroizing;
 
-use crate::{Algorithm, Error};
+use crate::{
+    error::invalid_key,
+    pkcs12,
+    public_key::{ec_kind, key_kind, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION},
+    source::{looks_like_pem, read_file},
+    Certificate, Error, KeyKind,
+};
 
-pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-pub(crate) const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-pub(crate) const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-
-/// The smallest RSA modulus accepted, in bits.
-pub const MIN_RSA_BITS: usize = 2048;
-
-/// What a key is, as far as signing cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyKind {
-    /// RSA with a modulus of `bits` bits.
-    Rsa {
-        /// Modulus size in bits.
-        bits: usize,
-    },
-    /// ECDSA on NIST P-256.
-    EcP256,
-    /// Ed25519.
-    Ed25519,
-}
-
-impl KeyKind {
-    /// The algorithms a key of this kind can sign with; the first is the default.
-    pub fn algorithms(self) -> &'static [Algorithm] {
-        match self {
-            KeyKind::Rsa { .. } => &[Algorithm::Ps256, Algorithm::Rs256],
-            KeyKind::EcP256 => &[Algorithm::Es256],
-            KeyKind::Ed25519 => &[Algorithm::EdDsa],
-        }
-    }
-
-    /// The algorithm used when none is asked for: PS256 for RSA (Entra's default), else the only one.
-    pub fn default_algorithm(self) -> Algorithm {
-        self.algorithms()[0]
-    }
-
-    /// Key size in bits as reports give it (the modulus for RSA, 256 for P-256 and Ed25519).
-    pub fn bits(self) -> usize {
-        match self {
-            KeyKind::Rsa { bits } => bits,
-            KeyKind::EcP256 | KeyKind::Ed25519 => 256,
-        }
-    }
-
-    /// Checks that `alg` can be used with this kind of key; `origin` names the key in the error.
-    pub(crate) fn check_algorithm(self, alg: Algorithm, origin: &str) -> Result<(), Error> {
-        if self.algorithms().contains(&alg) {
-            return Ok(());
-        }
-        Err(Error::AlgorithmMismatch {
-            origin: origin.to_owned(),
-            alg,
-            kind: self,
-            allowed: self
-                .algorithms()
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-    }
-}
-
-impl fmt::Display for KeyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
-            KeyKind::EcP256 => f.write_str("P-256"),
-            KeyKind::Ed25519 => f.write_str("Ed25519"),
-        }
-    }
-}
+/// Most PBKDF2 iterations accepted in an encrypted key (OpenSSL writes 2048; 10⁶ is generous).
+const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// Most memory scrypt may ask for when decrypting a key (128 · r · N bytes).
+const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
 
 /// A private key, held as PKCS#8 DER whatever form it was loaded from.
 ///
@@ -208,8 +143,8 @@ impl PrivateKey {
         if sec1::EcPrivateKey::try_from(der).is_ok() {
             return Self::from_sec1_der(der, origin);
         }
-        if crate::cert::is_pkcs12(der) {
-            return crate::cert::open_pkcs12(der, origin, password).map(|(key, _)| key);
+        if pkcs12::is_pkcs12(der) {
+            return Self::from_pkcs12(der, origin, password).map(|(key, _)| key);
         }
         let reason = if x509_cert::Certificate::from_der(der).is_ok() {
             "the file holds a certificate, not a private key"
@@ -217,6 +152,23 @@ impl PrivateKey {
             "neither PEM nor DER of a PKCS#8, PKCS#1, SEC1 or PKCS#12 key"
         };
         Err(invalid_key(origin, reason.to_owned()))
+    }
+
+    /// Opens a PKCS#12 bundle: its private key, and its certificates with the one linked to
+    /// the key (by local key id) first. `Credential` picks the one whose public key is the key's.
+    pub(crate) fn from_pkcs12(
+        der: &[u8],
+        origin: &str,
+        password: Option<&str>,
+    ) -> Result<(Self, Vec<Certificate>), Error> {
+        let contents = pkcs12::open(der, origin, password)?;
+        let key = Self::from_pkcs8_der(&contents.key, origin)?;
+        let certificates = contents
+            .certificates
+            .into_iter()
+            .map(|der| Certificate::from_der(der, origin))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((key, certificates))
     }
 
     fn from_encrypted_pkcs8_der(
@@ -292,123 +244,6 @@ impl PrivateKey {
     }
 }
 
-/// A public key: its kind and the content of the SPKI `subjectPublicKey` bit string
-/// (PKCS#1 `RSAPublicKey` DER, an uncompressed P-256 point, or 32 Ed25519 bytes), which is
-/// the form every backend verifies with.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey {
-    kind: KeyKind,
-    bytes: Vec<u8>,
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PublicKey {
-    /// Reads a public key file: PEM `PUBLIC KEY` or DER `SubjectPublicKeyInfo`.
-    pub fn load(path: &Path) -> Result<Self, Error> {
-        Self::from_bytes(&read_file(path)?, &path.display().to_string())
-    }
-
-    /// Parses PEM `PUBLIC KEY` or DER `SubjectPublicKeyInfo` bytes; `origin` names them in errors.
-    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, Error> {
-        if looks_like_pem(bytes) {
-            let spki =
-                rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(bytes).map_err(|e| {
-                    invalid_key(
-                        origin,
-                        format!("no usable PUBLIC KEY section in the PEM: {e}"),
-                    )
-                })?;
-            Self::from_spki_der(&spki, origin)
-        } else {
-            Self::from_spki_der(bytes, origin)
-        }
-    }
-
-    /// Parses a DER `SubjectPublicKeyInfo`.
-    pub fn from_spki_der(der: &[u8], origin: &str) -> Result<Self, Error> {
-        let spki = SubjectPublicKeyInfoRef::try_from(der)
-            .map_err(|e| invalid_key(origin, format!("malformed SubjectPublicKeyInfo: {e}")))?;
-        Self::from_spki(&spki, origin)
-    }
-
-    pub(crate) fn from_spki(
-        spki: &SubjectPublicKeyInfoRef<'_>,
-        origin: &str,
-    ) -> Result<Self, Error> {
-        let invalid = |reason: String| invalid_key(origin, reason);
-        let bytes = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| invalid("public key bit string is not whole bytes".to_owned()))?;
-        let kind = key_kind(&spki.algorithm, origin, || {
-            pkcs1::RsaPublicKey::try_from(bytes)
-                .map(|rsa| rsa.modulus.as_bytes().to_vec())
-                .map_err(|e| format!("malformed RSA public key: {e}"))
-        })?;
-        Ok(PublicKey {
-            kind,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// Builds a public key from its kind and `subjectPublicKey` bytes (as backends report them).
-    pub fn from_raw(kind: KeyKind, bytes: Vec<u8>) -> Self {
-        PublicKey { kind, bytes }
-    }
-
-    /// The key's kind.
-    pub fn kind(&self) -> KeyKind {
-        self.kind
-    }
-
-    /// The `subjectPublicKey` content.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-/// Largest key or certificate file read, in bytes: real ones are a few KiB.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// The largest RSA modulus accepted, in bits (big keys cost unbounded work in some backends).
-pub const MAX_RSA_BITS: usize = 8192;
-/// Most PBKDF2 iterations accepted in an encrypted key (OpenSSL writes 2048; 10⁶ is generous).
-const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
-/// Most memory scrypt may ask for when decrypting a key (128 · r · N bytes).
-const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
-
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    use std::io::Read as _;
-    let read_error = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(read_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_FILE_BYTES} bytes: not a key or certificate file"),
-        )));
-    }
-    Ok(bytes)
-}
-
-pub(crate) fn invalid_key(origin: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidKey {
-        origin: origin.to_owned(),
-        reason: reason.into(),
-    }
-}
-
 /// Refuses key-derivation parameters that would cost unbounded time or memory.
 fn check_kdf(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>, origin: &str) -> Result<(), Error> {
     use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
@@ -444,10 +279,6 @@ fn check_kdf(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>, origin: &str) -> Resul
     }
 }
 
-pub(crate) fn looks_like_pem(bytes: &[u8]) -> bool {
-    bytes.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
 fn encrypted_pem_block(bytes: &[u8]) -> Option<&[u8]> {
     const BEGIN: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
     const END: &[u8] = b"-----END ENCRYPTED PRIVATE KEY-----";
@@ -461,59 +292,4 @@ fn encode_secret(value: &impl Encode, origin: &str) -> Result<Zeroizing<Vec<u8>>
         .to_der()
         .map(Zeroizing::new)
         .map_err(|e| invalid_key(origin, format!("cannot re-encode as PKCS#8: {e}")))
-}
-
-/// The kind of key an algorithm identifier names. `rsa_modulus` reads the modulus of an RSA
-/// key (from the private or the public key structure, whichever the caller has).
-fn key_kind(
-    algorithm: &AlgorithmIdentifierRef<'_>,
-    origin: &str,
-    rsa_modulus: impl FnOnce() -> Result<Vec<u8>, String>,
-) -> Result<KeyKind, Error> {
-    let invalid = |reason: String| invalid_key(origin, reason);
-    match algorithm.oid {
-        OID_RSA_ENCRYPTION => rsa_kind(&rsa_modulus().map_err(invalid)?, origin),
-        OID_EC_PUBLIC_KEY => {
-            let curve = algorithm
-                .parameters_oid()
-                .map_err(|e| invalid(format!("EC key without a named curve: {e}")))?;
-            ec_kind(curve, origin)
-        }
-        OID_ED25519 => Ok(KeyKind::Ed25519),
-        other => Err(invalid(format!(
-            "unsupported key algorithm {other}; expected RSA, EC P-256 or Ed25519"
-        ))),
-    }
-}
-
-fn rsa_kind(modulus: &[u8], origin: &str) -> Result<KeyKind, Error> {
-    // `as_bytes` has no leading zero bytes; the top byte may still have leading zero bits.
-    let bits = match modulus.first() {
-        Some(top) => modulus.len() * 8 - top.leading_zeros() as usize,
-        None => 0,
-    };
-    if bits < MIN_RSA_BITS {
-        return Err(Error::KeyTooSmall {
-            origin: origin.to_owned(),
-            bits,
-        });
-    }
-    if bits > MAX_RSA_BITS {
-        return Err(invalid_key(
-            origin,
-            format!("RSA key of {bits} bits is larger than the {MAX_RSA_BITS} supported"),
-        ));
-    }
-    Ok(KeyKind::Rsa { bits })
-}
-
-fn ec_kind(curve: ObjectIdentifier, origin: &str) -> Result<KeyKind, Error> {
-    if curve == OID_P256 {
-        Ok(KeyKind::EcP256)
-    } else {
-        Err(invalid_key(
-            origin,
-            format!("unsupported EC curve {curve}; only P-256 (ES256) is supported"),
-        ))
-    }
 }

@@ -41,12 +41,16 @@ mod error;
 pub mod jws;
 mod key;
 pub mod keygen;
+mod pkcs12;
+mod public_key;
+mod source;
 
 pub use alg::Algorithm;
-pub use assertion::{AssertionBuilder, AssertionClaims, DEFAULT_LIFETIME};
+pub use assertion::{AssertionBuilder, AssertionClaims, CLIENT_ASSERTION_TYPE, DEFAULT_LIFETIME};
 pub use backend::{CryptoBackend, SigningKey, VerifyingKey};
 pub use cert::{Certificate, Thumbprint};
 pub use credential::Credential;
 pub use error::Error;
-pub use key::{KeyKind, PrivateKey, PublicKey};
+pub use key::PrivateKey;
 pub use keygen::KeySpec;
+pub use public_key::{KeyKind, PublicKey};

@@ -9,6 +9,7 @@ use std::{
 use metrics::catalog::{Class, Direction, CATALOG};
 use serde::Deserialize;
 use serde_json::Value;
+use signer::{bench::BenchResult, Algorithm};
 
 use crate::{
     document::{Report, SCHEMA_VERSION},
@@ -42,7 +43,7 @@ pub struct Document {
     /// The compared setting of a comparison (`policy`, `backend`, …).
     pub key: Option<String>,
     /// The run settings that counts depend on (`policy`, `rate`, `seed`, …; prefixed with
-    /// `VALUE: ` in a comparison), for the notes of [`compare`].
+    /// `VALUE: ` in a comparison), for the notes of [`compare`](super::compare()).
     pub settings: Vec<(String, String)>,
     /// Its metrics, in a stable order.
     pub metrics: Vec<Metric>,
@@ -59,18 +60,6 @@ struct ComparisonDoc {
 struct ComparisonRun {
     value: String,
     report: Report,
-}
-
-/// One element of `sign-bench --json` (`signer::bench::BenchResult`).
-#[derive(Deserialize)]
-struct SignBenchEntry {
-    backend: String,
-    alg: String,
-    key_bits: u64,
-    signs_per_sec: f64,
-    ns_per_sign: f64,
-    assertions_per_sec: f64,
-    assertion_ns: f64,
 }
 
 impl Document {
@@ -120,7 +109,7 @@ impl Document {
                 Document::from_comparison(path, &doc)
             }
             Kind::SignBench => {
-                let entries: Vec<SignBenchEntry> =
+                let entries: Vec<BenchResult> =
                     serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
                 Document::from_sign_bench(path, &entries)
             }
@@ -201,10 +190,7 @@ impl Document {
         })
     }
 
-    fn from_sign_bench(
-        path: &Path,
-        entries: &[SignBenchEntry],
-    ) -> Result<Document, RegressionError> {
+    fn from_sign_bench(path: &Path, entries: &[BenchResult]) -> Result<Document, RegressionError> {
         let invalid = |message: String| RegressionError::Invalid {
             path: path.to_owned(),
             kind: Kind::SignBench,
@@ -213,7 +199,7 @@ impl Document {
         let mut metrics = Vec::new();
         // The first backend listed for each algorithm and key size is the reference of the
         // ratios (`rsa` for PS256 and RS256 in sign-bench's order, `ring` for the others).
-        let mut reference: HashMap<(String, u64), &SignBenchEntry> = HashMap::new();
+        let mut reference: HashMap<(Algorithm, usize), &BenchResult> = HashMap::new();
         let mut seen = HashSet::new();
         for (i, e) in entries.iter().enumerate() {
             for (field, v) in [
@@ -228,14 +214,14 @@ impl Document {
                     )));
                 }
             }
-            for (field, v) in [("backend", &e.backend), ("alg", &e.alg)] {
+            for (field, v) in [("backend", &e.backend)] {
                 if v.is_empty() || v.contains('/') {
                     return Err(invalid(format!(
                         "[{i}].{field} {v:?} is empty or has a '/'"
                     )));
                 }
             }
-            if !seen.insert((e.backend.as_str(), e.alg.as_str(), e.key_bits)) {
+            if !seen.insert((e.backend.as_str(), e.alg, e.key_bits)) {
                 return Err(invalid(format!(
                     "{} {} {} bits is there twice",
                     e.backend, e.alg, e.key_bits
@@ -263,7 +249,7 @@ impl Document {
                 direction: Direction::Lower,
                 class: Class::Ratio,
             });
-            let base = *reference.entry((e.alg.clone(), e.key_bits)).or_insert(e);
+            let base = *reference.entry((e.alg, e.key_bits)).or_insert(e);
             if base.backend != e.backend {
                 metrics.push(Metric {
                     name: format!("{prefix}/signs_per_s_vs_{}", base.backend),

@@ -600,7 +600,7 @@ fn convert_idp(
         (Some(key), None) => ExternalCredentials::Certificate {
             key: dir.join(key),
             cert: i.cert.map(|cert| dir.join(cert)),
-            password: i.password.map(|p| KeyPassword::new(p)),
+            password: i.password.map(KeyPassword::new),
         },
         (None, Some(secret)) => {
             only(
