@@ -182,3 +182,8 @@ impl OAuthRejection {
         response
     }
 }
+
+/// At most 64 characters of untrusted text, for messages.
+pub(crate) fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}

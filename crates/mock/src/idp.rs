@@ -1,7 +1,7 @@
 //! The mock identity provider: Entra ID v2 token endpoint, discovery document and JWKS.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, RwLock,
@@ -13,10 +13,8 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use signer::{
-    jws::{Jws, MAX_COMPACT_LEN},
-    keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
+    jws::Jws, keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
     CLIENT_ASSERTION_TYPE,
 };
 
@@ -25,21 +23,13 @@ use crate::{
     config::{ClientRegistration, MockConfig},
     error::ConfigError,
     faults::{OutageMode, TokenBucket, TokenFaults},
-    http_util::{json_response, OAuthRejection},
+    http_util::{json_response, truncate, OAuthRejection},
+    jti::JtiStore,
     stats::{Stats, TokenOutcome},
+    token_form::TokenForm,
     ConnectionReset, MockError,
 };
 
-/// Largest token request body accepted, in bytes.
-pub const MAX_BODY: usize = 64 * 1024;
-/// Largest value of any form field but `client_assertion`, in bytes.
-const MAX_FIELD: usize = 2048;
-/// Largest `client_assertion` form field, in bytes: above the JWS parser's own limit
-/// ([`MAX_COMPACT_LEN`]), so that the parser is what refuses an oversized assertion (with
-/// its own message) and the form limit only bounds the copying before it.
-const MAX_ASSERTION_FIELD: usize = MAX_COMPACT_LEN + 1024;
-/// Most form fields accepted in one request.
-const MAX_FIELDS: usize = 32;
 /// Longest assertion lifetime accepted: bounds how long a `jti` must be remembered.
 const MAX_ASSERTION_LIFETIME_SECS: u64 = 24 * 3600;
 /// Most unexpired `jti`s remembered; beyond, new assertions are refused (503) until some expire.
@@ -647,177 +637,7 @@ fn unknown_tenant(tenant: &str) -> OAuthRejection {
     )
 }
 
-/// The fields of a token request, each present at most once and within size limits.
-struct TokenForm {
-    client_id: String,
-    scope: String,
-    client_assertion_type: Option<String>,
-    client_assertion: Option<String>,
-    client_secret: Option<String>,
-}
-
-/// Longest accepted value of a form field.
-fn field_limit(name: &str) -> usize {
-    if name == "client_assertion" {
-        MAX_ASSERTION_FIELD
-    } else {
-        MAX_FIELD
-    }
-}
-
-/// The `jti`s spent, each remembered until its assertion expires (plus skew) so that a replay
-/// is refused while it could still be accepted. Indexed by expiry too, so dropping the expired
-/// costs only them: no request ever scans the whole store. Keys are SHA-256 digests of
-/// client id and `jti` (fixed size, whatever the `jti`).
-#[derive(Default)]
-struct JtiStore {
-    expiry_of: HashMap<[u8; 32], u64>,
-    by_expiry: BTreeMap<u64, Vec<[u8; 32]>>,
-}
-
-impl JtiStore {
-    fn key(client_id: &str, jti: &str) -> [u8; 32] {
-        Sha256::new()
-            .chain_update(client_id.as_bytes())
-            .chain_update([0])
-            .chain_update(jti.as_bytes())
-            .finalize()
-            .into()
-    }
-
-    /// Forgets every `jti` whose expiry is before `now`.
-    fn drop_expired(&mut self, now: u64) {
-        while let Some(entry) = self.by_expiry.first_entry() {
-            if *entry.key() >= now {
-                break;
-            }
-            let (expiry, keys) = entry.remove_entry();
-            for key in keys {
-                if self.expiry_of.get(&key) == Some(&expiry) {
-                    self.expiry_of.remove(&key);
-                }
-            }
-        }
-    }
-
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        self.expiry_of.contains_key(key)
-    }
-
-    fn len(&self) -> usize {
-        self.expiry_of.len()
-    }
-
-    fn insert(&mut self, key: [u8; 32], expiry: u64) {
-        self.expiry_of.insert(key, expiry);
-        self.by_expiry.entry(expiry).or_default().push(key);
-    }
-}
-
-impl TokenForm {
-    fn parse(body: &[u8]) -> Result<Self, OAuthRejection> {
-        if body.len() > MAX_BODY {
-            return Err(OAuthRejection::invalid_request(
-                None,
-                format!("The request body exceeds {MAX_BODY} bytes."),
-            ));
-        }
-        let mut fields: HashMap<String, String> = HashMap::new();
-        for (count, (name, value)) in form_urlencoded::parse(body).enumerate() {
-            if count >= MAX_FIELDS {
-                return Err(OAuthRejection::invalid_request(
-                    None,
-                    format!("More than {MAX_FIELDS} form fields."),
-                ));
-            }
-            if value.len() > field_limit(&name) {
-                return Err(OAuthRejection::invalid_request(
-                    None,
-                    format!("Parameter '{}' is too long.", truncate(&name)),
-                ));
-            }
-            if fields.contains_key(name.as_ref()) {
-                return Err(OAuthRejection::invalid_request(
-                    None,
-                    format!(
-                        "Parameter '{}' is included more than once.",
-                        truncate(&name)
-                    ),
-                ));
-            }
-            fields.insert(name.into_owned(), value.into_owned());
-        }
-        let mut required = |name: &'static str| {
-            fields
-                .remove(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    OAuthRejection::invalid_request(
-                        Some(900144),
-                        format!("The request body must contain the following parameter: '{name}'."),
-                    )
-                })
-        };
-        let grant_type = required("grant_type")?;
-        if grant_type != "client_credentials" {
-            return Err(OAuthRejection::unsupported_grant_type(format!(
-                "The app requested an unsupported grant type '{}'.",
-                truncate(&grant_type)
-            )));
-        }
-        let client_id = required("client_id")?;
-        let scope = required("scope")?;
-        Ok(TokenForm {
-            client_id,
-            scope,
-            client_assertion_type: fields.remove("client_assertion_type"),
-            client_assertion: fields.remove("client_assertion"),
-            client_secret: fields.remove("client_secret"),
-        })
-    }
-}
-
-/// At most 64 characters of untrusted text, for messages.
-fn truncate(text: &str) -> String {
-    text.chars().take(64).collect()
-}
-
 /// Compares secrets in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_jti_store_forgets_exactly_the_expired() {
-        let mut store = JtiStore::default();
-        let key = |jti: &str| JtiStore::key("client", jti);
-        for (jti, expiry) in [("a", 10), ("b", 20), ("c", 20), ("d", 30)] {
-            store.insert(key(jti), expiry);
-        }
-        assert_ne!(
-            key("a"),
-            JtiStore::key("clien", "ta"),
-            "fields are separated"
-        );
-        store.drop_expired(20);
-        assert_eq!(store.len(), 3, "expiry 20 is still live at 20");
-        assert!(!store.contains(&key("a")));
-        assert!(store.contains(&key("b")) && store.contains(&key("c")));
-        store.drop_expired(21);
-        assert_eq!(store.len(), 1);
-        assert_eq!(
-            store.by_expiry.len(),
-            1,
-            "the index shrinks with the entries"
-        );
-        // A jti whose entry expired may be spent again, with its new expiry.
-        store.insert(key("a"), 40);
-        store.drop_expired(35);
-        assert!(store.contains(&key("a")) && !store.contains(&key("d")));
-        assert_eq!(store.len(), 1);
-    }
 }

@@ -32,9 +32,11 @@ mod error;
 mod faults;
 mod http_util;
 mod idp;
+mod jti;
 mod routes;
 pub mod server;
 mod stats;
+mod token_form;
 
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
@@ -43,9 +45,10 @@ pub use config::{
 };
 pub use error::ConfigError;
 pub use faults::{Latency, OutageMode, TokenFaults};
-pub use idp::{IdentityProvider, MAX_BODY};
+pub use idp::IdentityProvider;
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
+pub use token_form::MAX_BODY;
 
 /// Errors starting the mock servers, or rotating the provider's key.
 #[derive(Debug, thiserror::Error)]
