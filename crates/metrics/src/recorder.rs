@@ -83,6 +83,10 @@ struct SigningState {
     sum_ns: u128,
 }
 
+// `elapsed`, `offset`, `record_request` and `record_dropped` run once per request or dropped
+// arrival from the driver, another crate: `#[inline]` lets them inline there as they did when
+// the driver and the recorder were one crate (without it the driver completed 7 % fewer
+// requests per second, medians of 14 alternating 5 s saturated runs).
 impl Metrics {
     /// A recorder for a run of `instances` gateway instances that starts at `start`.
     pub fn new(instances: usize, start: Instant) -> Result<Self, MetricsError> {
@@ -116,17 +120,20 @@ impl Metrics {
     }
 
     /// Now, as an offset from the run's start.
+    #[inline]
     pub fn elapsed(&self) -> Duration {
         Instant::now().saturating_duration_since(self.start)
     }
 
     /// `instant` as an offset from the run's start (zero if before it).
+    #[inline]
     pub fn offset(&self, instant: Instant) -> Duration {
         instant.saturating_duration_since(self.start)
     }
 
     /// Records a completed request. A record naming an instance out of range counts in
     /// the totals and the timeline only.
+    #[inline]
     pub fn record_request(&self, record: &RequestRecord) {
         let class = record.outcome.class();
         let r = &self.requests;
@@ -150,6 +157,7 @@ impl Metrics {
 
     /// Records an arrival at `at` that could not start because the in-flight limit was
     /// reached.
+    #[inline]
     pub fn record_dropped(&self, at: Duration) {
         self.requests.dropped.fetch_add(1, Ordering::Relaxed);
         lock(&self.window).count_dropped(second(at));
