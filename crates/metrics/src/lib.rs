@@ -26,9 +26,10 @@
 //!   the fetch starts) and each retry (counted when it is scheduled), with their answers
 //!   (`ok`, `throttled` = 429, `errors` = anything else). An attempt that was never sent (its
 //!   assertion could not be signed, or its retry was abandoned because nobody waited for it
-//!   any more) counts as a request answered with an error, so that once every fetch has
-//!   ended `token_requests = ok + throttled + errors`; the client's herd sizes leave such
-//!   attempts out (see [`client::observer`]);
+//!   any more) counts with its fetch's final answer: an error, or `throttled` when the
+//!   answer before the abandoned retry was a 429. So once every fetch has ended
+//!   `token_requests = ok + throttled + errors`; the client's herd sizes leave such attempts
+//!   out (see [`client::observer`]);
 //! - **signing cost** from each signature's wall time (ns);
 //! - **stampede**: miss episodes and their herd sizes as the client reports them when an
 //!   episode ends (see [`client::observer`]); the identity provider's peak concurrent token
