@@ -93,7 +93,18 @@ pub enum Error {
         /// The backend's reason.
         reason: String,
     },
-    /// No backend of that name is compiled in.
+    /// A backend this build was compiled without (its cargo feature was off).
+    #[error(
+        "crypto backend {name:?} is not built into this binary; build it with the cargo \
+         feature `{name}` (built in: {available})"
+    )]
+    BackendNotBuilt {
+        /// The backend's name, which is also its feature's.
+        name: &'static str,
+        /// The compiled-in backends, comma-separated.
+        available: String,
+    },
+    /// No backend of that name exists.
     #[error("unknown crypto backend {name:?}; available: {available}")]
     UnknownBackend {
         /// The name asked for.

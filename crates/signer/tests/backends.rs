@@ -341,3 +341,32 @@ backend_suite! {
     "ring" => ring;
     "aws-lc-rs" => aws_lc_rs;
 }
+
+#[test]
+fn a_known_backend_left_out_of_the_build_names_its_feature() {
+    for name in backend::names() {
+        assert!(
+            backend::KNOWN.contains(&name),
+            "{name} is missing from KNOWN"
+        );
+    }
+    for name in backend::KNOWN {
+        match backend::by_name(name) {
+            Ok(found) => assert_eq!(found.name(), name),
+            Err(error) => {
+                assert!(
+                    matches!(error, signer::Error::BackendNotBuilt { .. }),
+                    "{error}"
+                );
+                assert!(
+                    error.to_string().contains(&format!("feature `{name}`")),
+                    "{error}"
+                );
+            }
+        }
+    }
+    assert!(matches!(
+        backend::by_name("openssl"),
+        Err(signer::Error::UnknownBackend { .. })
+    ));
+}

@@ -106,16 +106,26 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|b| b.name()).collect()
 }
 
-/// The backend of that name (case-insensitive).
+/// Every backend tokenbench has, built in or not: each name is also its cargo feature's.
+pub const KNOWN: [&str; 3] = ["rsa", "ring", "aws-lc-rs"];
+
+/// The backend of that name (case-insensitive). A known backend this build lacks is
+/// [`Error::BackendNotBuilt`], naming the feature to enable.
 pub fn by_name(name: &str) -> Result<&'static dyn CryptoBackend, Error> {
-    all()
-        .iter()
-        .copied()
-        .find(|b| b.name().eq_ignore_ascii_case(name))
-        .ok_or_else(|| Error::UnknownBackend {
+    if let Some(backend) = all().iter().find(|b| b.name().eq_ignore_ascii_case(name)) {
+        return Ok(*backend);
+    }
+    let available = names().join(", ");
+    match KNOWN.iter().find(|known| known.eq_ignore_ascii_case(name)) {
+        Some(known) => Err(Error::BackendNotBuilt {
+            name: known,
+            available,
+        }),
+        None => Err(Error::UnknownBackend {
             name: name.to_owned(),
-            available: names().join(", "),
-        })
+            available,
+        }),
+    }
 }
 
 /// The backend used when none is named: aws-lc-rs when compiled in (the fastest), else the first.
