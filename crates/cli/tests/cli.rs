@@ -183,15 +183,14 @@ fn encrypted_key_and_pfx_passwords() {
         .status
         .success());
 
-    let p12_key = p12_keystore::PrivateKey::from_der(&pkcs8).unwrap();
     let cert_der = pem_der(&std::fs::read_to_string(&cert).unwrap());
     let p12_cert = p12_keystore::Certificate::from_der(&cert_der).unwrap();
     let mut store = p12_keystore::KeyStore::new();
     store.add_entry(
         "k",
         p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(
-            vec![1],
-            p12_key,
+            &pkcs8,
+            [1],
             [p12_cert],
         )),
     );

@@ -23,12 +23,13 @@ pub(crate) fn is_pkcs12(der: &[u8]) -> bool {
         && u8::decode(&mut reader) == Ok(3)
 }
 
-/// Decrypts a PKCS#12 bundle with `password`; it must hold exactly one private key.
+/// Decrypts a PKCS#12 bundle with `password`; it must hold exactly one private key with its
+/// certificate (bound to it by local key id, as every PKCS#12 writer does).
 pub(crate) fn open(der: &[u8], origin: &str, password: Option<&str>) -> Result<Contents, Error> {
     let password = password.ok_or_else(|| Error::PasswordRequired {
         origin: origin.to_owned(),
     })?;
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).map_err(|e| {
+    let store = p12_keystore::KeyStore::from_pkcs12(der, password).map_err(|e| {
         use p12_keystore::error::Error as P12;
         match e {
             P12::MacError(_) | P12::UnpadError => Error::Decrypt {
@@ -38,23 +39,35 @@ pub(crate) fn open(der: &[u8], origin: &str, password: Option<&str>) -> Result<C
             other => invalid_key(origin, format!("malformed PKCS#12: {other}")),
         }
     })?;
-    let [key_bag] = archive.keys.as_slice() else {
+    let chains: Vec<_> = store
+        .entries()
+        .filter_map(|(_, entry)| match entry {
+            p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => Some(chain),
+            _ => None,
+        })
+        .collect();
+    let [chain] = chains.as_slice() else {
         return Err(invalid_key(
             origin,
-            format!(
-                "a PKCS#12 file must hold exactly one private key, this one holds {}",
-                archive.keys.len()
-            ),
+            match chains.len() {
+                // The reader pairs keys with certificates; a key alone is not read.
+                0 => "the PKCS#12 file holds no private key with its certificate (a key-only \
+                      .pfx is not read: give the key as PEM or DER, and --cert)"
+                    .to_owned(),
+                n => format!(
+                    "a PKCS#12 file must hold exactly one private key with its certificate, \
+                     this one holds {n}"
+                ),
+            },
         ));
     };
-    let key_id = key_bag.local_key_id.as_ref().map(|id| id.0.as_slice());
-    let mut bags: Vec<_> = archive.certs.iter().collect();
-    bags.sort_by_key(|bag| key_id.is_none() || bag.local_key_id.as_deref() != key_id);
+    // The chain starts with the key's own certificate, then its issuers.
     Ok(Contents {
-        key: Zeroizing::new(key_bag.key.as_der().to_vec()),
-        certificates: bags
-            .into_iter()
-            .map(|bag| bag.cert.as_der().to_vec())
+        key: Zeroizing::new(chain.key().to_vec()),
+        certificates: chain
+            .chain()
+            .iter()
+            .map(|cert| cert.as_der().to_vec())
             .collect(),
     })
 }

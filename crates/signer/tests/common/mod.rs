@@ -82,9 +82,8 @@ pub fn encrypted_pkcs8_der(spec: KeySpec) -> Vec<u8> {
 
 /// The key and certificate as a PKCS#12 bundle protected by [`PASSWORD`].
 pub fn pkcs12(spec: KeySpec) -> Vec<u8> {
-    let key = p12_keystore::PrivateKey::from_der(&pkcs8_der(spec)).unwrap();
     let cert = p12_keystore::Certificate::from_der(cert(spec).der()).unwrap();
-    let chain = p12_keystore::PrivateKeyChain::new(vec![1, 2, 3, 4], key, [cert]);
+    let chain = p12_keystore::PrivateKeyChain::new(pkcs8_der(spec), [1, 2, 3, 4], [cert]);
     let mut store = p12_keystore::KeyStore::new();
     store.add_entry(
         "tokenbench",
