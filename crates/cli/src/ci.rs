@@ -368,6 +368,7 @@ impl<'a> Runner<'a> {
                 self.runtime.block_on(driver::run_and_report(
                     &scenario,
                     comparison.as_ref(),
+                    driver::Mode::RealTime,
                     &dir,
                     &self.stop_rx,
                     &(),

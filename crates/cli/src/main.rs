@@ -44,6 +44,9 @@ enum Command {
     /// Run a scenario (default: the shipped `default`) against the embedded mock identity
     /// provider and backend, and write its reports.
     Run(run::RunArgs),
+    /// Simulate a scenario on a virtual clock (the same gateway, cache, identity provider and
+    /// backend code, in-process, without sockets or waiting) and write its reports.
+    Simulate(run::RunArgs),
     /// Generate a private key (PKCS#8 PEM) and a self-signed certificate.
     Keygen(KeygenArgs),
     /// Sign one client assertion (Entra ID profile) and print the compact JWS.
@@ -131,7 +134,8 @@ struct SignBenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, false),
+        Command::Simulate(args) => run::run(args, true),
         Command::Keygen(args) => keygen_command(args),
         Command::Assertion(args) => assertion_command(args),
         Command::SignBench(args) => sign_bench_command(args),
@@ -150,7 +154,7 @@ fn main() -> ExitCode {
 }
 
 /// 3 for a regression, 2 for bad input (files, keys, certificates, names, benchmark
-/// documents), 1 for anything else.
+/// documents, a scenario that cannot be simulated), 1 for anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
     if error.chain().any(|cause| cause.is::<Regressed>()) {
         return 3;
@@ -159,6 +163,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         cause.is::<UsageError>()
             || cause.is::<report::regression::RegressionError>()
             || cause.is::<scenario::ScenarioError>()
+            || matches!(
+                cause.downcast_ref::<driver::RunError>(),
+                Some(driver::RunError::NotSimulable(_))
+            )
             || cause.downcast_ref::<signer::Error>().is_some_and(|e| {
                 !matches!(
                     e,

@@ -1,4 +1,5 @@
-//! `tokenbench run`: a scenario (or a comparison of several runs of it), with reports.
+//! `tokenbench run` and `tokenbench simulate`: a scenario (or a comparison of several runs of
+//! it) in real time or on a virtual clock, with reports.
 
 use std::{
     io::IsTerminal as _,
@@ -51,7 +52,8 @@ pub struct RunArgs {
     quiet: bool,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Runs the scenario `args` name in real time, or simulates it when `simulated`.
+pub fn run(args: RunArgs, simulated: bool) -> anyhow::Result<()> {
     let overrides = Overrides {
         duration: args.duration,
         rate: args.rate,
@@ -68,23 +70,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => scenario.compare.clone(),
     };
     let out = args.out.unwrap_or_else(|| default_out(&scenario.name));
-    let listener = Terminal::new(args.quiet);
-    runtime()?.block_on(async {
-        // Ctrl-C stops the current run (its reports are still written) and any runs after it.
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                // No signal handling here: runs simply go to their end.
-                return std::future::pending().await;
-            }
-            let _ = stop_tx.send(true);
-            // A second Ctrl-C does not wait for the reports.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        });
-        driver::run_and_report(&scenario, comparison.as_ref(), &out, &stop_rx, &listener).await
-    })?;
+    let listener = Terminal::new(args.quiet, simulated);
+    let runtime = runtime()?;
+    // Ctrl-C stops the current run (its reports are still written) and any runs after it.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: runs simply go to their end.
+            return std::future::pending().await;
+        }
+        let _ = stop_tx.send(true);
+        // A second Ctrl-C does not wait for the reports.
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+    if simulated {
+        // Its own single-threaded runtime with a paused clock, on this thread.
+        driver::simulate_and_report(&scenario, comparison.as_ref(), &out, &stop_rx, &listener)?;
+    } else {
+        runtime.block_on(driver::run_and_report(
+            &scenario,
+            comparison.as_ref(),
+            driver::Mode::RealTime,
+            &out,
+            &stop_rx,
+            &listener,
+        ))?;
+    }
     Ok(())
 }
 
@@ -92,13 +105,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// one-line summary; nothing when quiet.
 struct Terminal {
     quiet: bool,
+    /// Runs are simulated: the bar moves in simulated time.
+    simulated: bool,
     bar: Mutex<Option<(ProgressBar, String)>>,
 }
 
 impl Terminal {
-    fn new(quiet: bool) -> Self {
+    fn new(quiet: bool, simulated: bool) -> Self {
         Terminal {
             quiet,
+            simulated,
             bar: Mutex::new(None),
         }
     }
@@ -120,8 +136,13 @@ impl RunListener for Terminal {
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(scenario.duration.as_millis() as u64);
+            let template = if self.simulated {
+                "{spinner} {msg} [{bar:30}] {percent}% simulated in {elapsed}"
+            } else {
+                "{spinner} {msg} [{bar:30}] {elapsed}/{duration}"
+            };
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {elapsed}/{duration}")
+                ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             *self.bar() = Some((bar, scenario.name.clone()));
@@ -131,8 +152,16 @@ impl RunListener for Terminal {
     fn progress(&self, progress: Progress) {
         if let Some((bar, name)) = self.bar().as_ref() {
             bar.set_position(progress.elapsed.min(progress.duration).as_millis() as u64);
+            let at = if self.simulated {
+                format!(
+                    " at {}",
+                    humantime::format_duration(Duration::from_secs(progress.elapsed.as_secs()))
+                )
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
-                "{name}: {} done, {} dropped",
+                "{name}{at}: {} done, {} dropped",
                 progress.finished, progress.dropped
             ));
         }
@@ -163,8 +192,13 @@ fn print_summary(report: &Report, dir: &Path) {
     let (run, m) = (&report.run, &report.metrics);
     let r = &m.requests;
     println!(
-        "{} ({} policy, {} {}): {} sent, {} ok, {} 401, {} dropped; p99 {} µs; hit rate {}; max herd {}; reports in {}",
+        "{}{} ({} policy, {} {}): {} sent, {} ok, {} 401, {} dropped; p99 {} µs; hit rate {}; max herd {}; reports in {}",
         run.scenario,
+        if run.mode == report::RunMode::Simulated {
+            " simulated"
+        } else {
+            ""
+        },
         run.policy,
         run.backend,
         run.alg,

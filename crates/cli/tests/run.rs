@@ -90,3 +90,51 @@ fn a_broken_scenario_is_exit_2_naming_file_line_and_key() {
     let output = tokenbench(&["run", "no-such-scenario", "--quiet"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_writes_simulated_reports_per_compared_value_and_refuses_a_real_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    // Two minutes of the stampede scenario on a virtual clock: far longer than the test may
+    // take in real time.
+    let output = tokenbench(&[
+        "simulate",
+        "stampede",
+        "--duration",
+        "2m",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--compare",
+        "policy=apim,single-flight",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for policy in ["apim", "single-flight"] {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(policy).join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(report["mode"], "simulated");
+        assert_eq!(report["duration_s"], 120.0);
+        assert_eq!(report["requests"]["sent"], 60_000);
+        assert!(report["signing_cost_us"].as_u64().unwrap() > 0);
+    }
+    assert!(out.join("comparison.html").exists());
+
+    let file = dir.path().join("external.toml");
+    std::fs::write(
+        &file,
+        "[traffic]\nkind = \"constant\"\nrate = 1\n[backend]\nurl = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let output = tokenbench(&["simulate", file.to_str().unwrap(), "--quiet"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot simulate") && stderr.contains("[backend] url"),
+        "{stderr}"
+    );
+}

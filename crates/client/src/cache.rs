@@ -24,9 +24,9 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
-use tokio::{sync::watch, time::Instant};
+use tokio::time::Instant;
 
-use crate::{token::TokenInner, CachePolicy, Error, Token};
+use crate::{flight::Flight, token::TokenInner, CachePolicy, Error, Token};
 
 /// What a cached token is looked up by.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -294,7 +294,7 @@ pub(crate) struct Slow {
 /// A fetch that waiters can join.
 pub(crate) struct InFlight {
     pub(crate) id: u64,
-    pub(crate) result: watch::Receiver<Option<Result<Token, Error>>>,
+    pub(crate) flight: Arc<Flight>,
 }
 
 /// A running miss episode.

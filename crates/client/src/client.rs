@@ -2,18 +2,19 @@
 
 use std::{
     fmt,
-    sync::{atomic::Ordering, Arc, Weak},
+    sync::{atomic::Ordering, Arc, Mutex, PoisonError, Weak},
     time::Duration,
 };
 
 use http::{StatusCode, Uri};
-use rand::Rng as _;
+use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 use signer::{Algorithm, AssertionBuilder, CLIENT_ASSERTION_TYPE};
-use tokio::{sync::watch, time::Instant};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::{
     cache::{next_id, Entry, Episode, EpisodeHerd, InFlight, Slow, TokenSettings},
+    flight::Flight,
     observer::{
         EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, NoopObserver,
         Rejected, Retrying, Signed, TokenObserver,
@@ -21,12 +22,10 @@ use crate::{
     response::{self, TokenResponse},
     token::TokenInner,
     transport::{FormBody, HyperTransport, Transport, TransportError, MAX_BODY_BYTES},
+    virtual_time::VirtualTime,
     CacheKey, CachePolicy, ClientAuth, ClientSecret, Error, RetryPolicy, Token, TokenCache,
     TokenClientConfig,
 };
-
-/// The result every waiter of a shared fetch receives.
-type SharedResult = Option<Result<Token, Error>>;
 
 /// A caching OAuth 2.0 client-credentials client for one token URL, client id and scope.
 ///
@@ -44,6 +43,8 @@ pub struct TokenClientBuilder {
     cache: Option<TokenCache>,
     observer: Option<Arc<dyn TokenObserver>>,
     transport: Option<Arc<dyn Transport>>,
+    seed: Option<u64>,
+    virtual_time: Option<VirtualTime>,
 }
 
 struct Inner {
@@ -58,6 +59,9 @@ struct Inner {
     retry: RetryPolicy,
     observer: Arc<dyn TokenObserver>,
     transport: Arc<dyn Transport>,
+    /// Draws of refresh jitter and retry backoff.
+    draws: Mutex<StdRng>,
+    virtual_time: Option<VirtualTime>,
 }
 
 enum Authenticator {
@@ -79,6 +83,8 @@ impl TokenClient {
             cache: None,
             observer: None,
             transport: None,
+            seed: None,
+            virtual_time: None,
         }
     }
 
@@ -161,6 +167,19 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Seeds the draws of refresh jitter and retry backoff (by default the operating
+    /// system's entropy): with the same requests in the same order, the same delays.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs the client on a virtual clock (see [`VirtualTime`]).
+    pub fn virtual_time(mut self, virtual_time: VirtualTime) -> Self {
+        self.virtual_time = Some(virtual_time);
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<TokenClient, Error> {
         let config = self.config;
@@ -208,6 +227,11 @@ impl TokenClientBuilder {
                 retry,
                 observer: self.observer.unwrap_or_else(|| Arc::new(NoopObserver)),
                 transport,
+                draws: Mutex::new(
+                    self.seed
+                        .map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64),
+                ),
+                virtual_time: self.virtual_time,
             }),
         })
     }
@@ -302,7 +326,7 @@ impl Inner {
     /// one that later misses join.
     async fn coordinated_miss(self: &Arc<Self>) -> Result<Token, Error> {
         let now = Instant::now();
-        let (mut result, fetch, started) = {
+        let (passenger, fetch, started) = {
             let mut slow = self.entry.lock();
             if let Some(token) = slow.current.as_ref().filter(|t| self.usable(&t.0, now)) {
                 // A fetch stored this token between the lock-free lookup and the lock.
@@ -314,10 +338,10 @@ impl Inner {
             }
             let started = start_episode(&mut slow, now);
             match &slow.in_flight {
-                Some(in_flight) => (in_flight.result.clone(), None, started),
+                Some(in_flight) => (in_flight.flight.join(), None, started),
                 None => {
-                    let (guard, result) = self.shared_fetch(&mut slow, FetchReason::Miss);
-                    (result, Some(guard), started)
+                    let (guard, flight) = self.shared_fetch(&mut slow, FetchReason::Miss);
+                    (flight.join(), Some(guard), started)
                 }
             }
         };
@@ -329,11 +353,7 @@ impl Inner {
             // In its own task, so that no waiter's cancellation cancels it.
             tokio::spawn(guard.run());
         }
-        let shared = match result.wait_for(Option::is_some).await {
-            Ok(shared) => shared.clone(),
-            Err(_) => None,
-        };
-        shared.unwrap_or_else(|| Err(self.aborted()))
+        passenger.result().await
     }
 
     fn aborted(&self) -> Error {
@@ -347,16 +367,16 @@ impl Inner {
         self: &Arc<Self>,
         slow: &mut Slow,
         reason: FetchReason,
-    ) -> (FetchGuard, watch::Receiver<SharedResult>) {
-        let (sender, receiver) = watch::channel(None);
+    ) -> (FetchGuard, Arc<Flight>) {
+        let flight = Arc::new(Flight::default());
         let id = next_id();
         slow.in_flight = Some(InFlight {
             id,
-            result: receiver.clone(),
+            flight: Arc::clone(&flight),
         });
         slow.fetches += 1;
-        let guard = FetchGuard::new(Arc::clone(self), reason, Some((id, sender)));
-        (guard, receiver)
+        let guard = FetchGuard::new(Arc::clone(self), reason, Some((id, Arc::clone(&flight))));
+        (guard, flight)
     }
 
     /// `refresh-ahead`: starts the background refresh of `generation` unless one was.
@@ -422,9 +442,9 @@ impl Inner {
             .min(self.retry.max_backoff);
         match retry_after {
             Some(asked) => {
-                asked.min(self.retry.max_retry_after) + uniform(Duration::ZERO, ceiling / 2)
+                asked.min(self.retry.max_retry_after) + self.uniform(Duration::ZERO, ceiling / 2)
             }
-            None => uniform(ceiling / 2, ceiling),
+            None => self.uniform(ceiling / 2, ceiling),
         }
     }
 
@@ -443,11 +463,17 @@ impl Inner {
                 alg,
             } => {
                 let start = std::time::Instant::now();
-                let assertion = Zeroizing::new(builder.build().map_err(|e| Error::Assertion {
+                let signed = match &self.virtual_time {
+                    Some(clock) => builder.build_issued_at(clock.now_secs()),
+                    None => builder.build(),
+                };
+                let assertion = Zeroizing::new(signed.map_err(|e| Error::Assertion {
                     client_id: self.key.client_id().to_owned(),
                     source: Arc::new(e),
                 })?);
-                let duration = start.elapsed();
+                let duration = self
+                    .virtual_time
+                    .map_or_else(|| start.elapsed(), |clock| clock.signing_cost);
                 self.observer.signed(
                     &self.key,
                     &Signed {
@@ -464,6 +490,16 @@ impl Inner {
             }
         }
         Ok(FormBody::new(form.finish()))
+    }
+
+    /// A duration uniform in `[low, high]` (`low` if `high <= low`).
+    fn uniform(&self, low: Duration, high: Duration) -> Duration {
+        if high <= low {
+            return low;
+        }
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let mut draws = self.draws.lock().unwrap_or_else(PoisonError::into_inner);
+        Duration::from_nanos(draws.random_range(nanos(low)..=nanos(high)))
     }
 
     /// The token of a response that arrived at `now`.
@@ -486,7 +522,7 @@ impl Inner {
                 }
                 .max(now + expires_in / 2);
                 let window = expires_at.saturating_duration_since(opens);
-                opens + uniform(Duration::ZERO, self.settings.refresh_jitter.min(window / 2))
+                opens + self.uniform(Duration::ZERO, self.settings.refresh_jitter.min(window / 2))
             }
             CachePolicy::Apim | CachePolicy::SingleFlight => fresh_until,
         };
@@ -505,15 +541,6 @@ impl Inner {
             expires_at,
         ))))
     }
-}
-
-/// A duration uniform in `[low, high]` (`low` if `high <= low`).
-fn uniform(low: Duration, high: Duration) -> Duration {
-    if high <= low {
-        return low;
-    }
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rand::rng().random_range(nanos(low)..=nanos(high)))
 }
 
 /// `refresh-ahead`: refreshes `generation` in the background. After a failure the old token
@@ -602,16 +629,12 @@ struct FetchGuard {
     inner: Arc<Inner>,
     state: FetchState,
     started: Instant,
-    shared: Option<(u64, watch::Sender<SharedResult>)>,
+    shared: Option<(u64, Arc<Flight>)>,
     done: bool,
 }
 
 impl FetchGuard {
-    fn new(
-        inner: Arc<Inner>,
-        reason: FetchReason,
-        shared: Option<(u64, watch::Sender<SharedResult>)>,
-    ) -> Self {
+    fn new(inner: Arc<Inner>, reason: FetchReason, shared: Option<(u64, Arc<Flight>)>) -> Self {
         FetchGuard {
             inner,
             state: FetchState {
@@ -640,8 +663,7 @@ impl FetchGuard {
             && self
                 .shared
                 .as_ref()
-                // The entry's `in_flight` holds one receiver; waiters hold the others.
-                .is_none_or(|(_, sender)| sender.receiver_count() <= 1)
+                .is_none_or(|(_, flight)| flight.waiting() == 0)
     }
 
     /// Signs, requests, and retries 429/503 as the retry policy allows (unless the fetch is
@@ -674,6 +696,12 @@ impl FetchGuard {
                     return Err(error);
                 }
             };
+            if let (Some(clock), Authenticator::Assertion { .. }) =
+                (&inner.virtual_time, &inner.auth)
+            {
+                // The signature took no virtual time: charge it.
+                tokio::time::sleep(clock.signing_cost).await;
+            }
             self.state.requests += 1;
             let answer = tokio::time::timeout(
                 inner.timeout,
@@ -749,8 +777,8 @@ impl FetchGuard {
             Err(error) => FetchOutcome::Failed(error.clone()),
         };
         self.settle(result.as_ref().ok(), now, outcome);
-        if let Some((_, sender)) = self.shared.take() {
-            sender.send_replace(Some(result.clone()));
+        if let Some((_, flight)) = self.shared.take() {
+            flight.land(result.clone());
         }
         result
     }
@@ -807,8 +835,10 @@ impl FetchGuard {
 impl Drop for FetchGuard {
     fn drop(&mut self) {
         if !self.done {
-            // Dropped unfinished: waiters see the sender go and get `FetchAborted`.
             self.settle(None, Instant::now(), FetchOutcome::Cancelled);
+            if let Some((_, flight)) = self.shared.take() {
+                flight.land(Err(self.inner.aborted()));
+            }
         }
     }
 }

@@ -38,10 +38,12 @@ mod cache;
 mod client;
 pub mod config;
 mod error;
+mod flight;
 pub mod observer;
 mod response;
 mod token;
 pub mod transport;
+mod virtual_time;
 
 pub use cache::{CacheKey, TokenCache};
 pub use client::{TokenClient, TokenClientBuilder};
@@ -50,3 +52,4 @@ pub use error::Error;
 pub use observer::{NoopObserver, TokenObserver};
 pub use token::Token;
 pub use transport::{HyperTransport, Transport};
+pub use virtual_time::VirtualTime;

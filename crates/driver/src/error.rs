@@ -25,6 +25,10 @@ pub enum RunError {
     /// The reports could not be written.
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    /// The scenario needs something a simulation cannot do (a real identity provider or
+    /// backend).
+    #[error("cannot simulate this scenario: {0}")]
+    NotSimulable(String),
     /// Anything else at start-up.
     #[error("run setup: {0}")]
     Setup(String),

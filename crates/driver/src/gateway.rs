@@ -3,18 +3,22 @@
 use std::{sync::Arc, time::Duration};
 
 use client::{TokenCache, TokenClient};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use metrics::{InstanceObserver, Metrics, RequestOutcome, RequestRecord};
+use mock::Mock;
 use scenario::Scenario;
 use tokio::sync::Semaphore;
 
-use crate::{backend_client::BackendClient, error::RunError, target::Target};
+use crate::{backend_client::BackendClient, error::RunError, in_process, target::Target};
 
-/// One gateway instance: its token client, its connection pool to the backend, its in-flight
-/// limit.
+/// Mixed with the instance number into the seed of each instance's token client, so that
+/// instances draw different jitter from one scenario seed.
+const CLIENT_SEED_STRIDE: u64 = 0xd1b5_4a32_d192_ed03;
+
+/// One gateway instance: its token client, its way to the backend, its in-flight limit.
 pub(crate) struct Gateway {
     client: TokenClient,
-    backend: BackendClient,
+    backend: Backend,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) max_in_flight: u32,
     retry_on_401: bool,
@@ -30,17 +34,32 @@ impl Gateway {
         let shared = scenario.gateway.shared_cache.then(TokenCache::new);
         let (backend_base, embedded_backend) = target.backend_base();
         let max_in_flight = scenario.gateway.max_in_flight.max(1);
+        let token_transport = target.token_transport();
         (0..instances)
             .map(|instance| {
                 let cache = shared.clone().unwrap_or_default();
                 let observer = Arc::new(InstanceObserver::new(Arc::clone(metrics), instance));
-                let client =
+                let seed = scenario.seed ^ (instance as u64 + 1).wrapping_mul(CLIENT_SEED_STRIDE);
+                let mut client =
                     TokenClient::builder(target.token_config(scenario), target.auth().clone())
                         .cache(&cache)
                         .observer(observer)
-                        .build()?;
-                let backend =
-                    BackendClient::new(&backend_base, embedded_backend, max_in_flight as usize)?;
+                        .seed(seed);
+                if let Some(transport) = &token_transport {
+                    client = client.transport(Arc::clone(transport));
+                }
+                let backend = match target.in_process() {
+                    Some((mock, virtual_time)) => {
+                        client = client.virtual_time(virtual_time);
+                        Backend::InProcess(Arc::clone(mock))
+                    }
+                    None => Backend::Http(BackendClient::new(
+                        &backend_base,
+                        embedded_backend,
+                        max_in_flight as usize,
+                    )?),
+                };
+                let client = client.build()?;
                 Ok(Arc::new(Gateway {
                     client,
                     backend,
@@ -95,6 +114,26 @@ impl Gateway {
             finished_at: metrics.elapsed(),
             outcome,
             token_obtained_at,
+        }
+    }
+}
+
+/// Where an instance's requests go.
+// One per gateway instance: boxing the pool would only add an indirection to every request.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    /// Over keep-alive connections.
+    Http(BackendClient),
+    /// To the embedded backend in-process (a simulation), which serves every path alike.
+    InProcess(Arc<Mock>),
+}
+
+impl Backend {
+    /// `GET path` with `authorization`; `None` when no answer came.
+    async fn get(&self, path: Option<&str>, authorization: &HeaderValue) -> Option<StatusCode> {
+        match self {
+            Backend::Http(client) => client.get(path, authorization).await,
+            Backend::InProcess(mock) => Some(in_process::backend_get(mock, authorization).await),
         }
     }
 }

@@ -15,7 +15,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use scenario::Scenario;
 //! let scenario = Scenario::from_builtin("stampede")?;
-//! let outcome = driver::run(&scenario, std::future::pending(), |_| {}).await?;
+//! let outcome = driver::run(&scenario, driver::Mode::RealTime, std::future::pending(), |_| {}).await?;
 //! outcome.report.write_all(std::path::Path::new("reports/stampede"))?;
 //! # Ok(()) }
 //! ```
@@ -26,10 +26,15 @@ mod backend_client;
 mod error;
 mod events;
 mod gateway;
+mod in_process;
+mod mode;
 mod run;
 mod runner;
+mod simulate;
 mod target;
 
 pub use error::RunError;
+pub use mode::Mode;
 pub use run::{run, Progress, RunOutcome};
 pub use runner::{folder_name, run_and_report, RunListener};
+pub use simulate::simulate_and_report;

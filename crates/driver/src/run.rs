@@ -9,7 +9,7 @@ use report::{Report, RunInfo};
 use scenario::{Scenario, Traffic};
 use tokio::{sync::watch, time::Instant};
 
-use crate::{error::RunError, gateway::Gateway, target::Target};
+use crate::{error::RunError, gateway::Gateway, mode::Mode, target::Target};
 
 /// How long a request (its token and its backend call) may take before it counts as an
 /// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
@@ -43,11 +43,12 @@ pub struct RunOutcome {
     pub interrupted: bool,
 }
 
-/// Runs `scenario` until its end or until `stop` completes, then gives requests in flight up
-/// to 10 s to finish (counting the rest as errors) and reports what was measured.
-/// `on_progress` is called about four times a second.
+/// Runs `scenario` in `mode` until its end or until `stop` completes, then gives requests in
+/// flight up to 10 s to finish (counting the rest as errors) and reports what was measured.
+/// `on_progress` is called four times a second of the run's clock (virtual in a simulation).
 pub async fn run(
     scenario: &Scenario,
+    mode: Mode,
     stop: impl Future<Output = ()> + Send,
     on_progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<RunOutcome, RunError> {
@@ -55,11 +56,18 @@ pub async fn run(
         .unwrap_or(1)
         .max(1);
     metrics::reset_peak_rss();
-    let target = Target::start(scenario).await?;
+    let target = Target::start(scenario, mode).await?;
     let schedule = scenario.arrivals()?;
+    if mode == Mode::Simulated {
+        // Timers fire on a 1 ms grid counted from when the runtime's time driver started,
+        // a few µs of wall-clock time away from where the paused clock stands. Sleeping
+        // moves the paused clock onto the grid, so that every delay of the run rounds alike
+        // from one simulation to the next.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 
     let start = Instant::now();
-    let metrics = Arc::new(Metrics::new(instances, start)?);
+    let metrics = Arc::new(Metrics::for_run(instances, start, scenario.duration)?);
     let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
     let mut events = target.schedule_events(scenario, start, &metrics);
 
@@ -214,7 +222,7 @@ pub async fn run(
     let snapshot = metrics.snapshot(measured_until.max(Duration::from_millis(1)));
     let info = RunInfo {
         interrupted,
-        ..run_info(scenario, target.auth())
+        ..run_info(scenario, &target, mode)
     };
     let report = Report::new(info, snapshot);
     target.shutdown().await;
@@ -240,7 +248,8 @@ impl Watchdog {
     }
 }
 
-fn run_info(scenario: &Scenario, auth: &ClientAuth) -> RunInfo {
+fn run_info(scenario: &Scenario, target: &Target, mode: Mode) -> RunInfo {
+    let (auth, signing_cost) = (target.auth(), target.charged_signing_cost());
     let (backend, alg) = match auth {
         ClientAuth::Certificate(credential) => (
             credential.signing_key().backend().to_owned(),
@@ -259,5 +268,8 @@ fn run_info(scenario: &Scenario, auth: &ClientAuth) -> RunInfo {
         },
         seed: Some(scenario.seed),
         interrupted: false,
+        mode: mode.run_mode(),
+        signing_cost_us: signing_cost
+            .map(|cost| u64::try_from(cost.as_micros()).unwrap_or(u64::MAX)),
     }
 }

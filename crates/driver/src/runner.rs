@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::{
     error::RunError,
+    mode::Mode,
     run::{run, Progress},
 };
 
@@ -38,7 +39,7 @@ pub trait RunListener: Sync {
 
 impl RunListener for () {}
 
-/// Runs `scenario` once, or once per value of `comparison` (same seed, each into
+/// Runs `scenario` in `mode` once, or once per value of `comparison` (same seed, each into
 /// `out/<value>/`), and writes the reports into `out`; returns the machine-readable document
 /// (`report.json` or `comparison.json`).
 ///
@@ -47,12 +48,13 @@ impl RunListener for () {}
 pub async fn run_and_report(
     scenario: &Scenario,
     comparison: Option<&Comparison>,
+    mode: Mode,
     out: &Path,
     stop: &watch::Receiver<bool>,
     listener: &dyn RunListener,
 ) -> Result<PathBuf, RunError> {
     let Some(comparison) = comparison else {
-        run_one(scenario, None, out, stop, listener).await?;
+        run_one(scenario, None, mode, out, stop, listener).await?;
         return Ok(out.join(REPORT_JSON));
     };
     let mut runs = Vec::new();
@@ -65,6 +67,7 @@ pub async fn run_and_report(
         let report = run_one(
             &variant,
             Some((comparison.key, &value)),
+            mode,
             &dir,
             stop,
             listener,
@@ -85,6 +88,7 @@ pub async fn run_and_report(
 async fn run_one(
     scenario: &Scenario,
     variant: Option<(&str, &str)>,
+    mode: Mode,
     dir: &Path,
     stop: &watch::Receiver<bool>,
     listener: &dyn RunListener,
@@ -94,7 +98,10 @@ async fn run_one(
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let outcome = run(scenario, stopped, |progress| listener.progress(progress)).await?;
+    let outcome = run(scenario, mode, stopped, |progress| {
+        listener.progress(progress)
+    })
+    .await?;
     outcome.report.write_all(dir)?;
     listener.finished(&outcome.report, dir);
     Ok(outcome.report)

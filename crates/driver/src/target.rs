@@ -1,11 +1,16 @@
 //! Where the gateway gets tokens and sends requests: the embedded mock servers, started for
 //! the run, or real ones.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use client::{ClientAuth, TokenClientConfig};
+use client::{ClientAuth, TokenClientConfig, Transport, VirtualTime};
 use metrics::Metrics;
-use mock::{server::MockServer, ClientRegistration, MockConfig, TokenFaults};
+use mock::{
+    clock::RuntimeClock, server::MockServer, ClientRegistration, Mock, MockConfig, TokenFaults,
+};
 use scenario::{BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec};
 use signer::{keygen, Credential};
 use tokio::{task::JoinSet, time::Instant};
@@ -13,7 +18,17 @@ use tokio::{task::JoinSet, time::Instant};
 use crate::{
     error::RunError,
     events::{apply_event, EventFaults},
+    in_process::InProcessIdp,
+    mode::Mode,
 };
+
+/// Assertions signed to measure the signing cost a simulation charges (its median): about
+/// 50 ms for RSA-2048 on the slowest backend.
+const CALIBRATION_SAMPLES: u32 = 31;
+
+/// The base URL the in-process mock's URLs (issuer, token endpoint) are made from: a name
+/// that resolves nowhere, so that nothing of a simulation can reach the network.
+const IN_PROCESS_BASE_URL: &str = "http://simulated.tokenbench.invalid";
 
 /// The client id the embedded identity provider registers for the gateway.
 const EMBEDDED_CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
@@ -21,7 +36,7 @@ const EMBEDDED_CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 /// Where the gateway gets tokens and sends requests: the embedded mock servers, or real ones.
 pub(crate) enum Target {
     Embedded {
-        server: MockServer,
+        mock: EmbeddedMock,
         auth: ClientAuth,
     },
     External {
@@ -31,8 +46,29 @@ pub(crate) enum Target {
     },
 }
 
+/// The embedded mock: a loopback server, or in-process on a virtual clock.
+pub(crate) enum EmbeddedMock {
+    Server(MockServer),
+    InProcess {
+        mock: Arc<Mock>,
+        virtual_time: VirtualTime,
+    },
+}
+
+impl EmbeddedMock {
+    fn mock(&self) -> &Arc<Mock> {
+        match self {
+            EmbeddedMock::Server(server) => server.mock(),
+            EmbeddedMock::InProcess { mock, .. } => mock,
+        }
+    }
+}
+
 impl Target {
-    pub(crate) async fn start(scenario: &Scenario) -> Result<Self, RunError> {
+    pub(crate) async fn start(scenario: &Scenario, mode: Mode) -> Result<Self, RunError> {
+        if mode == Mode::Simulated {
+            check_simulable(scenario)?;
+        }
         match &scenario.idp {
             IdpSpec::Embedded(idp) => {
                 let (auth, registration) = match &scenario.signer {
@@ -65,7 +101,8 @@ impl Target {
                     BackendSpec::Embedded { latency } => *latency,
                     BackendSpec::External { .. } => mock::Latency::None,
                 };
-                let config = MockConfig {
+                let mut config = MockConfig {
+                    seed: Some(scenario.seed),
                     clients: vec![registration],
                     token_lifetime: idp.token_lifetime,
                     token_faults: TokenFaults {
@@ -80,9 +117,52 @@ impl Target {
                     },
                     ..MockConfig::default()
                 };
-                let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-                let server = MockServer::start(config, loopback).await?;
-                Ok(Target::Embedded { server, auth })
+                let mock = match mode {
+                    Mode::RealTime => {
+                        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                        EmbeddedMock::Server(MockServer::start(config, loopback).await?)
+                    }
+                    Mode::Simulated => {
+                        let signing_cost = match (&scenario.signer, &auth) {
+                            (
+                                SignerSpec::Assertion {
+                                    signing_cost: Some(cost),
+                                    ..
+                                },
+                                _,
+                            ) => *cost,
+                            (_, ClientAuth::Certificate(credential)) => {
+                                let credential = credential.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    signer::bench::assertion_cost(&credential, CALIBRATION_SAMPLES)
+                                })
+                                .await
+                                .map_err(|e| RunError::Setup(format!("calibration task: {e}")))??
+                            }
+                            (_, ClientAuth::Secret(_)) => Duration::ZERO,
+                        };
+                        let (origin, epoch) = (Instant::now(), SystemTime::now());
+                        let epoch_ms = epoch
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                        config.clock = Arc::new(RuntimeClock::new(origin, epoch_ms));
+                        // The provider's RSA key takes up to a second to generate.
+                        let mock = tokio::task::spawn_blocking(move || {
+                            Mock::new(&config, IN_PROCESS_BASE_URL)
+                        })
+                        .await
+                        .map_err(|e| RunError::Setup(format!("mock setup task: {e}")))??;
+                        EmbeddedMock::InProcess {
+                            mock: Arc::new(mock),
+                            virtual_time: VirtualTime {
+                                origin,
+                                epoch,
+                                signing_cost,
+                            },
+                        }
+                    }
+                };
+                Ok(Target::Embedded { mock, auth })
             }
             IdpSpec::External(idp) => {
                 let auth = match &idp.credentials {
@@ -130,17 +210,44 @@ impl Target {
         }
     }
 
-    pub(crate) fn mock(&self) -> Option<&Arc<mock::Mock>> {
+    pub(crate) fn mock(&self) -> Option<&Arc<Mock>> {
         match self {
-            Target::Embedded { server, .. } => Some(server.mock()),
+            Target::Embedded { mock, .. } => Some(mock.mock()),
             Target::External { .. } => None,
         }
     }
 
+    /// The in-process mock and its virtual clock, when the run is simulated.
+    pub(crate) fn in_process(&self) -> Option<(&Arc<Mock>, VirtualTime)> {
+        match self {
+            Target::Embedded {
+                mock: EmbeddedMock::InProcess { mock, virtual_time },
+                ..
+            } => Some((mock, *virtual_time)),
+            _ => None,
+        }
+    }
+
+    /// The virtual time charged per signature, in a simulation with a certificate.
+    pub(crate) fn charged_signing_cost(&self) -> Option<Duration> {
+        match (self.in_process(), self.auth()) {
+            (Some((_, virtual_time)), ClientAuth::Certificate(_)) => {
+                Some(virtual_time.signing_cost)
+            }
+            _ => None,
+        }
+    }
+
+    /// The token requests' transport when it is not a new hyper client.
+    pub(crate) fn token_transport(&self) -> Option<Arc<dyn Transport>> {
+        self.in_process()
+            .map(|(mock, _)| Arc::new(InProcessIdp(Arc::clone(mock))) as Arc<dyn Transport>)
+    }
+
     pub(crate) fn token_config(&self, scenario: &Scenario) -> TokenClientConfig {
         let mut config = match self {
-            Target::Embedded { server, .. } => {
-                let urls = server.urls();
+            Target::Embedded { mock, .. } => {
+                let urls = mock.mock().urls();
                 TokenClientConfig::new(
                     urls.token_url.clone(),
                     EMBEDDED_CLIENT_ID,
@@ -163,7 +270,7 @@ impl Target {
     /// The backend's base URL, and whether it is the embedded one.
     pub(crate) fn backend_base(&self) -> (String, bool) {
         match self {
-            Target::Embedded { server, .. } => (server.urls().backend_url.clone(), true),
+            Target::Embedded { mock, .. } => (mock.mock().urls().backend_url.clone(), true),
             Target::External { backend_url, .. } => {
                 (backend_url.trim_end_matches('/').to_owned(), false)
             }
@@ -196,8 +303,31 @@ impl Target {
     }
 
     pub(crate) async fn shutdown(self) {
-        if let Target::Embedded { server, .. } = self {
+        if let Target::Embedded {
+            mock: EmbeddedMock::Server(server),
+            ..
+        } = self
+        {
             server.shutdown().await;
         }
     }
+}
+
+/// A simulation runs the embedded identity provider and backend in-process; real ones
+/// cannot follow a virtual clock.
+fn check_simulable(scenario: &Scenario) -> Result<(), RunError> {
+    if let IdpSpec::External(idp) = &scenario.idp {
+        return Err(RunError::NotSimulable(format!(
+            "[idp] token_url = {:?} is a real identity provider; a simulation runs the \
+             embedded one (remove token_url and its credentials)",
+            idp.token_url
+        )));
+    }
+    if let BackendSpec::External { url } = &scenario.backend {
+        return Err(RunError::NotSimulable(format!(
+            "[backend] url = {url:?} is a real backend; a simulation runs the embedded one \
+             (remove url)"
+        )));
+    }
+    Ok(())
 }

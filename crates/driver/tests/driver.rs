@@ -11,7 +11,9 @@ fn scenario(toml: &str) -> Scenario {
 }
 
 async fn run(scenario: &Scenario) -> RunOutcome {
-    driver::run(scenario, pending(), |_| {}).await.unwrap()
+    driver::run(scenario, driver::Mode::RealTime, pending(), |_| {})
+        .await
+        .unwrap()
 }
 
 /// Tokens expire every 2 s, the token endpoint takes 300 ms: at each expiry ~60 requests
@@ -242,6 +244,7 @@ async fn an_interrupted_run_reports_what_it_measured() {
     );
     let outcome = driver::run(
         &scenario,
+        driver::Mode::RealTime,
         tokio::time::sleep(Duration::from_secs(1)),
         |_| {},
     )

@@ -423,6 +423,22 @@ pub const CATALOG: &[MetricDescription] = &[
         |s| count(s.idp.peak_concurrent_fetches),
     ),
     entry(
+        Idp,
+        "idp.peak_second",
+        "token requests in the busiest second",
+        REQUESTS,
+        LOWER_COUNT,
+        |s| maybe(s.idp.peak_second),
+    ),
+    entry(
+        Idp,
+        "idp.peak_minute",
+        "token requests in the busiest minute",
+        REQUESTS,
+        LOWER_COUNT,
+        |s| maybe(s.idp.peak_minute),
+    ),
+    entry(
         Signing,
         "signing.count",
         "signatures",

@@ -1,5 +1,5 @@
-//! The per-second latency and service-time histograms of a run, as an HdrHistogram interval
-//! log.
+//! The latency and service-time histograms of each timeline interval of a run, as an
+//! HdrHistogram interval log.
 
 use std::{
     io::Write,
@@ -22,10 +22,10 @@ use crate::{
 /// The tag of service-time intervals in the interval log (latency intervals are untagged).
 pub const SERVICE_TIME_TAG: &str = "service_time";
 
-/// The per-second latency and service-time histograms of a run, written as an HdrHistogram
-/// interval log (`latency.hlog`).
+/// The latency and service-time histograms of each timeline interval of a run, written as an
+/// HdrHistogram interval log (`latency.hlog`).
 ///
-/// Values are µs. Each second has one untagged interval of latency from the intended start
+/// Values are µs. Each timeline interval has one untagged interval of latency from the intended start
 /// and one interval tagged [`SERVICE_TIME_TAG`] of service time. Timestamps are seconds since
 /// the run's start, which the log's `StartTime` and `BaseTime` headers give. Histograms are
 /// V2-serialized and DEFLATE-compressed, the encoding the Java `HistogramLogReader` (and so
@@ -35,6 +35,8 @@ pub struct LatencyLog {
     pub(crate) start_time: Option<SystemTime>,
     /// The run's length: the last interval ends there.
     pub(crate) duration: Duration,
+    /// Each interval's length (the last one's may be shorter).
+    pub(crate) interval: Duration,
     pub(crate) intervals: Vec<LogInterval>,
     /// Intervals left out because their histograms could not be encoded.
     pub(crate) unencodable: u64,
@@ -93,11 +95,11 @@ impl LatencyLog {
             .map_err(MetricsError::LogWrite)?;
         for interval in &self.intervals {
             let start = Duration::from_secs(interval.second);
-            let end = start + Duration::from_secs(1);
+            let end = start + self.interval;
             let length = if self.duration > start && self.duration < end {
                 self.duration - start
             } else {
-                Duration::from_secs(1)
+                self.interval
             };
             for (encoded, tag) in [
                 (&interval.latency, None),

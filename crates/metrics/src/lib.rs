@@ -6,8 +6,10 @@
 //! [`tokio::time::Instant`] given to [`Metrics::new`]); [`Metrics::elapsed`] gives the current
 //! one. The recording path is cheap and its memory is bounded whatever the request count:
 //! counters are atomics, latencies go into HdrHistograms under one short mutex section per
-//! request, and nothing is kept per request. What grows with time is per second of the run
-//! (one timeline row and one compressed histogram interval) and per revocation event.
+//! request, and nothing is kept per request. What grows with time is per timeline interval
+//! of the run (one row and one compressed histogram interval; the interval is 1 s up to an
+//! hour and longer for longer runs, see [`timeline_interval`]), per second (one token-request
+//! counter, for the busiest second and minute) and per revocation event.
 //!
 //! What is measured, and from what:
 //!
@@ -18,7 +20,7 @@
 //! - **latency** from the request's *intended* start (its scheduled arrival, so queueing
 //!   behind a slow system is counted: coordinated omission corrected) and **service time**
 //!   from its actual start, both in µs, for every recorded completion whatever its outcome;
-//!   one interval per second of the run goes to an HdrHistogram interval log
+//!   one interval per timeline interval of the run goes to an HdrHistogram interval log
 //!   ([`LatencyLog`]);
 //! - **cache hit rate** `hits / (hits + misses)` of token lookups, per instance and in total,
 //!   from the client's observer ([`InstanceObserver`]);
@@ -34,10 +36,10 @@
 //! - **stampede**: miss episodes and their herd sizes as the client reports them when an
 //!   episode ends (see [`client::observer`]); the identity provider's peak concurrent token
 //!   requests as set by the driver ([`Metrics::set_idp_peak_concurrent`]), or else the peak of
-//!   concurrent fetches counted here;
+//!   concurrent fetches counted here; the token requests of the busiest second and minute;
 //! - **401-invalidation** after each [`Metrics::revocation_event`]: see [`InvalidationStats`];
-//! - **timeline**: per second, completions, 2xx, 401, token requests, dropped arrivals and the
-//!   99th percentile latency of that second's completions ([`TimelineRow`]);
+//! - **timeline**: per interval, completions, 2xx, 401, token requests, dropped arrivals and
+//!   the 99th percentile latency of that interval's completions ([`TimelineRow`]);
 //! - **peak RSS** ([`peak_rss_bytes`]).
 
 #![forbid(unsafe_code)]
@@ -67,4 +69,4 @@ pub use snapshot::{
     Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint, StampedeStats,
     TimelineRow,
 };
-pub use window::MAX_TIMELINE_SECONDS;
+pub use window::{timeline_interval, MAX_TIMELINE_ROWS, MAX_TIMELINE_SECONDS};

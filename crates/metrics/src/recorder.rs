@@ -23,7 +23,7 @@ use crate::{
         spectrum, CacheStats, IdpStats, InstanceStats, MemoryStats, MetricsSnapshot, Percentiles,
         RequestCounts, SigningStats, StampedeStats,
     },
-    window::{second, Window, WindowView},
+    window::{second, timeline_interval, Window, WindowView},
 };
 
 /// The recorder of one run. Share it with `Arc`; every method takes `&self`.
@@ -88,8 +88,27 @@ struct SigningState {
 // the driver and the recorder were one crate (without it the driver completed 7 % fewer
 // requests per second, medians of 14 alternating 5 s saturated runs).
 impl Metrics {
-    /// A recorder for a run of `instances` gateway instances that starts at `start`.
+    /// A recorder for a run of `instances` gateway instances that starts at `start`, with a
+    /// timeline of one row per second.
     pub fn new(instances: usize, start: Instant) -> Result<Self, MetricsError> {
+        Self::with_interval(instances, start, 1)
+    }
+
+    /// A recorder for a run planned to last `planned`: its timeline rows are
+    /// [`timeline_interval`]`(planned)` seconds long (1 s up to an hour).
+    pub fn for_run(
+        instances: usize,
+        start: Instant,
+        planned: Duration,
+    ) -> Result<Self, MetricsError> {
+        Self::with_interval(instances, start, timeline_interval(planned))
+    }
+
+    fn with_interval(
+        instances: usize,
+        start: Instant,
+        interval: u64,
+    ) -> Result<Self, MetricsError> {
         Ok(Metrics {
             start,
             start_rss: rss_bytes(),
@@ -99,7 +118,7 @@ impl Metrics {
                 .map(|_| InstanceCounters::default())
                 .collect(),
             idp: IdpCounters::default(),
-            window: Mutex::new(Window::new()?),
+            window: Mutex::new(Window::new(interval)?),
             signing: Mutex::new(SigningState {
                 histogram: new_histogram(MAX_SIGNING_NS, "signing")?,
                 sum_ns: 0,
@@ -273,6 +292,8 @@ impl Metrics {
             service,
             timeline,
             log: latency_log,
+            interval,
+            token_peaks: (peak_second, peak_minute),
         } = lock(&self.window).snapshot(end);
         let latency = latency.map(|h| (Percentiles::of(&h), spectrum(&h)));
         let (latency_us, latency_spectrum) = latency.unwrap_or_default();
@@ -285,7 +306,11 @@ impl Metrics {
             service_time_us: service.map(|h| Percentiles::of(&h)).unwrap_or_default(),
             latency_spectrum,
             cache: self.cache_stats(),
-            idp: self.idp_stats(),
+            idp: IdpStats {
+                peak_second: Some(peak_second),
+                peak_minute: Some(peak_minute),
+                ..self.idp_stats()
+            },
             signing: self.signing_stats(),
             stampede: self.stampede_stats(),
             invalidation: lock(&self.invalidation).stats(),
@@ -293,6 +318,7 @@ impl Metrics {
                 peak_rss_bytes: peak_rss_bytes(),
                 start_rss_bytes: self.start_rss,
             },
+            timeline_interval_s: interval,
             timeline,
             latency_log: LatencyLog {
                 start_time: Some(self.started_at),
@@ -361,6 +387,8 @@ impl Metrics {
             errors: idp.errors.load(Ordering::Relaxed),
             peak_concurrent: lock(&idp.peak_concurrent).unwrap_or(peak_fetches),
             peak_concurrent_fetches: peak_fetches,
+            peak_second: None,
+            peak_minute: None,
         }
     }
 

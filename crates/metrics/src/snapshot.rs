@@ -143,6 +143,14 @@ pub struct IdpStats {
     /// (a fetch runs from signing its assertion to its final answer, retry delays included).
     #[serde(default)]
     pub peak_concurrent_fetches: u64,
+    /// Token requests issued in the busiest second of the run (seconds counted from its
+    /// start); `null` in reports written before it was measured.
+    #[serde(default)]
+    pub peak_second: Option<u64>,
+    /// Token requests issued in the busiest minute of the run (minutes counted from its
+    /// start); `null` in reports written before it was measured.
+    #[serde(default)]
+    pub peak_minute: Option<u64>,
 }
 
 /// Signing cost (`signing` in the report).
@@ -226,10 +234,10 @@ pub struct MemoryStats {
     pub start_rss_bytes: Option<u64>,
 }
 
-/// One second of the run: `[t, t + 1)` seconds from the start.
+/// One interval of the run: `[t, t + timeline_interval_s)` seconds from the start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineRow {
-    /// The second, from 0.
+    /// The interval's first second, from 0.
     pub t: u64,
     /// Requests that completed in it.
     pub requests: u64,
@@ -283,12 +291,21 @@ pub struct MetricsSnapshot {
     pub invalidation: InvalidationStats,
     /// Memory.
     pub memory: MemoryStats,
-    /// One row per second from 0 until the end (or the last recorded second, if later).
+    /// Seconds per timeline row and per interval of the latency log: 1 for runs up to an
+    /// hour, longer for longer runs ([`timeline_interval`](crate::timeline_interval)).
+    #[serde(default = "one_second")]
+    pub timeline_interval_s: u64,
+    /// One row per interval from 0 until the end (or the last recorded interval, if later).
     pub timeline: Vec<TimelineRow>,
-    /// The latency and service-time histograms per second (not in JSON: a snapshot read
+    /// The latency and service-time histograms per interval (not in JSON: a snapshot read
     /// back has an empty log).
     #[serde(skip)]
     pub latency_log: LatencyLog,
+}
+
+/// The timeline interval of reports written before it could be longer.
+fn one_second() -> u64 {
+    1
 }
 
 impl MetricsSnapshot {

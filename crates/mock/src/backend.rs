@@ -18,9 +18,17 @@ use sha2::{Digest, Sha256};
 use signer::{jws::Jws, Algorithm, KeyKind, PublicKey, VerifyingKey};
 
 use crate::{
-    clock::Clock, config::BackendConfig, error::ConfigError, faults::Latency,
-    http_util::json_response, idp::IdentityProvider, stats::Stats,
+    clock::Clock,
+    config::MockConfig,
+    error::ConfigError,
+    faults::{Draws, Latency},
+    http_util::json_response,
+    idp::IdentityProvider,
+    stats::Stats,
 };
+
+/// Mixed into the seed of the backend's draws, so they differ from the provider's.
+const BACKEND_DRAWS: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Shortest time between two JWKS refreshes triggered by unknown `kid`s.
 const JWKS_REFRESH_INTERVAL_MS: u64 = 1000;
@@ -99,6 +107,7 @@ pub struct ProtectedBackend {
     revoked_through: AtomicU64,
     stats: Arc<Stats>,
     clock: Arc<dyn Clock>,
+    draws: Draws,
 }
 
 impl std::fmt::Debug for ProtectedBackend {
@@ -112,14 +121,13 @@ impl std::fmt::Debug for ProtectedBackend {
 }
 
 impl ProtectedBackend {
-    /// A backend trusting `idp`'s tokens for `config.audience`, fetching its JWKS now.
-    pub fn new(
-        idp: Arc<IdentityProvider>,
-        config: &BackendConfig,
-        skew_secs: u64,
-        stats: Arc<Stats>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// A backend trusting `idp`'s tokens as `config.backend` says (with its clock, skew
+    /// and seed), fetching its JWKS now.
+    pub fn new(idp: Arc<IdentityProvider>, config: &MockConfig, stats: Arc<Stats>) -> Self {
+        let (clock, skew_secs) = (Arc::clone(&config.clock), config.clock_skew.as_secs());
+        // Its own stream of draws, apart from the identity provider's.
+        let draws = Draws::new(config.seed.map(|seed| seed ^ BACKEND_DRAWS));
+        let config = &config.backend;
         let backend = ProtectedBackend {
             issuer: idp.issuer(&config.tenant),
             idp,
@@ -135,6 +143,7 @@ impl ProtectedBackend {
             revoked_through: AtomicU64::new(0),
             stats,
             clock,
+            draws,
         };
         backend.refresh_keys();
         backend
@@ -142,7 +151,7 @@ impl ProtectedBackend {
 
     /// Serves one `/api/…` request: latency, then 200, 401 or 403.
     pub async fn handle(&self, authorization: Option<&HeaderValue>) -> Response<Bytes> {
-        let delay = self.latency().sample(&mut rand::rng());
+        let delay = self.draws.latency(&self.latency());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

@@ -1,4 +1,4 @@
-//! Wall-clock time, replaceable in tests.
+//! Wall-clock time, replaceable in tests and simulations.
 
 use std::{
     fmt,
@@ -48,5 +48,29 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The tokio runtime's clock, read as wall-clock time: `epoch_ms` at `origin`, moving as
+/// [`tokio::time::Instant`] does. On a runtime whose time is paused (a simulation) it shows
+/// virtual time, so that claims and their checks agree with the virtual clock.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeClock {
+    origin: tokio::time::Instant,
+    epoch_ms: u64,
+}
+
+impl RuntimeClock {
+    /// A clock that shows `epoch_ms` at `origin`.
+    pub fn new(origin: tokio::time::Instant, epoch_ms: u64) -> Self {
+        RuntimeClock { origin, epoch_ms }
+    }
+}
+
+impl Clock for RuntimeClock {
+    fn now_ms(&self) -> u64 {
+        let since = tokio::time::Instant::now().saturating_duration_since(self.origin);
+        self.epoch_ms
+            .saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 }

@@ -122,6 +122,9 @@ pub struct MockConfig {
     pub backend: BackendConfig,
     /// Time source for claims and checks.
     pub clock: Arc<dyn Clock>,
+    /// Seed of the injected faults' random draws (latencies, error rate): the same requests
+    /// in the same order then draw the same faults. `None`: the operating system's entropy.
+    pub seed: Option<u64>,
 }
 
 impl Default for MockConfig {
@@ -135,6 +138,7 @@ impl Default for MockConfig {
             token_faults: TokenFaults::default(),
             backend: BackendConfig::default(),
             clock: Arc::new(SystemClock),
+            seed: None,
         }
     }
 }

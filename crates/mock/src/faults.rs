@@ -2,7 +2,7 @@
 
 use std::{sync::Mutex, time::Duration};
 
-use rand::Rng;
+use rand::{rngs::StdRng, Rng, SeedableRng as _};
 use rand_distr::{Distribution, LogNormal};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,38 @@ impl Latency {
         };
         // Cap at an hour: a sample from a long tail must not park a request for ever.
         Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 3600.0))
+    }
+}
+
+/// The random draws of injected faults (latencies, injected errors), from one generator:
+/// seeded, the same requests in the same order draw the same faults.
+#[derive(Debug)]
+pub(crate) struct Draws(Mutex<StdRng>);
+
+impl Draws {
+    /// Draws from `seed`, or from the operating system's entropy without one.
+    pub(crate) fn new(seed: Option<u64>) -> Self {
+        Draws(Mutex::new(
+            seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64),
+        ))
+    }
+
+    /// One delay of `latency` (no draw, and no lock, for [`Latency::None`]).
+    pub(crate) fn latency(&self, latency: &Latency) -> Duration {
+        if *latency == Latency::None {
+            return Duration::ZERO;
+        }
+        latency.sample(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// True with probability `p` (no draw for 0).
+    pub(crate) fn chance(&self, p: f64) -> bool {
+        p > 0.0
+            && self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .random_bool(p.min(1.0))
     }
 }
 

@@ -22,7 +22,7 @@ use crate::{
     clock::Clock,
     config::{ClientRegistration, MockConfig},
     error::ConfigError,
-    faults::{OutageMode, TokenBucket, TokenFaults},
+    faults::{Draws, OutageMode, TokenBucket, TokenFaults},
     http_util::{json_response, truncate, OAuthRejection},
     jti::JtiStore,
     stats::{Stats, TokenOutcome},
@@ -108,6 +108,7 @@ pub struct IdentityProvider {
     issue_sequence: AtomicU64,
     stats: Arc<Stats>,
     clock: Arc<dyn Clock>,
+    draws: Draws,
 }
 
 impl std::fmt::Debug for IdentityProvider {
@@ -181,6 +182,7 @@ impl IdentityProvider {
             issue_sequence: AtomicU64::new(0),
             stats,
             clock: Arc::clone(&config.clock),
+            draws: Draws::new(config.seed),
         })
     }
 
@@ -281,7 +283,7 @@ impl IdentityProvider {
     ) -> Result<Response<Bytes>, ConnectionReset> {
         let _in_flight = self.stats.token_in_flight();
         let faults = self.active_faults();
-        let delay = faults.faults.latency.sample(&mut rand::rng());
+        let delay = self.draws.latency(&faults.faults.latency);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -326,8 +328,8 @@ impl IdentityProvider {
                 ));
             }
         }
-        if faults.faults.error_rate > 0.0 && rand::rng().random_bool(faults.faults.error_rate) {
-            let status = if rand::rng().random_bool(0.5) {
+        if self.draws.chance(faults.faults.error_rate) {
+            let status = if self.draws.chance(0.5) {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {
                 StatusCode::SERVICE_UNAVAILABLE

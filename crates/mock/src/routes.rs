@@ -64,10 +64,8 @@ impl Mock {
         let idp = Arc::new(IdentityProvider::new(config, base_url, Arc::clone(&stats))?);
         let backend = Arc::new(ProtectedBackend::new(
             Arc::clone(&idp),
-            &config.backend,
-            config.clock_skew.as_secs(),
+            config,
             Arc::clone(&stats),
-            Arc::clone(&config.clock),
         ));
         let base = base_url.trim_end_matches('/');
         let tenant = &config.tenants[0];

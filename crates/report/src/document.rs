@@ -26,9 +26,33 @@ pub const REPORT_HTML: &str = "report.html";
 /// The HdrHistogram interval log.
 pub const LATENCY_HLOG: &str = "latency.hlog";
 
+/// How a run's time passed (`mode` in the report).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// In real time, over sockets (`tokenbench run`); what reports without `mode` were.
+    #[default]
+    RealTime,
+    /// On a virtual clock, in-process (`tokenbench simulate`).
+    Simulated,
+}
+
+impl RunMode {
+    /// `real-time` or `simulated`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::RealTime => "real-time",
+            RunMode::Simulated => "simulated",
+        }
+    }
+}
+
 /// What the driver knows about a run that the metrics do not.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// Real time or simulated.
+    #[serde(default)]
+    pub mode: RunMode,
     /// The scenario's name.
     pub scenario: String,
     /// The cache policy (`apim`, `single-flight`, `refresh-ahead`).
@@ -48,6 +72,9 @@ pub struct RunInfo {
     /// its `duration_s` only.
     #[serde(default)]
     pub interrupted: bool,
+    /// The virtual time charged per signature in a simulated run, µs (`null` otherwise).
+    #[serde(default)]
+    pub signing_cost_us: Option<u64>,
 }
 
 /// The report of one run: `report.json`'s document, the run's settings and its figures side
@@ -113,15 +140,20 @@ impl Report {
         Ok(vec![json, md, html, hlog])
     }
 
-    /// One line of the run's settings: policy, backend, instances, rate, length, seed, start.
+    /// One line of the run's settings: mode, policy, backend, instances, signing cost charged,
+    /// rate, length, seed, start.
     pub(crate) fn subtitle(&self) -> String {
         let run = &self.run;
         let duration_s = self.metrics.duration.as_secs_f64();
         let mut parts = vec![
+            run.mode.as_str().to_owned(),
             format!("policy {}", run.policy),
             format!("backend {} {}", run.backend, run.alg),
             format!("{} instances", self.metrics.instances),
         ];
+        if let Some(cost) = run.signing_cost_us {
+            parts.push(format!("{cost} µs per signature charged"));
+        }
         if let Some(rate) = run.rate {
             parts.push(format!("{} req/s nominal", num(rate)));
         }

@@ -12,8 +12,8 @@ use crate::{
 };
 
 impl Report {
-    /// The self-contained HTML page: tables, the per-second timeline and the latency
-    /// percentile spectrum as inline SVG.
+    /// The self-contained HTML page: tables, the timeline and the latency percentile
+    /// spectrum as inline SVG.
     pub fn html(&self) -> String {
         let title = format!("tokenbench report: {}", self.run.scenario);
         let mut body = format!(
@@ -25,15 +25,17 @@ impl Report {
         let (x_max, y_max) = timeline_extent(&[self]);
         body.push_str(&timeline_svg(
             &self.metrics.timeline,
+            self.metrics.timeline_interval_s,
             x_max,
             y_max,
             880.0,
             300.0,
         ));
-        body.push_str(
-            "<figcaption>Per second: completed requests, backend 401s and token requests \
+        body.push_str(&format!(
+            "<figcaption>{}: completed requests, backend 401s and token requests \
              (log scale).</figcaption>\n</figure>\n",
-        );
+            per_second(self.metrics.timeline_interval_s)
+        ));
         body.push_str("<h2>Latency percentile spectrum</h2>\n<figure>\n");
         body.push_str(&spectrum_svg(&[(
             "latency",
@@ -65,8 +67,8 @@ impl Report {
             body.push_str("</tbody>\n</table>\n");
         }
         body.push_str(&format!(
-            "<p class=\"note\">All figures and the per-second timeline are in \
-             <code>{REPORT_JSON}</code>; the per-second latency histograms in \
+            "<p class=\"note\">All figures and the timeline are in \
+             <code>{REPORT_JSON}</code>; the latency histograms of each timeline interval in \
              <code>{LATENCY_HLOG}</code>.</p>\n"
         ));
         page(&title, &body)
@@ -101,6 +103,7 @@ impl ComparisonReport {
             ));
             body.push_str(&timeline_svg(
                 &report.metrics.timeline,
+                report.metrics.timeline_interval_s,
                 x_max,
                 y_max,
                 540.0,
@@ -108,10 +111,12 @@ impl ComparisonReport {
             ));
             body.push_str("</figure>\n");
         }
-        body.push_str(
-            "</div>\n<p class=\"note\">Per second: completed requests, backend 401s and \
+        let interval = reports.first().map_or(1, |r| r.metrics.timeline_interval_s);
+        body.push_str(&format!(
+            "</div>\n<p class=\"note\">{}: completed requests, backend 401s and \
              token requests (log scale, same axes for every value).</p>\n",
-        );
+            per_second(interval)
+        ));
         body.push_str("<div class=\"tables\">\n");
         let head: Vec<&str> = self.values.iter().map(|(v, _)| v.as_str()).collect();
         for table in tables(&reports) {
@@ -176,4 +181,13 @@ fn page(title: &str, body: &str) -> String {
          <title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         esc(title)
     )
+}
+
+/// How the timeline's rates are taken: per second, or averaged over longer intervals.
+fn per_second(interval: u64) -> String {
+    if interval <= 1 {
+        "Per second".to_owned()
+    } else {
+        format!("Per second, averaged over {interval} s intervals")
+    }
 }

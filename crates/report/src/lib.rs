@@ -40,6 +40,6 @@ mod tables;
 
 pub use comparison::{ComparisonReport, COMPARISON_HTML, COMPARISON_JSON, COMPARISON_MD};
 pub use document::{
-    Report, RunInfo, LATENCY_HLOG, REPORT_HTML, REPORT_JSON, REPORT_MD, SCHEMA_VERSION,
+    Report, RunInfo, RunMode, LATENCY_HLOG, REPORT_HTML, REPORT_JSON, REPORT_MD, SCHEMA_VERSION,
 };
 pub use error::ReportError;

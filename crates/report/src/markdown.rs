@@ -33,8 +33,9 @@ impl Report {
             out.push('\n');
         }
         out.push_str(&format!(
-            "The per-second timeline is in `{REPORT_JSON}` (`timeline`) and charted in \
-             `{REPORT_HTML}`; the per-second latency histograms are in `{LATENCY_HLOG}`.\n"
+            "The timeline is in `{REPORT_JSON}` (`timeline`, one row per \
+             `timeline_interval_s` seconds) and charted in `{REPORT_HTML}`; the latency \
+             histograms of each timeline interval are in `{LATENCY_HLOG}`.\n"
         ));
         out
     }

@@ -1,4 +1,4 @@
-//! The charts of the HTML pages, as inline SVG: the per-second timeline and the latency
+//! The charts of the HTML pages, as inline SVG: the timeline and the latency
 //! percentile spectrum.
 
 use metrics::{SpectrumPoint, TimelineRow};
@@ -160,20 +160,25 @@ impl Frame {
     }
 }
 
-/// The seconds and the largest per-second count over `reports`' timelines.
-pub(crate) fn timeline_extent(reports: &[&Report]) -> (u64, u64) {
-    let rows = || reports.iter().flat_map(|r| &r.metrics.timeline);
+/// The seconds and the largest per-second rate over `reports`' timelines.
+pub(crate) fn timeline_extent(reports: &[&Report]) -> (u64, f64) {
     let seconds = reports
         .iter()
-        .map(|r| r.metrics.timeline.len() as u64)
+        .map(|r| r.metrics.timeline.len() as u64 * r.metrics.timeline_interval_s.max(1))
         .max();
-    let peak = rows()
-        .map(|row| row.requests.max(row.unauthorized).max(row.token_requests))
-        .max();
-    (seconds.unwrap_or(0), peak.unwrap_or(0))
+    let peak = reports
+        .iter()
+        .flat_map(|r| {
+            let interval = r.metrics.timeline_interval_s.max(1) as f64;
+            r.metrics.timeline.iter().map(move |row| {
+                row.requests.max(row.unauthorized).max(row.token_requests) as f64 / interval
+            })
+        })
+        .fold(0.0, f64::max);
+    (seconds.unwrap_or(0), peak)
 }
 
-/// A per-second count of the timeline.
+/// A count of a timeline row.
 type RowValue = fn(&TimelineRow) -> u64;
 
 /// The timeline's series, in [`PALETTE`] order.
@@ -183,22 +188,25 @@ const TIMELINE_SERIES: [(&str, RowValue); 3] = [
     ("token requests", |r| r.token_requests),
 ];
 
-/// The timeline chart: requests, 401s and token requests per second on a log(1 + y) scale,
-/// over `seconds` seconds with counts up to `peak`.
+/// The timeline chart: requests, 401s and token requests per second (each row's counts over
+/// its `interval` seconds) on a log(1 + y) scale, over `seconds` seconds with rates up to
+/// `peak`.
 pub(crate) fn timeline_svg(
     rows: &[TimelineRow],
+    interval: u64,
     seconds: u64,
-    peak: u64,
+    peak: f64,
     width: f64,
     height: f64,
 ) -> String {
     let frame = Frame::new(width, height);
-    let mut out = frame.open("Per-second timeline: requests, 401s and token requests");
-    // Points sit at the middle of their second.
+    let mut out = frame.open("Timeline: requests, 401s and token requests per second");
+    // Points sit at the middle of their interval.
+    let interval = interval.max(1);
     let x_span = seconds.max(1) as f64;
-    let decades = decades(peak);
+    let decades = decades(peak.ceil() as u64);
     let y_top = (1.0 + 10f64.powi(decades)).log10();
-    let fy = |v: u64| (1.0 + v as f64).log10() / y_top;
+    let fy = |v: f64| (1.0 + v).log10() / y_top;
     let x_ticks: Vec<(f64, String)> = ticks(x_span, 1.0)
         .into_iter()
         .map(|t| (t / x_span, num(t)))
@@ -207,7 +215,7 @@ pub(crate) fn timeline_svg(
     y_ticks.extend(
         (0..=decades)
             .filter_map(|d| 10u64.checked_pow(d as u32))
-            .map(|v| (fy(v), int(v))),
+            .map(|v| (fy(v as f64), int(v))),
     );
     out.push_str(&frame.axes(
         &x_ticks,
@@ -221,7 +229,10 @@ pub(crate) fn timeline_svg(
         for (i, (_, pick)) in TIMELINE_SERIES.iter().enumerate() {
             let points: Vec<(f64, f64)> = rows
                 .iter()
-                .map(|row| ((row.t as f64 + 0.5) / x_span, fy(pick(row))))
+                .map(|row| {
+                    let middle = row.t as f64 + interval as f64 / 2.0;
+                    (middle / x_span, fy(pick(row) as f64 / interval as f64))
+                })
                 .collect();
             out.push_str(&frame.series(&points, PALETTE[i]));
         }

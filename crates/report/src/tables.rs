@@ -22,9 +22,13 @@ pub(crate) fn tables(reports: &[&Report]) -> Vec<Table> {
     let run = Table {
         title: "Run",
         rows: vec![
+            row("mode", &|r| r.run.mode.as_str().to_owned()),
             row("policy", &|r| r.run.policy.clone()),
             row("backend", &|r| r.run.backend.clone()),
             row("algorithm", &|r| r.run.alg.clone()),
+            row("signing cost charged", &|r| {
+                opt(r.run.signing_cost_us, |us| format!("{} µs", int(us)))
+            }),
             row("instances", &|r| int(r.metrics.instances as u64)),
             row("nominal rate", &|r| {
                 opt(r.run.rate, |v| format!("{}/s", num(v)))

@@ -124,6 +124,7 @@ async fn reports_of_a_run_that_saw_tokens_contain_none() {
             rate: None,
             seed: None,
             interrupted: false,
+            ..RunInfo::default()
         },
         snapshot,
     );

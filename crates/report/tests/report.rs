@@ -70,6 +70,7 @@ fn sample(policy: &str, slow: u64) -> Report {
         rate: Some(100.0),
         seed: Some(7),
         interrupted: false,
+        ..RunInfo::default()
     };
     Report::new(info, m.snapshot(ms(3_500)))
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::{
     error::ScenarioError,
-    limits::check_instances,
+    limits::{check_instances, MAX_SIGNING_COST},
     model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec},
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
@@ -146,8 +146,19 @@ impl Scenario {
             backend,
             alg,
             key_bits,
+            signing_cost,
         } = &self.signer
         {
+            if signing_cost.is_some_and(|cost| cost.is_zero() || cost > MAX_SIGNING_COST) {
+                problems.push(Problem::new(
+                    "signer.signing_cost",
+                    format!(
+                        "must be above 0 and at most {}, not {}",
+                        human(MAX_SIGNING_COST),
+                        human(signing_cost.unwrap_or_default())
+                    ),
+                ));
+            }
             if ![2048, 3072, 4096].contains(key_bits) {
                 problems.push(Problem::new(
                     "signer.key_bits",

@@ -73,7 +73,7 @@ mod values;
 pub use builtin::{builtin, builtin_names, builtin_trace, DEFAULT_SCENARIO};
 pub use comparison::Comparison;
 pub use error::{Location, ScenarioError};
-pub use limits::{MAX_INSTANCES, MAX_RATE};
+pub use limits::{MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST};
 pub use model::{
     BackendSpec, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp, Gateway, IdpSpec,
     KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT,

@@ -1,9 +1,15 @@
-//! The largest rates and fleets a scenario may ask for.
+//! The largest rates, fleets and costs a scenario may ask for.
+
+use std::time::Duration;
 
 /// Highest arrival rate any traffic may ask for, in requests per second.
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Most gateway instances a scenario may have.
 pub const MAX_INSTANCES: u32 = 1000;
+
+/// Largest signing cost a simulation may be told to charge (an RSA-4096 signature on the
+/// slowest backend takes about 10 ms).
+pub const MAX_SIGNING_COST: Duration = Duration::from_secs(1);
 
 /// Checks a number of gateway instances.
 pub(crate) fn check_instances(n: u32) -> Result<(), String> {

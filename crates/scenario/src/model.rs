@@ -98,6 +98,9 @@ pub enum SignerSpec {
         alg: Option<Algorithm>,
         /// RSA modulus size (2048, 3072 or 4096); unused for ES256 and EdDSA.
         key_bits: u32,
+        /// Virtual time a simulation charges per signature; `None`: the signing key's
+        /// median cost, measured when the simulation starts.
+        signing_cost: Option<Duration>,
     },
     /// A client secret (the embedded identity provider registers it).
     Secret(ClientSecret),
@@ -109,6 +112,7 @@ impl Default for SignerSpec {
             backend: signer::backend::default_backend(),
             alg: None,
             key_bits: DEFAULT_KEY_BITS,
+            signing_cost: None,
         }
     }
 }

@@ -171,12 +171,13 @@ fn defaults_fill_a_minimal_file() {
         backend,
         alg,
         key_bits,
+        signing_cost,
     } = &s.signer
     else {
         panic!("assertion")
     };
     assert_eq!(backend.name(), signer::backend::default_backend().name());
-    assert_eq!((*alg, *key_bits), (None, 2048));
+    assert_eq!((*alg, *key_bits, *signing_cost), (None, 2048, None));
     assert_eq!(s.signer.key_spec(), Some(KeySpec::Rsa2048));
     let IdpSpec::Embedded(idp) = &s.idp else {
         panic!("embedded")

@@ -123,7 +123,13 @@ impl AssertionBuilder {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.build_at(now, Uuid::new_v4())
+        self.build_issued_at(now)
+    }
+
+    /// Builds and signs an assertion issued at `issued_at` (seconds since the epoch: a
+    /// simulation's virtual clock) with a fresh `jti`.
+    pub fn build_issued_at(&self, issued_at: u64) -> Result<String, Error> {
+        self.build_at(issued_at, Uuid::new_v4())
     }
 
     /// Builds and signs an assertion issued at `issued_at` (seconds since the epoch) with `jti`.

@@ -204,6 +204,21 @@ fn measure(
         .collect())
 }
 
+/// The median time one assertion takes to build with `credential`, over `samples` builds
+/// (at least one) after one unmeasured build: what a simulation charges per signature.
+pub fn assertion_cost(credential: &Credential, samples: u32) -> Result<Duration, Error> {
+    let builder = AssertionBuilder::new(credential, CLIENT_ID, AUDIENCE);
+    drop(black_box(builder.build()?));
+    let mut times = Vec::with_capacity(samples.max(1) as usize);
+    for _ in 0..samples.max(1) {
+        let start = Instant::now();
+        drop(black_box(builder.build()?));
+        times.push(start.elapsed());
+    }
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
+}
+
 /// Calls `op` until `slice` has passed (at least once); returns the calls and the time taken.
 fn run_for(
     slice: Duration,

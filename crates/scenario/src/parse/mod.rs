@@ -323,6 +323,7 @@ fn convert(
                         ("backend", s.backend.is_some()),
                         ("alg", s.alg.is_some()),
                         ("key_bits", s.key_bits.is_some()),
+                        ("signing_cost", s.signing_cost.is_some()),
                     ],
                     &[],
                     "a client secret (it signs nothing)",
@@ -335,6 +336,7 @@ fn convert(
                     .map_or_else(signer::backend::default_backend, |b| b.0),
                 alg: s.alg.map(|a| a.0),
                 key_bits: s.key_bits.unwrap_or(DEFAULT_KEY_BITS),
+                signing_cost: s.signing_cost.map(|c| c.0),
             },
         }
     };

@@ -73,6 +73,7 @@ pub(crate) struct RawSigner {
     pub(crate) backend: Option<BackendName>,
     pub(crate) alg: Option<AlgName>,
     pub(crate) key_bits: Option<u32>,
+    pub(crate) signing_cost: Option<Human>,
     pub(crate) client_secret: Option<String>,
 }
 
