@@ -29,6 +29,9 @@ pub struct MockArgs {
     /// Lifetime of issued tokens (expires_in).
     #[arg(long, default_value = "3599s", value_parser = parse_duration)]
     token_lifetime: Duration,
+    /// Draw each token's lifetime from --token-lifetime to this (Entra: 60m to 90m).
+    #[arg(long, value_parser = parse_duration)]
+    token_lifetime_max: Option<Duration>,
     /// Fixed latency added to every token response.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     token_latency: Duration,
@@ -68,6 +71,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         tenants: vec![args.tenant.clone()],
         clients,
         token_lifetime: args.token_lifetime,
+        token_lifetime_max: args.token_lifetime_max,
         token_faults: TokenFaults {
             latency: fixed(args.token_latency),
             error_rate: args.token_error_rate,

@@ -105,6 +105,7 @@ impl Target {
                     seed: Some(scenario.seed),
                     clients: vec![registration],
                     token_lifetime: idp.token_lifetime,
+                    token_lifetime_max: idp.token_lifetime_max,
                     token_faults: TokenFaults {
                         latency: idp.latency,
                         error_rate: idp.error_rate,

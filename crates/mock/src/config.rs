@@ -114,6 +114,10 @@ pub struct MockConfig {
     pub resources: Vec<String>,
     /// `expires_in` of issued tokens.
     pub token_lifetime: Duration,
+    /// With it, each token's `expires_in` is drawn uniformly in whole seconds from
+    /// `token_lifetime` to this, as Entra draws its access tokens' lifetimes from 60 to 90
+    /// minutes so that clients do not refresh in step.
+    pub token_lifetime_max: Option<Duration>,
     /// Tolerated clock skew on assertion and token times.
     pub clock_skew: Duration,
     /// Token endpoint faults at start.
@@ -134,6 +138,7 @@ impl Default for MockConfig {
             clients: Vec::new(),
             resources: vec![DEFAULT_RESOURCE.to_owned()],
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            token_lifetime_max: None,
             clock_skew: DEFAULT_CLOCK_SKEW,
             token_faults: TokenFaults::default(),
             backend: BackendConfig::default(),
@@ -154,6 +159,14 @@ impl MockConfig {
             return Err(ConfigError::TokenLifetime {
                 lifetime: self.token_lifetime,
             });
+        }
+        if let Some(max) = self.token_lifetime_max {
+            if max < self.token_lifetime || max > MAX_TOKEN_LIFETIME {
+                return Err(ConfigError::TokenLifetimeMax {
+                    min: self.token_lifetime,
+                    max,
+                });
+            }
         }
         self.token_faults.validate()?;
         self.backend.latency.validate()?;

@@ -15,6 +15,17 @@ pub enum ConfigError {
         /// The lifetime given.
         lifetime: Duration,
     },
+    /// `token_lifetime_max` is below `token_lifetime` or above
+    /// [`MAX_TOKEN_LIFETIME`](crate::MAX_TOKEN_LIFETIME).
+    #[error(
+        "token_lifetime_max must be within token_lifetime ({min:?}) and 1 day (86400s), not {max:?}"
+    )]
+    TokenLifetimeMax {
+        /// `token_lifetime`.
+        min: Duration,
+        /// The maximum given.
+        max: Duration,
+    },
     /// A client has neither a certificate nor a secret.
     #[error("clients: client {client_id} has neither a certificate nor a secret")]
     ClientWithoutCredentials {

@@ -112,6 +112,17 @@ impl Draws {
         latency.sample(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// A whole number uniform in `low..=high` (no draw when they are equal).
+    pub(crate) fn between(&self, low: u64, high: u64) -> u64 {
+        if high <= low {
+            return low;
+        }
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_range(low..=high)
+    }
+
     /// True with probability `p` (no draw for 0).
     pub(crate) fn chance(&self, p: f64) -> bool {
         p > 0.0

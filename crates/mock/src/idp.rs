@@ -97,7 +97,8 @@ pub struct IdentityProvider {
     tenants: Vec<String>,
     clients: HashMap<String, Client>,
     resources: Vec<String>,
-    token_lifetime_secs: u64,
+    /// `expires_in` of its tokens: from the first to the second, drawn per token.
+    token_lifetime_secs: (u64, u64),
     skew_secs: u64,
     backend: &'static dyn CryptoBackend,
     key: RwLock<Arc<ProviderKey>>,
@@ -131,6 +132,8 @@ struct ActiveFaults {
 /// A token issued by [`IdentityProvider::issue`].
 struct Issued {
     access_token: String,
+    /// Its `expires_in`.
+    lifetime_secs: u64,
 }
 
 impl IdentityProvider {
@@ -170,7 +173,13 @@ impl IdentityProvider {
             tenants: config.tenants.clone(),
             clients,
             resources: config.resources.clone(),
-            token_lifetime_secs: config.token_lifetime.as_secs(),
+            token_lifetime_secs: (
+                config.token_lifetime.as_secs(),
+                config
+                    .token_lifetime_max
+                    .unwrap_or(config.token_lifetime)
+                    .as_secs(),
+            ),
             skew_secs: config.clock_skew.as_secs(),
             backend,
             key: RwLock::new(Arc::new(ProviderKey::generate(backend)?)),
@@ -298,8 +307,8 @@ impl IdentityProvider {
                 StatusCode::OK,
                 &json!({
                     "token_type": "Bearer",
-                    "expires_in": self.token_lifetime_secs,
-                    "ext_expires_in": self.token_lifetime_secs,
+                    "expires_in": issued.lifetime_secs,
+                    "ext_expires_in": issued.lifetime_secs,
                     "access_token": issued.access_token,
                 }),
             )),
@@ -575,6 +584,8 @@ impl IdentityProvider {
         now_ms: u64,
     ) -> Result<Issued, OAuthRejection> {
         let now = now_ms / 1000;
+        let (shortest, longest) = self.token_lifetime_secs;
+        let lifetime_secs = self.draws.between(shortest, longest);
         // `uti`: the 8-byte big-endian issue sequence, then 8 random bytes (unique per token).
         let sequence = self.issue_sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let mut uti = [0u8; 16];
@@ -585,7 +596,7 @@ impl IdentityProvider {
             "iss": self.issuer(tenant),
             "iat": now,
             "nbf": now,
-            "exp": now.saturating_add(self.token_lifetime_secs),
+            "exp": now.saturating_add(lifetime_secs),
             "azp": client.registration.client_id,
             "azpacr": if via_certificate { "2" } else { "1" },
             "oid": client.registration.client_id,
@@ -615,6 +626,7 @@ impl IdentityProvider {
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         Ok(Issued {
             access_token: token,
+            lifetime_secs,
         })
     }
 

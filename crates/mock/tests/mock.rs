@@ -995,6 +995,49 @@ async fn tokens_expire_at_the_backend_after_their_lifetime_and_skew() {
     assert_eq!(h.call_with(&token).await, StatusCode::UNAUTHORIZED);
 }
 
+/// Entra draws lifetimes from 60 to 90 minutes; so does the mock with `token_lifetime_max`,
+/// from its seed, and each token's `exp` follows its own `expires_in`.
+#[tokio::test]
+async fn lifetimes_are_drawn_per_token_within_the_range_from_the_seed() {
+    let draw = |seed| async move {
+        let h = harness_from(MockConfig {
+            clients: clients(),
+            token_lifetime: std::time::Duration::from_secs(3600),
+            token_lifetime_max: Some(std::time::Duration::from_secs(5400)),
+            seed: Some(seed),
+            ..MockConfig::default()
+        });
+        let mut lifetimes = Vec::new();
+        for _ in 0..40 {
+            let (status, body) = h.with_secret(CLIENT, SECRET).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let expires_in = body["expires_in"].as_u64().unwrap();
+            let claims = claims_of(body["access_token"].as_str().unwrap());
+            assert_eq!(
+                claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+                expires_in
+            );
+            lifetimes.push(expires_in);
+        }
+        lifetimes
+    };
+    let lifetimes = draw(9).await;
+    assert!(
+        lifetimes.iter().all(|l| (3600..=5400).contains(l)),
+        "{lifetimes:?}"
+    );
+    let spread = lifetimes.iter().max().unwrap() - lifetimes.iter().min().unwrap();
+    assert!(
+        spread > 900,
+        "40 draws from 30 minutes spread over {spread} s only"
+    );
+    assert_eq!(
+        draw(9).await,
+        lifetimes,
+        "the same seed draws the same lifetimes"
+    );
+}
+
 #[tokio::test]
 async fn revoke_rejects_earlier_tokens_even_of_the_same_millisecond_and_a_new_token_works() {
     let h = harness();
@@ -1466,6 +1509,15 @@ async fn impossible_settings_are_refused_naming_the_field() {
             .validate()
             .unwrap_err(),
             "token_lifetime",
+        ),
+        (
+            MockConfig {
+                token_lifetime_max: Some(std::time::Duration::from_secs(60)),
+                ..MockConfig::default()
+            }
+            .validate()
+            .unwrap_err(),
+            "token_lifetime_max",
         ),
         (
             MockConfig {

@@ -176,15 +176,29 @@ impl Scenario {
         }
         match &self.idp {
             IdpSpec::Embedded(idp) => {
-                let lifetime = idp.token_lifetime;
-                if lifetime < Duration::from_secs(1) || lifetime.subsec_nanos() != 0 {
+                for lifetime in std::iter::once(idp.token_lifetime).chain(idp.token_lifetime_max) {
+                    if lifetime < Duration::from_secs(1)
+                        || lifetime > mock::MAX_TOKEN_LIFETIME
+                        || lifetime.subsec_nanos() != 0
+                    {
+                        problems.push(Problem::new(
+                            "idp.token_lifetime",
+                            format!(
+                                "must be whole seconds from 1s to {} (expires_in is an \
+                                 integer), not {}",
+                                human(mock::MAX_TOKEN_LIFETIME),
+                                human(lifetime)
+                            ),
+                        ));
+                    }
+                }
+                if idp
+                    .token_lifetime_max
+                    .is_some_and(|max| max < idp.token_lifetime)
+                {
                     problems.push(Problem::new(
-                        "idp.token_lifetime",
-                        format!(
-                            "must be whole seconds, at least 1s (expires_in is an integer), \
-                             not {}",
-                            human(lifetime)
-                        ),
+                        "idp.token_lifetime.max",
+                        format!("must not be below min ({})", human(idp.token_lifetime)),
                     ));
                 }
                 if let Err(message) = idp.latency.validate() {

@@ -180,8 +180,13 @@ impl Default for IdpSpec {
 /// Settings of the embedded mock identity provider.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddedIdp {
-    /// `expires_in` of its tokens: whole seconds, at least 1 s. Default 3599 s.
+    /// `expires_in` of its tokens: whole seconds, at least 1 s. Default 3599 s. With
+    /// `token_lifetime_max`, the shortest.
     pub token_lifetime: Duration,
+    /// With it, each token's lifetime is drawn uniformly (whole seconds) from
+    /// `token_lifetime` to this, as Entra draws 60 to 90 minutes (`token_lifetime = { min =
+    /// "60m", max = "90m" }`).
+    pub token_lifetime_max: Option<Duration>,
     /// Latency of its token endpoint. Default none.
     pub latency: Latency,
     /// Share of token requests answered with an injected 500 or 503, 0 to 1. Default 0.
@@ -194,6 +199,7 @@ impl Default for EmbeddedIdp {
     fn default() -> Self {
         EmbeddedIdp {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            token_lifetime_max: None,
             latency: Latency::None,
             error_rate: 0.0,
             throttle_rps: None,

@@ -106,6 +106,52 @@ deserialize_from_str! {
     AlgName => "an algorithm: \"PS256\", \"RS256\", \"ES256\" or \"EdDSA\"",
 }
 
+/// A token lifetime: a human duration, or a range `{ min = "60m", max = "90m" }` drawn from
+/// per token.
+pub(crate) struct LifetimeValue {
+    pub(crate) min: Duration,
+    pub(crate) max: Option<Duration>,
+}
+
+impl<'de> Deserialize<'de> for LifetimeValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            min: Human,
+            max: Human,
+        }
+
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = LifetimeValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration such as \"1h\", or a range such as \
+                     { min = \"60m\", max = \"90m\" }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<LifetimeValue, E> {
+                let Human(min) = text.parse().map_err(E::custom)?;
+                Ok(LifetimeValue { min, max: None })
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<LifetimeValue, A::Error> {
+                let range = Range::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(LifetimeValue {
+                    min: range.min.0,
+                    max: Some(range.max.0),
+                })
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// A latency: a human duration (fixed), or a table as [`Latency`] reads it
 /// (`{ kind = "uniform", min_ms = 5, max_ms = 50 }`).
 pub(crate) struct LatencyValue(pub(crate) Latency);

@@ -270,6 +270,19 @@ kind = "revoke-tokens"
         panic!("embedded")
     };
     assert_eq!(idp.token_lifetime, Duration::from_secs(5));
+    assert_eq!(idp.token_lifetime_max, None);
+    let entra = Scenario::from_toml_str(
+        &format!("{TRAFFIC}[idp]\ntoken_lifetime = {{ min = \"60m\", max = \"90m\" }}\n"),
+        "entra.toml",
+    )
+    .unwrap();
+    let IdpSpec::Embedded(entra) = &entra.idp else {
+        panic!("embedded")
+    };
+    assert_eq!(
+        (entra.token_lifetime, entra.token_lifetime_max),
+        (Duration::from_secs(3600), Some(Duration::from_secs(5400)))
+    );
     assert_eq!(
         idp.latency,
         Latency::Uniform {
@@ -653,6 +666,22 @@ fn impossible_values_name_file_line_and_key() {
     );
     fails_at(
         &format!("{TRAFFIC}[idp]\ntoken_lifetime = \"1500ms\"\n"),
+        5,
+        "idp.token_lifetime",
+    );
+    // Checked against the mock's limit here, not first at the start of the run.
+    fails_at(
+        &format!("{TRAFFIC}[idp]\ntoken_lifetime = \"1000000h\"\n"),
+        5,
+        "idp.token_lifetime",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[idp]\ntoken_lifetime = {{ min = \"90m\", max = \"60m\" }}\n"),
+        5,
+        "idp.token_lifetime.max",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[idp]\ntoken_lifetime = {{ min = \"60m\", max = \"2d\" }}\n"),
         5,
         "idp.token_lifetime",
     );

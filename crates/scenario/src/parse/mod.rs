@@ -580,7 +580,11 @@ fn convert_idp(
         )?;
         let defaults = EmbeddedIdp::default();
         return Ok(IdpSpec::Embedded(EmbeddedIdp {
-            token_lifetime: i.token_lifetime.map_or(defaults.token_lifetime, |d| d.0),
+            token_lifetime: i
+                .token_lifetime
+                .as_ref()
+                .map_or(defaults.token_lifetime, |l| l.min),
+            token_lifetime_max: i.token_lifetime.and_then(|l| l.max),
             latency: i.latency.map_or(defaults.latency, |l| l.0),
             error_rate: i.error_rate.unwrap_or(defaults.error_rate),
             throttle_rps: i.throttle_rps,

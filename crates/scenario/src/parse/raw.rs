@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::values::{AlgName, BackendName, Human, LatencyValue, PolicyName};
+use crate::values::{AlgName, BackendName, Human, LatencyValue, LifetimeValue, PolicyName};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +80,7 @@ pub(crate) struct RawSigner {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIdp {
-    pub(crate) token_lifetime: Option<Human>,
+    pub(crate) token_lifetime: Option<LifetimeValue>,
     pub(crate) latency: Option<LatencyValue>,
     pub(crate) error_rate: Option<f64>,
     pub(crate) throttle_rps: Option<f64>,
