@@ -10,6 +10,9 @@
 //!   not in steps. Before the first step of a step traffic, nothing arrives.
 //! - **poisson**: exponential gaps with mean 1/rate drawn from a `StdRng` seeded with the
 //!   seed: the same seed gives the same arrivals.
+//! - **daily**: along the day's piecewise-linear rate curve, Poisson (a unit-rate Poisson
+//!   process in cumulated-rate time, mapped back through the curve, seeded) or, with
+//!   `poisson = false`, deterministic as **constant**.
 //! - **burst**: `size` arrivals at once at `every`, 2 × `every`, … before the end, merged
 //!   with evenly spaced arrivals at the base rate (as constant traffic).
 //! - **replay**: the trace's entries, offsets divided by the speed, up to the end; with their
@@ -18,11 +21,11 @@
 use std::{sync::Arc, time::Duration};
 
 use rand::{rngs::StdRng, SeedableRng};
-use rand_distr::{Distribution, Exp};
+use rand_distr::{Distribution, Exp, Exp1};
 
 use crate::{
     trace::Trace,
-    traffic::{burst_count, Traffic, TrafficError},
+    traffic::{burst_count, daily_segments, RateSegment as Segment, Traffic, TrafficError},
 };
 
 /// One request due in a run.
@@ -53,6 +56,7 @@ pub struct Schedule(Kind);
 enum Kind {
     Curve(Curve),
     Poisson(Box<Poisson>),
+    PoissonCurve(Box<PoissonCurve>),
     Burst(Burst),
     Replay(Replay),
 }
@@ -64,6 +68,7 @@ impl Iterator for Schedule {
         match &mut self.0 {
             Kind::Curve(curve) => curve.next().map(Arrival::at),
             Kind::Poisson(poisson) => poisson.next().map(Arrival::at),
+            Kind::PoissonCurve(poisson) => poisson.next().map(Arrival::at),
             Kind::Burst(burst) => burst.next().map(Arrival::at),
             Kind::Replay(replay) => replay.next(),
         }
@@ -72,7 +77,7 @@ impl Iterator for Schedule {
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.0 {
             Kind::Curve(curve) => exact(curve.remaining()),
-            Kind::Poisson(_) => (0, None),
+            Kind::Poisson(_) | Kind::PoissonCurve(_) => (0, None),
             Kind::Burst(burst) => exact(burst.remaining()),
             Kind::Replay(replay) => (0, Some(replay.trace.len().saturating_sub(replay.next))),
         }
@@ -87,7 +92,7 @@ fn exact(remaining: u64) -> (usize, Option<usize>) {
 }
 
 /// The arrivals of `traffic` during a run of `duration`, deterministic for `seed` (only
-/// `poisson` uses it). Fails if the traffic is invalid ([`Traffic::validate`]).
+/// Poisson arrivals use it). Fails if the traffic is invalid ([`Traffic::validate`]).
 pub fn schedule(
     traffic: &Traffic,
     duration: Duration,
@@ -131,6 +136,19 @@ pub fn schedule(
             duration,
             done: false,
         })),
+        Traffic::Daily { rates, poisson } => {
+            let curve = Curve::new(daily_segments(rates, end), duration);
+            if *poisson {
+                Kind::PoissonCurve(Box::new(PoissonCurve {
+                    rng: StdRng::seed_from_u64(seed),
+                    owed: curve.owed,
+                    curve,
+                    m: 0.0,
+                }))
+            } else {
+                Kind::Curve(curve)
+            }
+        }
         Traffic::Burst { every, size, rate } => Kind::Burst(Burst {
             base: Curve::new(vec![Segment::flat(0.0, end, *rate)], duration),
             pending_base: None,
@@ -160,30 +178,7 @@ fn clamp_before(secs: f64, limit: Duration) -> Duration {
     }
 }
 
-/// A piece of a rate curve: `rate + slope × τ` for τ in `[0, len)` from `start` (seconds).
-#[derive(Clone, Copy, Debug)]
-struct Segment {
-    start: f64,
-    len: f64,
-    rate: f64,
-    slope: f64,
-}
-
 impl Segment {
-    fn flat(start: f64, len: f64, rate: f64) -> Self {
-        Segment {
-            start,
-            len: len.max(0.0),
-            rate,
-            slope: 0.0,
-        }
-    }
-
-    /// Arrivals owed over the whole segment: the integral of its rate.
-    fn area(&self) -> f64 {
-        self.rate * self.len + self.slope * self.len * self.len / 2.0
-    }
-
     /// The τ at which the integral from the segment's start reaches `m` (0 ≤ m ≤ area).
     fn solve(&self, m: f64) -> f64 {
         if m <= 0.0 {
@@ -212,6 +207,8 @@ struct Curve {
     /// Cumulated arrivals owed at the start of each segment.
     owed_before: Vec<f64>,
     duration: Duration,
+    /// Arrivals owed over the whole curve.
+    owed: f64,
     total: u64,
     k: u64,
     segment: usize,
@@ -233,6 +230,7 @@ impl Curve {
             segments,
             owed_before,
             duration,
+            owed,
             // `as` saturates; rates and durations are bounded by validation.
             total: total as u64,
             k: 0,
@@ -244,7 +242,8 @@ impl Curve {
         self.total - self.k
     }
 
-    /// Seconds since the start at which arrival `k` is due.
+    /// Seconds since the start at which the cumulated rate reaches `k` (calls with `k` in
+    /// increasing order).
     fn time_of(&mut self, k: f64) -> f64 {
         // The segment where the cumulated rate goes past k (k < owed at its end).
         while self.segment + 1 < self.segments.len()
@@ -294,6 +293,31 @@ impl Iterator for Poisson {
             return None;
         }
         Some(clamp_before(self.t, self.duration))
+    }
+}
+
+/// A Poisson process along a rate curve: exponential gaps of mean 1 in cumulated-rate time,
+/// each mapped back to a time through the curve.
+struct PoissonCurve {
+    rng: StdRng,
+    curve: Curve,
+    owed: f64,
+    /// Cumulated rate at the last arrival.
+    m: f64,
+}
+
+impl Iterator for PoissonCurve {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let gap: f64 = Exp1.sample(&mut self.rng);
+        self.m += gap;
+        if self.m >= self.owed || !self.m.is_finite() {
+            self.m = f64::INFINITY;
+            return None;
+        }
+        let t = self.curve.time_of(self.m);
+        Some(clamp_before(t, self.curve.duration))
     }
 }
 

@@ -11,6 +11,8 @@
 //! rate = 500                 #   ramp:               from, to (req/s, linear over the run)
 //!                            #   step:               steps = [{ at = "0s", rate = 100 }, …]
 //!                            #   burst:              every, size, and an optional base rate
+//!                            #   daily:              rates = [24 req/s, one per hour from
+//!                            #     midnight, linear in between, repeating], poisson (true)
 //!                            #   replay:             trace (path from this file), speed (1.0)
 //!
 //! [gateway]
@@ -25,10 +27,12 @@
 //! backend = "aws-lc-rs"      # rsa | ring | aws-lc-rs (default: aws-lc-rs)
 //! alg = "PS256"              # PS256 | RS256 | ES256 | EdDSA (default: PS256 for RSA keys)
 //! key_bits = 2048            # RSA: 2048 | 3072 | 4096
+//! signing_cost = "300us"     # simulations: virtual time per signature (default: measured)
 //! # client_secret = "…"      # … or a client secret instead
 //!
 //! [idp]                      # the embedded mock identity provider …
-//! token_lifetime = "10s"     # expires_in of its tokens (whole seconds, default 3599s)
+//! token_lifetime = "10s"     # expires_in of its tokens (whole seconds, default 3599s), or
+//!                            # a range drawn per token: { min = "60m", max = "90m" }
 //! latency = "200ms"          # or { kind = "uniform", min_ms = 5, max_ms = 50 }
 //!                            # or { kind = "log-normal", median_ms = 20, p99_ms = 200 }
 //! error_rate = 0.0           # share of token requests answered 500/503

@@ -40,6 +40,14 @@ pub enum Traffic {
         /// Base rate between bursts.
         rate: f64,
     },
+    /// A day's profile: the rate at the start of each hour of the day (the run starts at
+    /// midnight), changing linearly to the next hour's and repeating every 24 hours.
+    Daily {
+        /// 24 rates, midnight first.
+        rates: Vec<f64>,
+        /// Poisson arrivals along the profile (the default), or evenly spaced ones.
+        poisson: bool,
+    },
     /// A recorded trace, its offsets divided by `speed`, cut at the end of the run.
     Replay {
         /// The trace.
@@ -104,6 +112,7 @@ impl Traffic {
             Traffic::Ramp { .. } => "ramp",
             Traffic::Step { .. } => "step",
             Traffic::Burst { .. } => "burst",
+            Traffic::Daily { .. } => "daily",
             Traffic::Replay { .. } => "replay",
         }
     }
@@ -178,6 +187,24 @@ impl Traffic {
                 }
                 Ok(())
             }
+            Traffic::Daily { rates, .. } => {
+                if rates.len() != HOURS_PER_DAY {
+                    return Err(TrafficError::new(
+                        "rates",
+                        format!(
+                            "needs one rate per hour of the day ({HOURS_PER_DAY}), not {}",
+                            rates.len()
+                        ),
+                    ));
+                }
+                for (hour, rate) in rates.iter().enumerate() {
+                    check_rate(format!("rates[{hour}]"), *rate, true)?;
+                }
+                if rates.iter().all(|rate| *rate == 0.0) {
+                    return Err(TrafficError::new("rates", "every rate is 0"));
+                }
+                Ok(())
+            }
             Traffic::Replay { speed, .. } => {
                 if speed.is_finite() && *speed > 0.0 {
                     Ok(())
@@ -214,6 +241,13 @@ impl Traffic {
             Traffic::Burst { every, size, rate } => {
                 let bursts = burst_count(*every, duration);
                 rate + bursts as f64 * f64::from(*size) / secs
+            }
+            Traffic::Daily { rates, .. } => {
+                daily_segments(rates, secs)
+                    .iter()
+                    .map(RateSegment::area)
+                    .sum::<f64>()
+                    / secs
             }
             Traffic::Replay { trace, speed } => {
                 let limit = duration.as_secs_f64() * speed;
@@ -253,12 +287,65 @@ impl Traffic {
                 size: ((f64::from(*size) * factor).round() as u32).max(1),
                 rate: rate * factor,
             },
+            Traffic::Daily { rates, poisson } => Traffic::Daily {
+                rates: rates.iter().map(|rate| rate * factor).collect(),
+                poisson: *poisson,
+            },
             Traffic::Replay { trace, speed } => Traffic::Replay {
                 trace: trace.clone(),
                 speed: speed * factor,
             },
         }
     }
+}
+
+/// Hours in a [`Traffic::Daily`] profile.
+pub const HOURS_PER_DAY: usize = 24;
+
+/// A piece of a rate curve: `rate + slope × τ` requests per second for τ in `[0, len)`
+/// seconds from `start`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateSegment {
+    pub(crate) start: f64,
+    pub(crate) len: f64,
+    pub(crate) rate: f64,
+    pub(crate) slope: f64,
+}
+
+impl RateSegment {
+    pub(crate) fn flat(start: f64, len: f64, rate: f64) -> Self {
+        RateSegment {
+            start,
+            len: len.max(0.0),
+            rate,
+            slope: 0.0,
+        }
+    }
+
+    /// Arrivals owed over the whole segment: the integral of its rate.
+    pub(crate) fn area(&self) -> f64 {
+        self.rate * self.len + self.slope * self.len * self.len / 2.0
+    }
+}
+
+/// The hourly segments of a daily profile over a run of `end` seconds: each hour's rate
+/// changes linearly to the next hour's (after 23:00 comes midnight's).
+pub(crate) fn daily_segments(rates: &[f64], end: f64) -> Vec<RateSegment> {
+    const HOUR: f64 = 3600.0;
+    let hours = (end / HOUR).ceil().max(0.0) as usize;
+    (0..hours)
+        .map(|h| {
+            let (rate, next) = (rates[h % HOURS_PER_DAY], rates[(h + 1) % HOURS_PER_DAY]);
+            let start = h as f64 * HOUR;
+            let len = HOUR.min(end - start);
+            RateSegment {
+                start,
+                len,
+                rate,
+                slope: (next - rate) / HOUR,
+            }
+        })
+        .collect()
 }
 
 /// The number of bursts in a run: at `every`, 2 × `every`, … strictly before `duration`.

@@ -195,6 +195,60 @@ fn poisson_is_reproducible_for_a_seed() {
     assert!(max > 3.0 * mean, "{max}");
 }
 
+/// A day quiet at night and busy from 09:00 to 17:00: 1 req/s from 00:00 to 06:00, rising
+/// to 9 req/s at 09:00, 9 until 17:00, falling to 1 by 20:00.
+fn office_day() -> Vec<f64> {
+    let mut rates = vec![1.0; 24];
+    for (hour, rate) in [(7, 3.67), (8, 6.33), (18, 6.33), (19, 3.67)] {
+        rates[hour] = rate;
+    }
+    for rate in &mut rates[9..=17] {
+        *rate = 9.0;
+    }
+    rates
+}
+
+#[test]
+fn daily_follows_the_hourly_profile_linearly_and_repeats() {
+    let rates = office_day();
+    let even = Traffic::Daily {
+        rates: rates.clone(),
+        poisson: false,
+    };
+    let day = secs(86_400.0);
+    let arrivals = times(&even, day);
+    // The integral of the piecewise-linear profile, exactly (trapezoids, 23:00 → midnight).
+    let owed: f64 = (0..24)
+        .map(|h| (rates[h] + rates[(h + 1) % 24]) / 2.0 * 3600.0)
+        .sum();
+    assert_eq!(arrivals.len() as f64, owed.ceil());
+    assert!((even.mean_rate(day) - owed / 86_400.0).abs() < 1e-9);
+    // Hour by hour: 3,600 at 1 req/s at night, 32,400 at 9 req/s mid-day, and 06:00–07:00
+    // rising linearly from 1 to 3.67 req/s: (1 + 3.67) / 2 × 3600 = 8,406.
+    let in_hour = |h: f64| before(&arrivals, (h + 1.0) * 3600.0) - before(&arrivals, h * 3600.0);
+    assert_eq!(in_hour(2.0), 3600);
+    assert_eq!(in_hour(12.0), 32_400);
+    assert!((8_405..=8_407).contains(&in_hour(6.0)), "{}", in_hour(6.0));
+    // The second day repeats the first.
+    let two_days = times(&even, secs(2.0 * 86_400.0));
+    assert_eq!(two_days.len(), 2 * arrivals.len());
+
+    let poisson = Traffic::Daily {
+        rates,
+        poisson: true,
+    };
+    let a = times(&poisson, day);
+    assert_eq!(a, times(&poisson, day), "same seed, same arrivals");
+    // Mean 411,000 (the integral), σ ≈ 640.
+    assert!(
+        (a.len() as f64 - owed).abs() < 5.0 * owed.sqrt(),
+        "{}",
+        a.len()
+    );
+    let night = before(&a, 6.0 * 3600.0);
+    assert!((21_000..22_200).contains(&night), "{night}");
+}
+
 fn inline_trace() -> Arc<Trace> {
     let csv = "offset,instance,path\n0,0,/api/a\n0.5,1,/api/b\n1,,/api/c\n2.5,2,\n4,0,/api/a\n";
     Arc::new(Trace::from_reader(csv.as_bytes(), "inline.csv", None).unwrap())
@@ -329,6 +383,27 @@ fn invalid_traffic_is_refused_with_its_key() {
             "from",
         ),
         (Traffic::Step { steps: vec![] }, "steps"),
+        (
+            Traffic::Daily {
+                rates: vec![1.0; 23],
+                poisson: true,
+            },
+            "rates",
+        ),
+        (
+            Traffic::Daily {
+                rates: vec![0.0; 24],
+                poisson: true,
+            },
+            "rates",
+        ),
+        (
+            Traffic::Daily {
+                rates: [vec![1.0; 23], vec![-2.0]].concat(),
+                poisson: false,
+            },
+            "rates[23]",
+        ),
         (
             Traffic::Step {
                 steps: vec![RateStep {

@@ -485,6 +485,8 @@ fn convert_traffic(
         ("size", t.size.is_some()),
         ("trace", t.trace.is_some()),
         ("speed", t.speed.is_some()),
+        ("rates", t.rates.is_some()),
+        ("poisson", t.poisson.is_some()),
     ];
     let (allowed, what): (&[&str], &str) = match t.kind {
         TrafficKind::Constant => (&["rate"], "constant traffic"),
@@ -492,6 +494,7 @@ fn convert_traffic(
         TrafficKind::Ramp => (&["from", "to"], "ramp traffic"),
         TrafficKind::Step => (&["steps"], "step traffic"),
         TrafficKind::Burst => (&["every", "size", "rate"], "burst traffic"),
+        TrafficKind::Daily => (&["rates", "poisson"], "daily traffic"),
         TrafficKind::Replay => (&["trace", "speed"], "replay traffic"),
     };
     only(doc, "traffic", &present, allowed, what)?;
@@ -519,6 +522,15 @@ fn convert_traffic(
             every: require(doc, "traffic.every", t.every, "the time between bursts")?.0,
             size: require(doc, "traffic.size", t.size, "the arrivals per burst")?,
             rate: t.rate.unwrap_or(0.0),
+        },
+        TrafficKind::Daily => Traffic::Daily {
+            rates: require(
+                doc,
+                "traffic.rates",
+                t.rates,
+                "24 rates, one per hour of the day from midnight",
+            )?,
+            poisson: t.poisson.unwrap_or(true),
         },
         TrafficKind::Replay => {
             let name = require(doc, "traffic.trace", t.trace, "the trace file to replay")?;

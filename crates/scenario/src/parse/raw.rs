@@ -32,6 +32,7 @@ pub(crate) enum TrafficKind {
     Ramp,
     Step,
     Burst,
+    Daily,
     Replay,
 }
 
@@ -47,6 +48,8 @@ pub(crate) struct RawTraffic {
     pub(crate) size: Option<u32>,
     pub(crate) trace: Option<String>,
     pub(crate) speed: Option<f64>,
+    pub(crate) rates: Option<Vec<f64>>,
+    pub(crate) poisson: Option<bool>,
 }
 
 #[derive(Deserialize)]
