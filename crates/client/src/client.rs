@@ -128,6 +128,35 @@ impl TokenClient {
         removed.is_some()
     }
 
+    /// The cached token and the instant until which every lookup is a plain hit returning
+    /// it: no wait, no fetch, no refresh. That is while it is usable, and under
+    /// `refresh-ahead` until its refresh window opens unless a refresh was already claimed for
+    /// it. `None` when a lookup now would not be a plain hit.
+    ///
+    /// A simulation counts the lookups before then as hits without making each; nothing is
+    /// reported to the observer.
+    pub fn hit_horizon(&self) -> Option<(Token, Instant)> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let cached = inner.entry.replica().load_full()?;
+        if !inner.usable(&cached, now) {
+            return None;
+        }
+        let until = match inner.policy {
+            CachePolicy::RefreshAhead
+                if inner.entry.refresh_claimed.load(Ordering::Relaxed) != cached.generation =>
+            {
+                if now >= cached.refresh_at {
+                    return None;
+                }
+                cached.refresh_at
+            }
+            CachePolicy::RefreshAhead => cached.expires_at,
+            CachePolicy::Apim | CachePolicy::SingleFlight => cached.fresh_until,
+        };
+        Some((Token(cached), until))
+    }
+
     /// The cache key: token URL, client id, scope.
     pub fn key(&self) -> &CacheKey {
         &self.inner.key

@@ -2,22 +2,23 @@
 
 use std::{sync::Arc, time::Duration};
 
-use client::{TokenCache, TokenClient};
+use client::{HyperTransport, TokenCache, TokenClient, Transport};
 use http::{HeaderValue, StatusCode};
 use metrics::{InstanceObserver, Metrics, RequestOutcome, RequestRecord};
 use mock::Mock;
-use scenario::Scenario;
+use scenario::{CacheScope, Scenario};
 use tokio::sync::Semaphore;
 
 use crate::{backend_client::BackendClient, error::RunError, in_process, target::Target};
 
-/// Mixed with the instance number into the seed of each instance's token client, so that
-/// instances draw different jitter from one scenario seed.
+/// Mixed with the client's number into the seed of each token client, so that clients draw
+/// different jitter from one scenario seed.
 const CLIENT_SEED_STRIDE: u64 = 0xd1b5_4a32_d192_ed03;
 
 /// One gateway instance: its token client, its way to the backend, its in-flight limit.
 pub(crate) struct Gateway {
-    client: TokenClient,
+    /// Its token client of each API (indexed as the scenario's `apis`).
+    clients: Vec<TokenClient>,
     backend: Backend,
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) max_in_flight: u32,
@@ -31,51 +32,86 @@ impl Gateway {
         metrics: &Arc<Metrics>,
         instances: usize,
     ) -> Result<Vec<Arc<Gateway>>, RunError> {
-        let shared = scenario.gateway.shared_cache.then(TokenCache::new);
+        let gateway = &scenario.gateway;
+        // One cache per sharing group: per instance, per region or for the fleet.
+        let groups = match gateway.cache {
+            CacheScope::Instance => instances,
+            CacheScope::Region => gateway.regions as usize,
+            CacheScope::Fleet => 1,
+        };
+        let caches: Vec<TokenCache> = (0..groups).map(|_| TokenCache::new()).collect();
         let (backend_base, embedded_backend) = target.backend_base();
-        let max_in_flight = scenario.gateway.max_in_flight.max(1);
-        let token_transport = target.token_transport();
+        let max_in_flight = gateway.max_in_flight.max(1);
+        let in_process = target.token_transport();
         (0..instances)
             .map(|instance| {
-                let cache = shared.clone().unwrap_or_default();
-                let observer = Arc::new(InstanceObserver::new(Arc::clone(metrics), instance));
-                let seed = scenario.seed ^ (instance as u64 + 1).wrapping_mul(CLIENT_SEED_STRIDE);
-                let mut client =
-                    TokenClient::builder(target.token_config(scenario), target.auth().clone())
-                        .cache(&cache)
-                        .observer(observer)
-                        .seed(seed);
-                if let Some(transport) = &token_transport {
-                    client = client.transport(Arc::clone(transport));
-                }
+                let cache = match gateway.cache {
+                    CacheScope::Instance => &caches[instance],
+                    CacheScope::Region => &caches[gateway.region_of(instance as u32) as usize],
+                    CacheScope::Fleet => &caches[0],
+                };
+                // An instance's clients share its connections to the identity provider.
+                let transport: Arc<dyn Transport> = match &in_process {
+                    Some(transport) => Arc::clone(transport),
+                    None => Arc::new(HyperTransport::new()?),
+                };
+                let clients = (0..scenario.apis.len())
+                    .map(|api| {
+                        let slot = (instance * scenario.apis.len() + api) as u64;
+                        let mut client = TokenClient::builder(
+                            target.token_config(scenario, api),
+                            target.auth().clone(),
+                        )
+                        .cache(cache)
+                        .observer(Arc::new(InstanceObserver::for_api(
+                            Arc::clone(metrics),
+                            instance,
+                            api,
+                        )))
+                        .transport(Arc::clone(&transport))
+                        .seed(scenario.seed ^ (slot + 1).wrapping_mul(CLIENT_SEED_STRIDE));
+                        if let Some((_, virtual_time)) = target.in_process() {
+                            client = client.virtual_time(virtual_time);
+                        }
+                        client.build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let backend = match target.in_process() {
-                    Some((mock, virtual_time)) => {
-                        client = client.virtual_time(virtual_time);
-                        Backend::InProcess(Arc::clone(mock))
-                    }
+                    Some((mock, _)) => Backend::InProcess(Arc::clone(mock)),
                     None => Backend::Http(BackendClient::new(
                         &backend_base,
                         embedded_backend,
                         max_in_flight as usize,
                     )?),
                 };
-                let client = client.build()?;
                 Ok(Arc::new(Gateway {
-                    client,
+                    clients,
                     backend,
                     in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
                     max_in_flight,
-                    retry_on_401: scenario.gateway.retry_on_401,
+                    retry_on_401: gateway.retry_on_401,
                 }))
             })
             .collect()
     }
 
-    /// One request, sent at `sent_at`: token, backend call, and on 401/403 the rejection
-    /// report (and one retry with a new token if the scenario asks for it).
+    /// Its token client of API `api`.
+    pub(crate) fn client(&self, api: usize) -> &TokenClient {
+        &self.clients[api]
+    }
+
+    /// Whether half its in-flight permits or more are free.
+    pub(crate) fn spare_permits(&self) -> bool {
+        self.in_flight.available_permits() * 2 >= self.max_in_flight as usize
+    }
+
+    /// One request to API `api` (an index of the scenario's `apis`), sent at `sent_at`:
+    /// token, backend call, and on 401/403 the rejection report (and one retry with a new
+    /// token if the scenario asks for it).
     pub(crate) async fn request(
         &self,
         instance: usize,
+        api: usize,
         intended_start: Duration,
         sent_at: Duration,
         path: Option<&str>,
@@ -83,8 +119,10 @@ impl Gateway {
     ) -> RequestRecord {
         let mut token_obtained_at = None;
         let mut outcome = RequestOutcome::TokenError;
+        // The run picks `api` among the scenario's APIs, one client each.
+        let client = &self.clients[api];
         for attempt in 0..=u8::from(self.retry_on_401) {
-            let token = match self.client.get_token().await {
+            let token = match client.get_token().await {
                 Ok(token) => token,
                 Err(_) => {
                     outcome = RequestOutcome::TokenError;
@@ -100,7 +138,7 @@ impl Gateway {
                 *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN
             });
             if let Some(status) = rejected {
-                self.client.report_rejected(&token, status);
+                client.report_rejected(&token, status);
             }
             let rejected = rejected.is_some();
             if !(rejected && attempt == 0 && self.retry_on_401) {

@@ -23,8 +23,10 @@
 #![warn(missing_docs)]
 
 mod backend_client;
+mod credentials;
 mod error;
 mod events;
+mod fast_hits;
 mod gateway;
 mod in_process;
 mod mode;

@@ -3,13 +3,17 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use client::ClientAuth;
-use metrics::{Metrics, RequestOutcome, RequestRecord};
+use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot};
+use rand::{
+    distr::{weighted::WeightedIndex, Distribution as _},
+    rngs::StdRng,
+    SeedableRng as _,
+};
 use report::{Report, RunInfo};
 use scenario::{Scenario, Traffic};
 use tokio::{sync::watch, time::Instant};
 
-use crate::{error::RunError, gateway::Gateway, mode::Mode, target::Target};
+use crate::{error::RunError, fast_hits::FastHits, gateway::Gateway, mode::Mode, target::Target};
 
 /// How long a request (its token and its backend call) may take before it counts as an
 /// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
@@ -18,6 +22,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Behind schedule the arrival loop does not wait; it yields after this many arrivals so
 /// that a stop, the progress bar and the tasks it spawned get their turn.
 const ARRIVALS_PER_YIELD: u32 = 64;
+/// How far ahead of a simulation's clock its fast path may record hits: far enough to skip
+/// most waits, near enough that requests still in flight record their completions in time
+/// order with the hits (the timeline keeps three intervals open).
+const FAST_LEAD: Duration = Duration::from_millis(100);
 /// How long the driver waits for requests in flight after the last arrival's run time.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,9 +75,19 @@ pub async fn run(
     }
 
     let start = Instant::now();
-    let metrics = Arc::new(Metrics::for_run(instances, start, scenario.duration)?);
+    let fleet = Fleet {
+        region_of: (0..instances)
+            .map(|i| scenario.gateway.region_of(i as u32) as usize)
+            .collect(),
+        apis: scenario.apis.iter().map(|api| api.name.clone()).collect(),
+    };
+    let metrics = Arc::new(Metrics::for_run(fleet, start, scenario.duration)?);
+    let mut pick_api = ApiPicker::new(scenario)?;
     let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
     let mut events = target.schedule_events(scenario, start, &metrics);
+    let mut fast_hits = target
+        .in_process()
+        .map(|(mock, _)| (FastHits::new(scenario, mock, start), start));
 
     let mut stop = std::pin::pin!(stop);
     let mut interrupted = false;
@@ -102,6 +120,37 @@ pub async fn run(
     let mut arrivals_behind = 0u32;
     'arrivals: for arrival in schedule {
         let due = start + arrival.at;
+        let instance = match arrival.instance {
+            Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
+            None => {
+                let instance = next_instance;
+                next_instance = (next_instance + 1) % instances;
+                instance
+            }
+        };
+        let api = pick_api.next();
+        let gateway = &gateways[instance];
+        let slot = Slot { instance, api };
+        // A simulation records a plain hit at once, even a little ahead of its clock. Its
+        // clock moves only while this loop awaits: read once per wait, not per arrival (a
+        // paused clock is read under a lock).
+        if let Some((fast, clock)) = &mut fast_hits {
+            if due > *clock + FAST_LEAD {
+                *clock = Instant::now();
+            }
+            if due <= *clock + FAST_LEAD
+                && fast.record(
+                    gateway.client(api),
+                    slot,
+                    arrival.at,
+                    *clock - start,
+                    gateway.spare_permits(),
+                    &metrics,
+                )
+            {
+                continue;
+            }
+        }
         if Instant::now() < due {
             arrivals_behind = 0;
             loop {
@@ -131,15 +180,19 @@ pub async fn run(
                 }
             }
         }
-        let instance = match arrival.instance {
-            Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
-            None => {
-                let instance = next_instance;
-                next_instance = (next_instance + 1) % instances;
-                instance
+        if let Some((fast, clock)) = &mut fast_hits {
+            *clock = Instant::now();
+            if fast.record(
+                gateway.client(api),
+                slot,
+                arrival.at,
+                *clock - start,
+                gateway.spare_permits(),
+                &metrics,
+            ) {
+                continue;
             }
-        };
-        let gateway = &gateways[instance];
+        }
         let Ok(permit) = Arc::clone(&gateway.in_flight).try_acquire_owned() else {
             metrics.record_dropped(arrival.at);
             continue;
@@ -153,6 +206,7 @@ pub async fn run(
             let sent_at = metrics.elapsed();
             let request = gateway.request(
                 instance,
+                api,
                 arrival.at,
                 sent_at,
                 arrival.path.as_deref(),
@@ -232,6 +286,40 @@ pub async fn run(
     })
 }
 
+/// Picks each arrival's API by weight, from the scenario's seed.
+enum ApiPicker {
+    /// One API: no draw, so that runs of one API draw what they drew before APIs existed.
+    One,
+    Weighted(Box<(StdRng, WeightedIndex<f64>)>),
+}
+
+impl ApiPicker {
+    fn new(scenario: &Scenario) -> Result<Self, RunError> {
+        if scenario.apis.len() < 2 {
+            return Ok(ApiPicker::One);
+        }
+        let weights = WeightedIndex::new(scenario.apis.iter().map(|api| api.weight))
+            .map_err(|e| RunError::Setup(format!("API weights: {e}")))?;
+        Ok(ApiPicker::Weighted(Box::new((
+            StdRng::seed_from_u64(scenario.seed ^ API_DRAWS),
+            weights,
+        ))))
+    }
+
+    fn next(&mut self) -> usize {
+        match self {
+            ApiPicker::One => 0,
+            ApiPicker::Weighted(draws) => {
+                let (rng, weights) = &mut **draws;
+                weights.sample(rng)
+            }
+        }
+    }
+}
+
+/// Mixed into the seed of the API draws, apart from the arrivals' own.
+const API_DRAWS: u64 = 0x5851_f42d_4c95_7f2d;
+
 /// What the watchdog tells running requests.
 #[derive(Clone, Copy, Default)]
 struct Watchdog {
@@ -249,14 +337,8 @@ impl Watchdog {
 }
 
 fn run_info(scenario: &Scenario, target: &Target, mode: Mode) -> RunInfo {
-    let (auth, signing_cost) = (target.auth(), target.charged_signing_cost());
-    let (backend, alg) = match auth {
-        ClientAuth::Certificate(credential) => (
-            credential.signing_key().backend().to_owned(),
-            credential.algorithm().as_str().to_owned(),
-        ),
-        ClientAuth::Secret(_) => ("client-secret".to_owned(), "none".to_owned()),
-    };
+    let signing_cost = target.charged_signing_cost();
+    let (backend, alg) = target.signer_label();
     RunInfo {
         scenario: scenario.name.clone(),
         policy: scenario.gateway.policy.as_str().to_owned(),

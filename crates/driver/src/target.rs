@@ -8,36 +8,32 @@ use std::{
 
 use client::{ClientAuth, TokenClientConfig, Transport, VirtualTime};
 use metrics::Metrics;
-use mock::{
-    clock::RuntimeClock, server::MockServer, ClientRegistration, Mock, MockConfig, TokenFaults,
-};
-use scenario::{BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec};
-use signer::{keygen, Credential};
+use mock::{clock::RuntimeClock, server::MockServer, Mock, MockConfig, TokenFaults};
+use scenario::{Api, BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec, DEFAULT_API};
+use signer::Credential;
 use tokio::{task::JoinSet, time::Instant};
 
 use crate::{
+    credentials::{self, GatewayCredentials, EMBEDDED_CLIENT_ID},
     error::RunError,
     events::{apply_event, EventFaults},
     in_process::InProcessIdp,
     mode::Mode,
 };
 
-/// Assertions signed to measure the signing cost a simulation charges (its median): about
-/// 50 ms for RSA-2048 on the slowest backend.
-const CALIBRATION_SAMPLES: u32 = 31;
-
 /// The base URL the in-process mock's URLs (issuer, token endpoint) are made from: a name
 /// that resolves nowhere, so that nothing of a simulation can reach the network.
 const IN_PROCESS_BASE_URL: &str = "http://simulated.tokenbench.invalid";
-
-/// The client id the embedded identity provider registers for the gateway.
-const EMBEDDED_CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 
 /// Where the gateway gets tokens and sends requests: the embedded mock servers, or real ones.
 pub(crate) enum Target {
     Embedded {
         mock: EmbeddedMock,
         auth: ClientAuth,
+        /// The backend and algorithm the report names.
+        label: (String, String),
+        /// In a simulation with a certificate: the virtual time charged per signature.
+        signing_cost: Option<Duration>,
     },
     External {
         token_config: TokenClientConfig,
@@ -71,39 +67,28 @@ impl Target {
         }
         match &scenario.idp {
             IdpSpec::Embedded(idp) => {
-                let (auth, registration) = match &scenario.signer {
-                    SignerSpec::Assertion { backend, alg, .. } => {
-                        let spec = scenario
-                            .signer
-                            .key_spec()
-                            .unwrap_or(keygen::KeySpec::Rsa2048);
-                        // RSA key generation takes up to a second: keep it off the runtime.
-                        let material = tokio::task::spawn_blocking(move || {
-                            keygen::generate(spec, "tokenbench gateway", 1)
-                        })
-                        .await
-                        .map_err(|e| RunError::Setup(format!("key generation task: {e}")))??;
-                        let key = material.private_key("generated gateway key")?;
-                        let cert = material.certificate("generated gateway certificate")?;
-                        let credential = Credential::new(*backend, &key, cert.clone(), *alg)?;
-                        (
-                            ClientAuth::Certificate(credential),
-                            ClientRegistration::with_certificates(EMBEDDED_CLIENT_ID, vec![cert]),
-                        )
-                    }
-                    SignerSpec::Secret(secret) => (
-                        ClientAuth::Secret(secret.clone()),
-                        ClientRegistration::with_certificates(EMBEDDED_CLIENT_ID, vec![])
-                            .with_secret(secret.expose()),
-                    ),
-                };
+                let GatewayCredentials {
+                    auth,
+                    mut registration,
+                    label,
+                    signing_cost,
+                } = credentials::generate(scenario, mode).await?;
                 let backend_latency = match &scenario.backend {
                     BackendSpec::Embedded { latency } => *latency,
                     BackendSpec::External { .. } => mock::Latency::None,
                 };
+                // One resource per API; the gateway's client may call each, and the one
+                // backend accepts them all.
+                let resources: Vec<String> = scenario.apis.iter().map(api_resource).collect();
+                for resource in &resources {
+                    registration
+                        .roles
+                        .insert(resource.clone(), vec![mock::DEFAULT_ROLE.to_owned()]);
+                }
                 let mut config = MockConfig {
                     seed: Some(scenario.seed),
                     clients: vec![registration],
+                    resources: resources.clone(),
                     token_lifetime: idp.token_lifetime,
                     token_lifetime_max: idp.token_lifetime_max,
                     token_faults: TokenFaults {
@@ -114,6 +99,8 @@ impl Target {
                     },
                     backend: mock::BackendConfig {
                         latency: backend_latency,
+                        audience: resources[0].clone(),
+                        other_audiences: resources[1..].to_vec(),
                         ..mock::BackendConfig::default()
                     },
                     ..MockConfig::default()
@@ -124,24 +111,6 @@ impl Target {
                         EmbeddedMock::Server(MockServer::start(config, loopback).await?)
                     }
                     Mode::Simulated => {
-                        let signing_cost = match (&scenario.signer, &auth) {
-                            (
-                                SignerSpec::Assertion {
-                                    signing_cost: Some(cost),
-                                    ..
-                                },
-                                _,
-                            ) => *cost,
-                            (_, ClientAuth::Certificate(credential)) => {
-                                let credential = credential.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    signer::bench::assertion_cost(&credential, CALIBRATION_SAMPLES)
-                                })
-                                .await
-                                .map_err(|e| RunError::Setup(format!("calibration task: {e}")))??
-                            }
-                            (_, ClientAuth::Secret(_)) => Duration::ZERO,
-                        };
                         let (origin, epoch) = (Instant::now(), SystemTime::now());
                         let epoch_ms = epoch
                             .duration_since(UNIX_EPOCH)
@@ -158,12 +127,17 @@ impl Target {
                             virtual_time: VirtualTime {
                                 origin,
                                 epoch,
-                                signing_cost,
+                                signing_cost: signing_cost.unwrap_or_default(),
                             },
                         }
                     }
                 };
-                Ok(Target::Embedded { mock, auth })
+                Ok(Target::Embedded {
+                    mock,
+                    auth,
+                    label,
+                    signing_cost,
+                })
             }
             IdpSpec::External(idp) => {
                 let auth = match &idp.credentials {
@@ -231,11 +205,24 @@ impl Target {
 
     /// The virtual time charged per signature, in a simulation with a certificate.
     pub(crate) fn charged_signing_cost(&self) -> Option<Duration> {
-        match (self.in_process(), self.auth()) {
-            (Some((_, virtual_time)), ClientAuth::Certificate(_)) => {
-                Some(virtual_time.signing_cost)
-            }
-            _ => None,
+        match self {
+            Target::Embedded { signing_cost, .. } => *signing_cost,
+            Target::External { .. } => None,
+        }
+    }
+
+    /// The signer backend and algorithm a report names: the scenario's, or for a client
+    /// secret `client-secret` and `none`.
+    pub(crate) fn signer_label(&self) -> (String, String) {
+        match self {
+            Target::Embedded { label, .. } => label.clone(),
+            Target::External { auth, .. } => match auth {
+                ClientAuth::Certificate(credential) => (
+                    credential.signing_key().backend().to_owned(),
+                    credential.algorithm().as_str().to_owned(),
+                ),
+                ClientAuth::Secret(_) => ("client-secret".to_owned(), "none".to_owned()),
+            },
         }
     }
 
@@ -245,16 +232,14 @@ impl Target {
             .map(|(mock, _)| Arc::new(InProcessIdp(Arc::clone(mock))) as Arc<dyn Transport>)
     }
 
-    pub(crate) fn token_config(&self, scenario: &Scenario) -> TokenClientConfig {
+    /// The token client settings for API `api` (an index of `scenario.apis`).
+    pub(crate) fn token_config(&self, scenario: &Scenario, api: usize) -> TokenClientConfig {
         let mut config = match self {
-            Target::Embedded { mock, .. } => {
-                let urls = mock.mock().urls();
-                TokenClientConfig::new(
-                    urls.token_url.clone(),
-                    EMBEDDED_CLIENT_ID,
-                    urls.scope.clone(),
-                )
-            }
+            Target::Embedded { mock, .. } => TokenClientConfig::new(
+                mock.mock().urls().token_url.clone(),
+                EMBEDDED_CLIENT_ID,
+                format!("{}/.default", api_resource(&scenario.apis[api])),
+            ),
             Target::External { token_config, .. } => token_config.clone(),
         };
         config.policy = scenario.gateway.policy;
@@ -311,6 +296,16 @@ impl Target {
         {
             server.shutdown().await;
         }
+    }
+}
+
+/// The embedded identity provider's resource for `api`: its default resource for the one
+/// API of a scenario without `[[apis]]`, a resource under it for each named one.
+fn api_resource(api: &Api) -> String {
+    if api.name == DEFAULT_API {
+        mock::DEFAULT_RESOURCE.to_owned()
+    } else {
+        format!("{}/{}", mock::DEFAULT_RESOURCE, api.name)
     }
 }
 

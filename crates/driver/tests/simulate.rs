@@ -128,3 +128,63 @@ fn a_real_identity_provider_or_backend_cannot_be_simulated() {
     assert!(error.contains("cannot simulate"), "{error}");
     assert!(error.contains("[idp] token_url"), "{error}");
 }
+
+/// A fleet: 8 instances in 2 regions, each region one shared cache, 3 APIs weighted 2:1:1,
+/// 10-minute tokens for an hour. Each region fetches each API's token every 0.95 × 600 s =
+/// 570 s: 7 times in the hour, so 2 × 3 × 7 = 42 token requests; the per-region and per-API
+/// figures add up to the totals, and the traffic splits by weight.
+#[test]
+fn a_fleet_shares_a_cache_per_region_and_fetches_per_api() {
+    let report = simulate(&scenario(
+        r#"
+        name = "fleet"
+        duration = "1h"
+        [traffic]
+        kind = "poisson"
+        rate = 40
+        [gateway]
+        instances = 8
+        regions = 2
+        shared_cache = "region"
+        policy = "single-flight"
+        [idp]
+        token_lifetime = "10m"
+        latency = "80ms"
+        [backend]
+        latency = "3ms"
+        [[apis]]
+        name = "orders"
+        weight = 2
+        [[apis]]
+        name = "stock"
+        [[apis]]
+        name = "prices"
+        "#,
+    ))
+    .unwrap();
+    let m = &report.metrics;
+    assert_eq!(m.requests.sent, m.requests.ok);
+    assert_eq!(m.idp.token_requests, 42);
+    assert_eq!(m.stampede.max_herd, Some(1));
+    let names =
+        |groups: &[metrics::GroupStats]| groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&m.regions), ["region-0", "region-1"]);
+    assert_eq!(names(&m.apis), ["orders", "stock", "prices"]);
+    for groups in [&m.regions, &m.apis] {
+        let sum = |f: fn(&metrics::GroupStats) -> u64| groups.iter().map(f).sum::<u64>();
+        assert_eq!(sum(|g| g.token_requests), m.idp.token_requests);
+        assert_eq!(sum(|g| g.hits), m.cache.hits);
+        assert_eq!(sum(|g| g.misses), m.cache.misses);
+    }
+    for region in &m.regions {
+        assert_eq!((region.instances, region.token_requests), (4, 21));
+    }
+    for api in &m.apis {
+        assert_eq!(api.token_requests, 14, "{}", api.name);
+    }
+    // 144,000 arrivals: orders takes half (σ ≈ 190), stock and prices a quarter each.
+    let lookups = |g: &metrics::GroupStats| (g.hits + g.misses) as f64;
+    let total: f64 = m.apis.iter().map(lookups).sum();
+    assert!((lookups(&m.apis[0]) / total - 0.5).abs() < 0.01);
+    assert!((lookups(&m.apis[1]) / total - 0.25).abs() < 0.01);
+}

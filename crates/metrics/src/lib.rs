@@ -47,6 +47,7 @@
 
 pub mod catalog;
 mod error;
+mod fleet;
 mod histogram;
 mod invalidation;
 mod latency_log;
@@ -58,6 +59,7 @@ mod snapshot;
 mod window;
 
 pub use error::MetricsError;
+pub use fleet::{Fleet, GroupStats, Slot};
 pub use histogram::{MAX_LATENCY_US, MAX_SIGNING_NS, SIGNIFICANT_DIGITS};
 pub use latency_log::{LatencyLog, SERVICE_TIME_TAG};
 pub use observer::InstanceObserver;

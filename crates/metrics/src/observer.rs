@@ -7,46 +7,55 @@ use client::{
     CacheKey, TokenObserver,
 };
 
-use crate::{record::TokenAnswer, recorder::Metrics};
+use crate::{fleet::Slot, record::TokenAnswer, recorder::Metrics};
 
 /// Feeds one gateway instance's token client events into a [`Metrics`]: build the
-/// instance's `TokenClient` with `.observer(Arc::new(InstanceObserver::new(metrics, i)))`.
+/// instance's `TokenClient` with `.observer(Arc::new(InstanceObserver::new(metrics, i)))`,
+/// or, for its client of API `a`, `InstanceObserver::for_api(metrics, i, a)`.
 ///
 /// It keeps numbers only: no key, token or assertion content reaches the metrics.
 #[derive(Clone, Debug)]
 pub struct InstanceObserver {
     metrics: Arc<Metrics>,
-    instance: usize,
+    slot: Slot,
 }
 
 impl InstanceObserver {
     /// The observer of `instance`.
     pub fn new(metrics: Arc<Metrics>, instance: usize) -> Self {
-        InstanceObserver { metrics, instance }
+        Self::for_api(metrics, instance, 0)
+    }
+
+    /// The observer of `instance`'s client of API `api`.
+    pub fn for_api(metrics: Arc<Metrics>, instance: usize, api: usize) -> Self {
+        InstanceObserver {
+            metrics,
+            slot: Slot { instance, api },
+        }
     }
 
     /// The instance it reports for.
     pub fn instance(&self) -> usize {
-        self.instance
+        self.slot.instance
     }
 }
 
 impl TokenObserver for InstanceObserver {
     fn hit(&self, _key: &CacheKey) {
-        self.metrics.cache_hit(self.instance);
+        self.metrics.cache_hit(self.slot);
     }
 
     fn miss(&self, _key: &CacheKey) {
-        self.metrics.cache_miss(self.instance);
+        self.metrics.cache_miss(self.slot);
     }
 
     fn episode_started(&self, _key: &CacheKey, _episode: u64) {
-        self.metrics.episode_started(self.instance);
+        self.metrics.episode_started(self.slot);
     }
 
     fn fetch_started(&self, _key: &CacheKey, _event: &FetchStarted) {
         self.metrics
-            .fetch_started(self.instance, self.metrics.elapsed());
+            .fetch_started(self.slot, self.metrics.elapsed());
     }
 
     fn signed(&self, _key: &CacheKey, event: &Signed) {
@@ -55,7 +64,7 @@ impl TokenObserver for InstanceObserver {
 
     fn retrying(&self, _key: &CacheKey, event: &Retrying) {
         self.metrics
-            .token_retry(self.instance, self.metrics.elapsed(), event.status);
+            .token_retry(self.slot, self.metrics.elapsed(), event.status);
     }
 
     fn fetch_finished(&self, _key: &CacheKey, event: &FetchFinished) {
@@ -67,6 +76,6 @@ impl TokenObserver for InstanceObserver {
     }
 
     fn episode_ended(&self, _key: &CacheKey, event: &EpisodeEnded) {
-        self.metrics.episode_ended(self.instance, event.herd_size);
+        self.metrics.episode_ended(self.slot, event.herd_size);
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::{
     error::MetricsError,
+    fleet::{api_stats, region_stats, ClientCounters, Fleet, Slot, Totals},
     histogram::{new_histogram, MAX_SIGNING_NS},
     invalidation::Invalidation,
     latency_log::LatencyLog,
@@ -33,7 +34,9 @@ pub struct Metrics {
     start_rss: Option<u64>,
     started_at: SystemTime,
     requests: RequestCounters,
-    instances: Vec<InstanceCounters>,
+    fleet: Fleet,
+    instances: Vec<ClientCounters>,
+    apis: Vec<ClientCounters>,
     idp: IdpCounters,
     window: Mutex<Window>,
     signing: Mutex<SigningState>,
@@ -51,19 +54,6 @@ struct RequestCounters {
     forbidden: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
-}
-
-/// One instance's counters, on their own cache lines.
-#[derive(Default)]
-#[repr(align(128))]
-struct InstanceCounters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    token_requests: AtomicU64,
-    episodes_started: AtomicU64,
-    episodes: AtomicU64,
-    herd_sum: AtomicU64,
-    max_herd: AtomicU64,
 }
 
 #[derive(Default)]
@@ -91,32 +81,25 @@ impl Metrics {
     /// A recorder for a run of `instances` gateway instances that starts at `start`, with a
     /// timeline of one row per second.
     pub fn new(instances: usize, start: Instant) -> Result<Self, MetricsError> {
-        Self::with_interval(instances, start, 1)
+        Self::with_interval(Fleet::single(instances), start, 1)
     }
 
-    /// A recorder for a run planned to last `planned`: its timeline rows are
+    /// A recorder for a run of `fleet` planned to last `planned`: its timeline rows are
     /// [`timeline_interval`]`(planned)` seconds long (1 s up to an hour).
-    pub fn for_run(
-        instances: usize,
-        start: Instant,
-        planned: Duration,
-    ) -> Result<Self, MetricsError> {
-        Self::with_interval(instances, start, timeline_interval(planned))
+    pub fn for_run(fleet: Fleet, start: Instant, planned: Duration) -> Result<Self, MetricsError> {
+        Self::with_interval(fleet, start, timeline_interval(planned))
     }
 
-    fn with_interval(
-        instances: usize,
-        start: Instant,
-        interval: u64,
-    ) -> Result<Self, MetricsError> {
+    fn with_interval(fleet: Fleet, start: Instant, interval: u64) -> Result<Self, MetricsError> {
+        let counters = |n: usize| (0..n).map(|_| ClientCounters::default()).collect();
         Ok(Metrics {
             start,
             start_rss: rss_bytes(),
             started_at: SystemTime::now(),
             requests: RequestCounters::default(),
-            instances: (0..instances)
-                .map(|_| InstanceCounters::default())
-                .collect(),
+            instances: counters(fleet.region_of.len()),
+            apis: counters(fleet.apis.len()),
+            fleet,
             idp: IdpCounters::default(),
             window: Mutex::new(Window::new(interval)?),
             signing: Mutex::new(SigningState {
@@ -182,57 +165,66 @@ impl Metrics {
         lock(&self.window).count_dropped(second(at));
     }
 
-    /// A token lookup on `instance` found a usable token.
-    pub fn cache_hit(&self, instance: usize) {
-        if let Some(counters) = self.instances.get(instance) {
-            counters.hits.fetch_add(1, Ordering::Relaxed);
+    /// The counters of `slot`'s instance and API (none for an instance or API out of
+    /// range).
+    fn slot_counters(&self, slot: Slot) -> impl Iterator<Item = &ClientCounters> {
+        self.instances
+            .get(slot.instance)
+            .into_iter()
+            .chain(self.apis.get(slot.api))
+    }
+
+    /// `n` token lookups of a client found a usable token (`slot`: an instance, or an
+    /// instance and an API).
+    pub fn cache_hits(&self, slot: impl Into<Slot>, n: u64) {
+        for counters in self.slot_counters(slot.into()) {
+            ClientCounters::add(&counters.hits, n);
         }
     }
 
-    /// A token lookup on `instance` found none.
-    pub fn cache_miss(&self, instance: usize) {
-        if let Some(counters) = self.instances.get(instance) {
-            counters.misses.fetch_add(1, Ordering::Relaxed);
+    /// A token lookup of a client found a usable token.
+    pub fn cache_hit(&self, slot: impl Into<Slot>) {
+        self.cache_hits(slot, 1);
+    }
+
+    /// A token lookup of a client found none.
+    pub fn cache_miss(&self, slot: impl Into<Slot>) {
+        for counters in self.slot_counters(slot.into()) {
+            ClientCounters::add(&counters.misses, 1);
         }
     }
 
-    /// A miss episode started on `instance`.
-    pub fn episode_started(&self, instance: usize) {
-        if let Some(counters) = self.instances.get(instance) {
-            counters.episodes_started.fetch_add(1, Ordering::Relaxed);
+    /// A miss episode of a client started.
+    pub fn episode_started(&self, slot: impl Into<Slot>) {
+        for counters in self.slot_counters(slot.into()) {
+            ClientCounters::add(&counters.episodes_started, 1);
         }
     }
 
-    /// A miss episode of `instance` ended with `herd_size` token requests.
-    pub fn episode_ended(&self, instance: usize, herd_size: u32) {
-        if let Some(counters) = self.instances.get(instance) {
-            counters.episodes.fetch_add(1, Ordering::Relaxed);
-            counters
-                .herd_sum
-                .fetch_add(u64::from(herd_size), Ordering::Relaxed);
-            counters
-                .max_herd
-                .fetch_max(u64::from(herd_size), Ordering::Relaxed);
+    /// A miss episode of a client ended with `herd_size` token requests.
+    pub fn episode_ended(&self, slot: impl Into<Slot>, herd_size: u32) {
+        for counters in self.slot_counters(slot.into()) {
+            counters.episode_ended(herd_size);
         }
     }
 
-    /// A fetch of `instance` started at `at`: one token request, and one more fetch in
+    /// A fetch of a client started at `at`: one token request, and one more fetch in
     /// progress until [`fetch_finished`](Self::fetch_finished).
-    pub fn fetch_started(&self, instance: usize, at: Duration) {
+    pub fn fetch_started(&self, slot: impl Into<Slot>, at: Duration) {
         let now = self.idp.fetches_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.idp.peak_fetches.fetch_max(now, Ordering::Relaxed);
-        self.token_request(instance, at);
+        self.token_request(slot.into(), at);
     }
 
-    /// A token request of `instance` was answered with `status` (429 or 503) and will be
+    /// A token request of a client was answered with `status` (429 or 503) and will be
     /// retried: counts that answer and, at `at`, the retry.
-    pub fn token_retry(&self, instance: usize, at: Duration, status: u16) {
+    pub fn token_retry(&self, slot: impl Into<Slot>, at: Duration, status: u16) {
         self.token_answer(if status == 429 {
             TokenAnswer::Throttled
         } else {
             TokenAnswer::Error
         });
-        self.token_request(instance, at);
+        self.token_request(slot.into(), at);
     }
 
     /// A fetch ended; `answer` is its last token request's answer.
@@ -269,6 +261,12 @@ impl Metrics {
         lock(&self.invalidation).add_event(at, self.instances());
         self.unrecovered
             .fetch_add(self.instances(), Ordering::AcqRel);
+    }
+
+    /// Whether some instance has not yet recovered from a revocation event (its requests
+    /// then feed the recovery measurement one by one).
+    pub fn recovering(&self) -> bool {
+        self.unrecovered.load(Ordering::Acquire) > 0
     }
 
     /// Request counts so far (cheap: for progress displays).
@@ -318,6 +316,8 @@ impl Metrics {
                 peak_rss_bytes: peak_rss_bytes(),
                 start_rss_bytes: self.start_rss,
             },
+            regions: region_stats(&self.fleet, &self.instances),
+            apis: api_stats(&self.fleet, &self.apis),
             timeline_interval_s: interval,
             timeline,
             latency_log: LatencyLog {
@@ -327,14 +327,14 @@ impl Metrics {
         }
     }
 
-    fn token_request(&self, instance: usize, at: Duration) {
+    fn token_request(&self, slot: Slot, at: Duration) {
         self.idp.token_requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(counters) = self.instances.get(instance) {
-            counters.token_requests.fetch_add(1, Ordering::Relaxed);
+        for counters in self.slot_counters(slot) {
+            ClientCounters::add(&counters.token_requests, 1);
         }
         lock(&self.window).count_token_request(second(at));
-        if self.unrecovered.load(Ordering::Acquire) > 0 && instance < self.instances() {
-            lock(&self.invalidation).on_token_request(instance, at);
+        if self.unrecovered.load(Ordering::Acquire) > 0 && slot.instance < self.instances() {
+            lock(&self.invalidation).on_token_request(slot.instance, at);
         }
     }
 
@@ -352,27 +352,13 @@ impl Metrics {
             .instances
             .iter()
             .enumerate()
-            .map(|(instance, c)| {
-                let hits = c.hits.load(Ordering::Relaxed);
-                let misses = c.misses.load(Ordering::Relaxed);
-                let episodes = c.episodes.load(Ordering::Relaxed);
-                InstanceStats {
-                    instance,
-                    hits,
-                    misses,
-                    hit_rate: ratio(hits, hits + misses),
-                    token_requests: c.token_requests.load(Ordering::Relaxed),
-                    episodes,
-                    max_herd: (episodes > 0).then(|| c.max_herd.load(Ordering::Relaxed)),
-                }
-            })
+            .map(|(instance, c)| Totals::sum([c]).instance_stats(instance))
             .collect();
-        let hits = instances.iter().map(|i| i.hits).sum();
-        let misses = instances.iter().map(|i| i.misses).sum();
+        let totals = Totals::sum(&self.instances);
         CacheStats {
-            hits,
-            misses,
-            hit_rate: ratio(hits, hits + misses),
+            hits: totals.hits,
+            misses: totals.misses,
+            hit_rate: totals.hit_rate(),
             instances,
         }
     }
@@ -406,18 +392,12 @@ impl Metrics {
     }
 
     fn stampede_stats(&self) -> StampedeStats {
-        let (mut episodes, mut started, mut herd_sum, mut max_herd) = (0, 0, 0, 0);
-        for c in &self.instances {
-            episodes += c.episodes.load(Ordering::Relaxed);
-            started += c.episodes_started.load(Ordering::Relaxed);
-            herd_sum += c.herd_sum.load(Ordering::Relaxed);
-            max_herd = max_herd.max(c.max_herd.load(Ordering::Relaxed));
-        }
+        let totals = Totals::sum(&self.instances);
         StampedeStats {
-            episodes,
-            max_herd: (episodes > 0).then_some(max_herd),
-            mean_herd: (episodes > 0).then(|| herd_sum as f64 / episodes as f64),
-            unfinished: started.saturating_sub(episodes),
+            episodes: totals.episodes,
+            max_herd: (totals.episodes > 0).then_some(totals.max_herd),
+            mean_herd: totals.mean_herd(),
+            unfinished: totals.episodes_started.saturating_sub(totals.episodes),
         }
     }
 }
@@ -429,10 +409,6 @@ impl fmt::Debug for Metrics {
             .field("requests", &self.counts())
             .finish_non_exhaustive()
     }
-}
-
-fn ratio(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 fn micros(duration: Duration) -> u64 {

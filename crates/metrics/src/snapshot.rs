@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::latency_log::LatencyLog;
+use crate::{fleet::GroupStats, latency_log::LatencyLog};
 
 /// Request counts (`requests` in the report).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +291,12 @@ pub struct MetricsSnapshot {
     pub invalidation: InvalidationStats,
     /// Memory.
     pub memory: MemoryStats,
+    /// Token lookups and fetches per region of the fleet (one region without `regions`).
+    #[serde(default)]
+    pub regions: Vec<GroupStats>,
+    /// Token lookups and fetches per API (one API without `[[apis]]`).
+    #[serde(default)]
+    pub apis: Vec<GroupStats>,
     /// Seconds per timeline row and per interval of the latency log: 1 for runs up to an
     /// hour, longer for longer runs ([`timeline_interval`](crate::timeline_interval)).
     #[serde(default = "one_second")]

@@ -94,7 +94,8 @@ struct KeySet {
 pub struct ProtectedBackend {
     idp: Arc<IdentityProvider>,
     issuer: String,
-    audience: String,
+    /// `aud` values accepted.
+    audiences: Vec<String>,
     required_role: String,
     skew_secs: u64,
     latency: RwLock<Latency>,
@@ -114,7 +115,7 @@ impl std::fmt::Debug for ProtectedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProtectedBackend")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .field("required_role", &self.required_role)
             .finish_non_exhaustive()
     }
@@ -131,7 +132,10 @@ impl ProtectedBackend {
         let backend = ProtectedBackend {
             issuer: idp.issuer(&config.tenant),
             idp,
-            audience: config.audience.clone(),
+            audiences: std::iter::once(&config.audience)
+                .chain(&config.other_audiences)
+                .cloned()
+                .collect(),
             required_role: config.required_role.clone(),
             skew_secs,
             latency: RwLock::new(config.latency),
@@ -248,8 +252,8 @@ impl ProtectedBackend {
             .map_err(|_| Refusal::BadSignature)?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         let time = |name: &str| claims.get(name).and_then(Value::as_u64);
-        if text("iss") != Some(self.issuer.as_str()) || text("aud") != Some(self.audience.as_str())
-        {
+        let audience_ok = text("aud").is_some_and(|aud| self.audiences.iter().any(|a| a == aud));
+        if text("iss") != Some(self.issuer.as_str()) || !audience_ok {
             return Err(Refusal::WrongIssuerOrAudience);
         }
         let (exp, iat) = (

@@ -84,6 +84,9 @@ impl ClientRegistration {
 pub struct BackendConfig {
     /// Required `aud`: the resource identifier.
     pub audience: String,
+    /// Further resource identifiers whose tokens it accepts too: one mock backend standing
+    /// for several APIs, each with its own resource (and so its own tokens).
+    pub other_audiences: Vec<String>,
     /// The tenant whose issuer is required.
     pub tenant: String,
     /// The app role a token must carry.
@@ -96,6 +99,7 @@ impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             audience: DEFAULT_RESOURCE.to_owned(),
+            other_audiences: Vec::new(),
             tenant: DEFAULT_TENANT.to_owned(),
             required_role: DEFAULT_ROLE.to_owned(),
             latency: Latency::None,
@@ -188,10 +192,13 @@ impl MockConfig {
                 tenant: self.backend.tenant.clone(),
             });
         }
-        if !self.resources.contains(&self.backend.audience) {
-            return Err(ConfigError::BackendAudience {
-                audience: self.backend.audience.clone(),
-            });
+        for audience in std::iter::once(&self.backend.audience).chain(&self.backend.other_audiences)
+        {
+            if !self.resources.contains(audience) {
+                return Err(ConfigError::BackendAudience {
+                    audience: audience.clone(),
+                });
+            }
         }
         Ok(())
     }

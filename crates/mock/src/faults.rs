@@ -74,17 +74,46 @@ impl Latency {
 
     /// Draws one delay.
     pub fn sample(&self, rng: &mut impl Rng) -> Duration {
-        let ms = match *self {
-            Latency::None => 0.0,
-            Latency::Fixed { ms } => ms,
+        self.sampler().sample(rng)
+    }
+
+    /// The distribution prepared for many draws (its parameters computed once); each draw
+    /// is what [`Latency::sample`] would draw from the same generator.
+    pub fn sampler(&self) -> LatencySampler {
+        LatencySampler(match *self {
+            Latency::None => Prepared::Fixed(0.0),
+            Latency::Fixed { ms } => Prepared::Fixed(ms),
             Latency::Uniform { min_ms, max_ms } if min_ms < max_ms => {
-                rng.random_range(min_ms..max_ms)
+                Prepared::Uniform(min_ms, max_ms)
             }
-            Latency::Uniform { min_ms, .. } => min_ms,
+            Latency::Uniform { min_ms, .. } => Prepared::Fixed(min_ms),
             Latency::LogNormal { median_ms, p99_ms } => {
                 let sigma = (p99_ms / median_ms).ln() / Z_P99;
-                LogNormal::new(median_ms.ln(), sigma).map_or(median_ms, |d| d.sample(rng))
+                LogNormal::new(median_ms.ln(), sigma)
+                    .map_or(Prepared::Fixed(median_ms), Prepared::LogNormal)
             }
+        })
+    }
+}
+
+/// A [`Latency`] ready to draw from ([`Latency::sampler`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LatencySampler(Prepared);
+
+#[derive(Clone, Copy, Debug)]
+enum Prepared {
+    Fixed(f64),
+    Uniform(f64, f64),
+    LogNormal(LogNormal<f64>),
+}
+
+impl LatencySampler {
+    /// Draws one delay.
+    pub fn sample(&self, rng: &mut impl Rng) -> Duration {
+        let ms = match self.0 {
+            Prepared::Fixed(ms) => ms,
+            Prepared::Uniform(min_ms, max_ms) => rng.random_range(min_ms..max_ms),
+            Prepared::LogNormal(distribution) => distribution.sample(rng),
         };
         // Cap at an hour: a sample from a long tail must not park a request for ever.
         Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 3600.0))

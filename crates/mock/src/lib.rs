@@ -44,7 +44,7 @@ pub use config::{
     DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use error::ConfigError;
-pub use faults::{Latency, OutageMode, TokenFaults};
+pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};
 pub use idp::IdentityProvider;
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};

@@ -8,7 +8,7 @@ use crate::{
     document::{Report, LATENCY_HLOG, REPORT_JSON},
     format::esc,
     svg::{spectrum_svg, timeline_extent, timeline_svg},
-    tables::{instance_table, tables, Table},
+    tables::{breakdowns, tables, Table},
 };
 
 impl Report {
@@ -50,14 +50,16 @@ impl Report {
             body.push_str(&html_table(&table, &[]));
         }
         body.push_str("</div>\n");
-        if !self.metrics.cache.instances.is_empty() {
-            let (head, rows) = instance_table(self);
-            body.push_str("<h2>Per instance</h2>\n<table>\n<thead><tr>");
-            for cell in head {
+        for breakdown in breakdowns(self) {
+            body.push_str(&format!(
+                "<h2>{}</h2>\n<table>\n<thead><tr>",
+                esc(breakdown.title)
+            ));
+            for cell in breakdown.head {
                 body.push_str(&format!("<th>{}</th>", esc(cell)));
             }
             body.push_str("</tr></thead>\n<tbody>\n");
-            for row in rows {
+            for row in breakdown.rows {
                 body.push_str("<tr>");
                 for cell in row {
                     body.push_str(&format!("<td>{}</td>", esc(&cell)));

@@ -4,7 +4,7 @@ use crate::{
     comparison::ComparisonReport,
     document::{Report, LATENCY_HLOG, REPORT_HTML, REPORT_JSON},
     format::md_text,
-    tables::{instance_table, tables},
+    tables::{breakdowns, tables},
 };
 
 impl Report {
@@ -22,12 +22,12 @@ impl Report {
             }
             out.push('\n');
         }
-        if !self.metrics.cache.instances.is_empty() {
-            out.push_str("## Per instance\n\n");
-            let (head, rows) = instance_table(self);
-            out.push_str(&format!("| {} |\n", head.join(" | ")));
-            out.push_str(&format!("|{}\n", "---:|".repeat(head.len())));
-            for row in rows {
+        for breakdown in breakdowns(self) {
+            out.push_str(&format!("## {}\n\n", breakdown.title));
+            out.push_str(&format!("| {} |\n", breakdown.head.join(" | ")));
+            out.push_str(&format!("|{}\n", "---:|".repeat(breakdown.head.len())));
+            for row in breakdown.rows {
+                let row: Vec<String> = row.iter().map(|cell| md_text(cell)).collect();
                 out.push_str(&format!("| {} |\n", row.join(" | ")));
             }
             out.push('\n');

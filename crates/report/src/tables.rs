@@ -1,7 +1,10 @@
 //! The report tables: the run's settings, one table per section of the metric catalog, and
-//! the per-instance table. Markdown and HTML render the same tables.
+//! the breakdowns per region, per API and per instance. Markdown and HTML render the same tables.
 
-use metrics::catalog::{Section, CATALOG};
+use metrics::{
+    catalog::{Section, CATALOG},
+    GroupStats,
+};
 
 use crate::{
     document::Report,
@@ -49,33 +52,79 @@ pub(crate) fn tables(reports: &[&Report]) -> Vec<Table> {
     std::iter::once(run).chain(sections).collect()
 }
 
-/// Each instance's token cache and fetches: the head and one row per instance.
-pub(crate) fn instance_table(report: &Report) -> ([&'static str; 7], Vec<Vec<String>>) {
-    let head = [
-        "instance",
-        "hits",
-        "misses",
-        "hit rate",
-        "token requests",
-        "episodes",
-        "max herd",
-    ];
-    let rows = report
-        .metrics
-        .cache
-        .instances
-        .iter()
-        .map(|i| {
-            vec![
-                i.instance.to_string(),
-                int(i.hits),
-                int(i.misses),
-                opt(i.hit_rate, percent),
-                int(i.token_requests),
-                int(i.episodes),
-                opt(i.max_herd, int),
-            ]
-        })
-        .collect();
-    (head, rows)
+/// A breakdown of the token figures: per region, per API or per instance.
+pub(crate) struct Breakdown {
+    pub(crate) title: &'static str,
+    pub(crate) head: [&'static str; 7],
+    pub(crate) rows: Vec<Vec<String>>,
+}
+
+/// The breakdowns `report` has: per region and per API when there are several, per
+/// instance when it has instances.
+pub(crate) fn breakdowns(report: &Report) -> Vec<Breakdown> {
+    let m = &report.metrics;
+    let group = |title, first, groups: &[GroupStats]| Breakdown {
+        title,
+        head: [
+            first,
+            "instances",
+            "hit rate",
+            "token requests",
+            "episodes",
+            "max herd",
+            "mean herd",
+        ],
+        rows: groups
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    int(g.instances as u64),
+                    opt(g.hit_rate, percent),
+                    int(g.token_requests),
+                    int(g.episodes),
+                    opt(g.max_herd, int),
+                    opt(g.mean_herd, |h| format!("{h:.1}")),
+                ]
+            })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    if m.regions.len() > 1 {
+        out.push(group("Per region", "region", &m.regions));
+    }
+    if m.apis.len() > 1 {
+        out.push(group("Per API", "API", &m.apis));
+    }
+    if !m.cache.instances.is_empty() {
+        out.push(Breakdown {
+            title: "Per instance",
+            head: [
+                "instance",
+                "hits",
+                "misses",
+                "hit rate",
+                "token requests",
+                "episodes",
+                "max herd",
+            ],
+            rows: m
+                .cache
+                .instances
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.instance.to_string(),
+                        int(i.hits),
+                        int(i.misses),
+                        opt(i.hit_rate, percent),
+                        int(i.token_requests),
+                        int(i.episodes),
+                        opt(i.max_herd, int),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    out
 }

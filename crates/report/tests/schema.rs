@@ -14,12 +14,28 @@ const BEFORE: &str = include_str!("data/report-v1.json");
 
 /// Keys added to schema 1 since `report-v1.json` (their paths, as JSON pointers), and the
 /// value an older report reads as.
-const ADDED: [(&str, &str); 5] = [
+const ADDED: [(&str, &str); 7] = [
     ("/mode", r#""real-time""#),
     ("/signing_cost_us", "null"),
     ("/timeline_interval_s", "1"),
     ("/idp/peak_second", "null"),
     ("/idp/peak_minute", "null"),
+    ("/regions", "[]"),
+    ("/apis", "[]"),
+];
+
+/// The keys of the elements of the arrays added since (empty in an older report).
+const ADDED_IN_ARRAYS: [&str; 2] = ["regions[]", "apis[]"];
+const GROUP_KEYS: [&str; 9] = [
+    "name",
+    "instances",
+    "hits",
+    "misses",
+    "hit_rate",
+    "token_requests",
+    "episodes",
+    "max_herd",
+    "mean_herd",
 ];
 
 /// `before` with the keys added since, at the values an older report reads as.
@@ -105,7 +121,11 @@ fn a_report_written_now_has_every_key_of_one_written_before_and_the_added_ones()
     let before: Value = serde_json::from_str(BEFORE).unwrap();
     let now = serde_json::to_value(report_now()).unwrap();
     assert_eq!(now["schema_version"], SCHEMA_VERSION);
-    assert_eq!(keys(&now), keys(&with_added(before)));
+    let mut expected = keys(&with_added(before));
+    for array in ADDED_IN_ARRAYS {
+        expected.extend(GROUP_KEYS.map(|key| format!("{array}.{key}")));
+    }
+    assert_eq!(keys(&now), expected);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::{
     error::ScenarioError,
-    limits::{check_instances, MAX_SIGNING_COST},
+    limits::{check_instances, MAX_APIS, MAX_CLIENTS, MAX_SIGNING_COST},
     model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec},
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
@@ -118,6 +118,61 @@ impl Scenario {
         }
     }
 
+    fn api_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.apis.len() > MAX_APIS {
+            problems.push(Problem::new(
+                "apis",
+                format!("at most {MAX_APIS} APIs, not {}", self.apis.len()),
+            ));
+        }
+        let clients = u64::from(self.gateway.instances) * self.apis.len() as u64;
+        if clients > MAX_CLIENTS {
+            problems.push(Problem::new(
+                "apis",
+                format!(
+                    "{} instances × {} APIs is {clients} token clients, more than {MAX_CLIENTS}",
+                    self.gateway.instances,
+                    self.apis.len()
+                ),
+            ));
+        }
+        for (i, api) in self.apis.iter().enumerate() {
+            let name_ok = !api.name.is_empty()
+                && api.name.len() <= 64
+                && api
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !name_ok {
+                problems.push(Problem::new(
+                    format!("apis[{i}].name"),
+                    format!("{:?}: 1 to 64 letters, digits, '-', '_' or '.'", api.name),
+                ));
+            }
+            if self.apis[..i].iter().any(|other| other.name == api.name) {
+                problems.push(Problem::new(
+                    format!("apis[{i}].name"),
+                    format!("{:?} is named twice", api.name),
+                ));
+            }
+            if !(api.weight.is_finite() && api.weight > 0.0) {
+                problems.push(Problem::new(
+                    format!("apis[{i}].weight"),
+                    format!("must be a number above 0, not {}", api.weight),
+                ));
+            }
+        }
+        if self.apis.len() > 1 && matches!(self.idp, IdpSpec::External(_)) {
+            problems.push(Problem::new(
+                "apis",
+                "several APIs need the embedded identity provider (an external one is \
+                 configured with one scope, [idp] scope)",
+            ));
+        }
+        problems
+    }
+
     /// Every inconsistency, each with its dotted key (events by their index in `events`).
     pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -132,6 +187,16 @@ impl Scenario {
         if let Err(message) = check_instances(gateway.instances) {
             problems.push(Problem::new("gateway.instances", message));
         }
+        if gateway.regions == 0 || gateway.regions > gateway.instances {
+            problems.push(Problem::new(
+                "gateway.regions",
+                format!(
+                    "must be 1 to the number of instances ({}), not {}",
+                    gateway.instances, gateway.regions
+                ),
+            ));
+        }
+        problems.extend(self.api_problems());
         let fraction = gateway.cache_fraction;
         if !(fraction > 0.0 && fraction <= 1.0) {
             problems.push(Problem::new(

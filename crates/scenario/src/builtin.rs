@@ -5,7 +5,7 @@
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
 /// The shipped scenarios, by name.
-const BUILTINS: [(&str, &str); 7] = [
+const BUILTINS: [(&str, &str); 8] = [
     ("default", DEFAULT_SCENARIO),
     ("stampede", include_str!("../../../scenarios/stampede.toml")),
     (
@@ -22,6 +22,10 @@ const BUILTINS: [(&str, &str); 7] = [
     ),
     ("replay", include_str!("../../../scenarios/replay.toml")),
     ("backends", include_str!("../../../scenarios/backends.toml")),
+    (
+        "fleet-day",
+        include_str!("../../../scenarios/fleet-day.toml"),
+    ),
 ];
 
 /// The shipped traces, by their path relative to `scenarios/`.

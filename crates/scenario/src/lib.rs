@@ -17,7 +17,8 @@
 //!
 //! [gateway]
 //! instances = 2              # default 1; each has its own token cache …
-//! shared_cache = false       # … unless true: one cache for all
+//! shared_cache = false       # … unless true (one cache for all) or "region" (one per region)
+//! regions = 1                # instances spread over regions in contiguous blocks
 //! policy = "apim"            # apim (default) | single-flight | refresh-ahead
 //! cache_fraction = 0.95      # share of expires_in a token is cached for, in (0, 1]
 //! max_in_flight = 1000       # per instance; arrivals beyond are dropped
@@ -42,6 +43,10 @@
 //!
 //! [backend]
 //! latency = "2ms"            # the embedded mock backend … or url = "https://…" (external)
+//!
+//! [[apis]]                   # optional: the APIs each instance calls, each with its own
+//! name = "orders"            #   scope, token client and tokens (embedded identity provider)
+//! weight = 2                 #   share of the traffic (default 1)
 //!
 //! [[events]]                 # at a time of the run:
 //! at = "15s"                 # revoke-tokens | rotate-idp-keys
@@ -77,11 +82,11 @@ mod values;
 pub use builtin::{builtin, builtin_names, builtin_trace, DEFAULT_SCENARIO};
 pub use comparison::Comparison;
 pub use error::{Location, ScenarioError};
-pub use limits::{MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST};
+pub use limits::{MAX_APIS, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST};
 pub use model::{
-    BackendSpec, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp, Gateway, IdpSpec,
-    KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_SEED, DEFAULT_TOKEN_LIFETIME,
+    Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,
+    Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_API, DEFAULT_DURATION,
+    DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED, DEFAULT_TOKEN_LIFETIME,
 };
 pub use overrides::Overrides;
 pub use traffic::{RateStep, Traffic, TrafficError};

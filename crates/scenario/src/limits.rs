@@ -5,7 +5,11 @@ use std::time::Duration;
 /// Highest arrival rate any traffic may ask for, in requests per second.
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Most gateway instances a scenario may have.
-pub const MAX_INSTANCES: u32 = 1000;
+pub const MAX_INSTANCES: u32 = 10_000;
+/// Most APIs a scenario may have (`[[apis]]`).
+pub const MAX_APIS: usize = 50;
+/// Most token clients (instances × APIs) a scenario may have: each holds its own state.
+pub const MAX_CLIENTS: u64 = 100_000;
 
 /// Largest signing cost a simulation may be told to charge (an RSA-4096 signature on the
 /// slowest backend takes about 10 ms).

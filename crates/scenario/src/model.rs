@@ -45,6 +45,9 @@ pub struct Scenario {
     pub idp: IdpSpec,
     /// The protected backend.
     pub backend: BackendSpec,
+    /// The APIs every gateway instance calls, each with its own scope, token client and
+    /// tokens; arrivals pick one by weight. Never empty (default: one, [`Api::default`]).
+    pub apis: Vec<Api>,
     /// Events, by time (equal times in file order).
     pub events: Vec<Event>,
     /// Runs to compare, if the scenario asks for a comparison.
@@ -58,9 +61,11 @@ pub struct Scenario {
 pub struct Gateway {
     /// Instances (1 to [`MAX_INSTANCES`](crate::MAX_INSTANCES)). Default 1.
     pub instances: u32,
-    /// One token cache for all instances instead of one each. Default false (APIM's cache is
-    /// per instance).
-    pub shared_cache: bool,
+    /// Regions the instances are spread over, in contiguous blocks (1 to `instances`).
+    /// Default 1.
+    pub regions: u32,
+    /// Which instances share a token cache. Default: each its own.
+    pub cache: CacheScope,
     /// The cache policy. Default `apim`, the reference policy.
     pub policy: CachePolicy,
     /// Share of `expires_in` a token is cached for, in `(0, 1]`. Default 0.95.
@@ -77,7 +82,8 @@ impl Default for Gateway {
     fn default() -> Self {
         Gateway {
             instances: 1,
-            shared_cache: false,
+            regions: 1,
+            cache: CacheScope::Instance,
             policy: CachePolicy::Apim,
             cache_fraction: client::config::DEFAULT_CACHE_FRACTION,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -85,6 +91,51 @@ impl Default for Gateway {
         }
     }
 }
+
+impl Gateway {
+    /// The region of `instance`: regions hold contiguous blocks of instances, as even as
+    /// the division allows (1,000 instances in 4 regions: 0–249, 250–499, …).
+    pub fn region_of(&self, instance: u32) -> u32 {
+        let (instances, regions) = (u64::from(self.instances.max(1)), u64::from(self.regions));
+        // Below `regions` since instance < instances.
+        (u64::from(instance) * regions / instances) as u32
+    }
+}
+
+/// Which gateway instances share one token cache (`[gateway] shared_cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheScope {
+    /// Each instance its own (`false`, the default).
+    Instance,
+    /// The instances of one region share one (`"region"`), as the units of an APIM region
+    /// share its built-in cache.
+    Region,
+    /// All instances share one (`true`).
+    Fleet,
+}
+
+/// One API behind the gateway: its own scope, token client per instance, and tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Api {
+    /// Its name: letters, digits, `-`, `_`, `.` (it names the API's resource and scope).
+    pub name: String,
+    /// Its share of the traffic, relative to the other APIs' weights. Default 1.
+    pub weight: f64,
+}
+
+impl Default for Api {
+    /// The one API of a scenario without `[[apis]]`: `default`, the embedded identity
+    /// provider's default resource.
+    fn default() -> Self {
+        Api {
+            name: DEFAULT_API.to_owned(),
+            weight: 1.0,
+        }
+    }
+}
+
+/// The name of the API of a scenario without `[[apis]]`.
+pub const DEFAULT_API: &str = "default";
 
 /// How the gateway authenticates to the identity provider.
 #[derive(Clone, Debug)]

@@ -6,8 +6,9 @@ use std::{path::Path, time::Duration};
 use client::CachePolicy;
 use mock::Latency;
 use scenario::{
-    builtin, builtin_names, BackendSpec, Comparison, EventKind, ExternalCredentials, IdpSpec,
-    Overrides, Scenario, ScenarioError, SignerSpec, Traffic, DEFAULT_SCENARIO,
+    builtin, builtin_names, Api, BackendSpec, CacheScope, Comparison, EventKind,
+    ExternalCredentials, IdpSpec, Overrides, Scenario, ScenarioError, SignerSpec, Traffic,
+    DEFAULT_SCENARIO,
 };
 use signer::{Algorithm, KeySpec};
 
@@ -162,7 +163,9 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(s.duration, Duration::from_secs(30));
     assert_eq!(s.seed, 1);
     assert_eq!(s.gateway.instances, 1);
-    assert!(!s.gateway.shared_cache);
+    assert_eq!(s.gateway.cache, CacheScope::Instance);
+    assert_eq!(s.gateway.regions, 1);
+    assert_eq!(s.apis, vec![Api::default()]);
     assert_eq!(s.gateway.policy, CachePolicy::Apim);
     assert_eq!(s.gateway.cache_fraction, 0.95);
     assert!(!s.gateway.retry_on_401);
@@ -258,7 +261,7 @@ kind = "revoke-tokens"
         (Duration::from_secs(30), 50.5)
     );
     assert_eq!(s.gateway.instances, 4);
-    assert!(s.gateway.shared_cache && s.gateway.retry_on_401);
+    assert!(s.gateway.cache == CacheScope::Fleet && s.gateway.retry_on_401);
     assert_eq!(s.gateway.policy, CachePolicy::SingleFlight);
     assert_eq!(
         (s.gateway.cache_fraction, s.gateway.max_in_flight),
@@ -1015,4 +1018,55 @@ fn validate_checks_changed_fields() {
         .unwrap_err()
         .to_string()
         .contains("traffic.rate"));
+}
+
+#[test]
+fn a_fleet_of_regions_and_apis_parses_and_is_checked() {
+    let fleet = Scenario::from_toml_str(
+        &format!(
+            "{TRAFFIC}[gateway]\ninstances = 10\nregions = 4\nshared_cache = \"region\"\n\
+             [[apis]]\nname = \"orders\"\nweight = 3\n[[apis]]\nname = \"stock\"\n"
+        ),
+        "fleet.toml",
+    )
+    .unwrap();
+    assert_eq!(fleet.gateway.cache, CacheScope::Region);
+    assert_eq!(
+        fleet.apis,
+        vec![
+            Api {
+                name: "orders".into(),
+                weight: 3.0
+            },
+            Api {
+                name: "stock".into(),
+                weight: 1.0
+            }
+        ]
+    );
+    // Contiguous blocks, as even as the division allows.
+    let regions: Vec<u32> = (0..10).map(|i| fleet.gateway.region_of(i)).collect();
+    assert_eq!(regions, [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]);
+
+    let gateway = "[gateway]\ninstances = 2\n";
+    fails_at(
+        &format!("{TRAFFIC}{gateway}regions = 3\n"),
+        6,
+        "gateway.regions",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[[apis]]\nname = \"a\"\n[[apis]]\nname = \"a\"\n"),
+        7,
+        "apis[1].name",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[[apis]]\nname = \"a b\"\n"),
+        5,
+        "apis[0].name",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[[apis]]\nname = \"a\"\nweight = 0\n"),
+        6,
+        "apis[0].weight",
+    );
 }

@@ -8,7 +8,7 @@ use rcgen::{CertificateParams, DnType, KeyPair, RsaKeySize};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use crate::{Certificate, Error, PrivateKey};
+use crate::{Certificate, Error, KeyKind, PrivateKey};
 
 /// What kind of key to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +44,17 @@ impl KeySpec {
             other => Err(Error::UnknownKeySpec {
                 name: format!("rsa{other}"),
             }),
+        }
+    }
+
+    /// The kind of key it generates.
+    pub const fn kind(self) -> KeyKind {
+        match self {
+            KeySpec::Rsa2048 => KeyKind::Rsa { bits: 2048 },
+            KeySpec::Rsa3072 => KeyKind::Rsa { bits: 3072 },
+            KeySpec::Rsa4096 => KeyKind::Rsa { bits: 4096 },
+            KeySpec::P256 => KeyKind::EcP256,
+            KeySpec::Ed25519 => KeyKind::Ed25519,
         }
     }
 

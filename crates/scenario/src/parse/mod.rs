@@ -9,16 +9,16 @@ use toml::de::{DeTable, DeValue};
 
 mod raw;
 
-use raw::{EventKindName, RawIdp, RawScenario, RawTraffic, TrafficKind};
+use raw::{EventKindName, RawIdp, RawScenario, RawTraffic, ScopeName, SharedCache, TrafficKind};
 
 use crate::{
     builtin::{builtin, builtin_names, builtin_trace},
     comparison::Comparison,
     error::{Location, ScenarioError},
     model::{
-        BackendSpec, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp, Gateway,
-        IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION, DEFAULT_KEY_BITS,
-        DEFAULT_SEED,
+        Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials,
+        ExternalIdp, Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION,
+        DEFAULT_KEY_BITS, DEFAULT_SEED,
     },
     trace::{Trace, TraceFormat},
     traffic::{replay_duration, RateStep, Traffic},
@@ -305,7 +305,13 @@ fn convert(
         let defaults = Gateway::default();
         Gateway {
             instances: g.instances.unwrap_or(defaults.instances),
-            shared_cache: g.shared_cache.unwrap_or(defaults.shared_cache),
+            regions: g.regions.unwrap_or(defaults.regions),
+            cache: match g.shared_cache {
+                None => defaults.cache,
+                Some(SharedCache::All(false)) => CacheScope::Instance,
+                Some(SharedCache::All(true)) => CacheScope::Fleet,
+                Some(SharedCache::Scope(ScopeName::Region)) => CacheScope::Region,
+            },
             policy: g.policy.map_or(defaults.policy, |p| p.0),
             cache_fraction: g.cache_fraction.unwrap_or(defaults.cache_fraction),
             max_in_flight: g.max_in_flight.unwrap_or(defaults.max_in_flight),
@@ -341,6 +347,17 @@ fn convert(
         }
     };
     let idp = convert_idp(raw.idp, doc, traces)?;
+    let apis = if raw.apis.is_empty() {
+        vec![Api::default()]
+    } else {
+        raw.apis
+            .into_iter()
+            .map(|api| Api {
+                name: api.name,
+                weight: api.weight.unwrap_or(1.0),
+            })
+            .collect()
+    };
     let backend = {
         let b = raw.backend;
         match b.url {
@@ -465,6 +482,7 @@ fn convert(
         signer,
         idp,
         backend,
+        apis,
         events,
         compare,
         duration_from_trace,

@@ -20,6 +20,8 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) backend: RawBackend,
     #[serde(default)]
+    pub(crate) apis: Vec<RawApi>,
+    #[serde(default)]
     pub(crate) events: Vec<RawEvent>,
     pub(crate) compare: Option<RawCompare>,
 }
@@ -63,7 +65,8 @@ pub(crate) struct RawStep {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGateway {
     pub(crate) instances: Option<u32>,
-    pub(crate) shared_cache: Option<bool>,
+    pub(crate) regions: Option<u32>,
+    pub(crate) shared_cache: Option<SharedCache>,
     pub(crate) policy: Option<PolicyName>,
     pub(crate) cache_fraction: Option<f64>,
     pub(crate) max_in_flight: Option<u32>,
@@ -102,6 +105,27 @@ pub(crate) struct RawIdp {
 pub(crate) struct RawBackend {
     pub(crate) latency: Option<LatencyValue>,
     pub(crate) url: Option<String>,
+}
+
+/// `shared_cache`: `false`, `true` or `"region"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SharedCache {
+    All(bool),
+    Scope(ScopeName),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum ScopeName {
+    Region,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    pub(crate) name: String,
+    pub(crate) weight: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
