@@ -1,8 +1,8 @@
 //! `tokenbench ci`: a short seeded regression suite, compared with a committed baseline.
 //!
 //! Each shipped scenario runs for a few seconds at a low rate (its events moved into the
-//! shortened run in proportion), some as comparisons of cache policies, then a quick
-//! sign-bench. Each result is compared with `BASELINE/<member>.json` by the same code as
+//! shortened run in proportion), some as comparisons of cache policies; `fleet-day` is
+//! simulated, two hours of a smaller fleet; then a quick sign-bench. Each result is compared with `BASELINE/<member>.json` by the same code as
 //! `tokenbench compare`, with the class defaults plus [`SUITE_RULES`], tolerances measured on
 //! this suite's run-to-run spread. A member that shows a regression runs once more, and only
 //! the regressions both runs show count.
@@ -16,7 +16,7 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 use report::regression::{self, Document, Outcome, Rule, Verdict};
-use scenario::{Comparison, Scenario};
+use scenario::{Comparison, Overrides, Scenario};
 use signer::{
     backend,
     bench::{self, BenchConfig},
@@ -41,7 +41,7 @@ pub struct CiArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these members (comma-separated): default, stampede, revocation,
-    /// throttled-idp, key-rotation, replay, backends, sign-bench.
+    /// throttled-idp, key-rotation, replay, backends, fleet-day, sign-bench.
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     only: Vec<String>,
     #[command(flatten)]
@@ -61,6 +61,10 @@ enum Job {
         rate: Option<f64>,
         /// `KEY=V1,V2,…`; `None`: the scenario's own comparison, if any.
         compare: Option<&'static str>,
+        /// Gateway instances; `None`: the scenario's.
+        instances: Option<u32>,
+        /// Simulated (`tokenbench simulate`) rather than run in real time.
+        simulated: bool,
     },
     /// sign-bench over every backend and algorithm.
     SignBench {
@@ -86,6 +90,22 @@ const fn scenario(
             duration: Duration::from_millis(millis),
             rate,
             compare,
+            instances: None,
+            simulated: false,
+        },
+    }
+}
+
+/// A shipped scenario simulated for `hours` at the mean `rate` on `instances` instances.
+const fn simulated(name: &'static str, hours: u64, rate: f64, instances: u32) -> Member {
+    Member {
+        name,
+        job: Job::Scenario {
+            duration: Duration::from_secs(hours * 3600),
+            rate: Some(rate),
+            compare: None,
+            instances: Some(instances),
+            simulated: true,
         },
     }
 }
@@ -98,7 +118,9 @@ const fn scenario(
 ///   instance one failed request; apim refetches redundantly, single-flight never.
 /// - `backends` (apim, 3 s tokens, 2 fetches per instance in 3.5 s at the default
 ///   `cache_fraction` 0.95, 3 at 0.5) runs once per signer backend.
-const SUITE: [Member; 8] = [
+/// - `fleet-day`, simulated: its first two hours (the outage moved to 70 min, 25 s long) on
+///   100 instances at 500 req/s: 3.6 million requests, every count deterministic.
+const SUITE: [Member; 9] = [
     scenario("default", 3_000, Some(60.0), None),
     scenario(
         "stampede",
@@ -116,6 +138,7 @@ const SUITE: [Member; 8] = [
     scenario("key-rotation", 3_000, Some(60.0), None),
     scenario("replay", 3_000, None, None),
     scenario("backends", 3_500, Some(30.0), None),
+    simulated("fleet-day", 2, 500.0, 100),
     Member {
         name: "sign-bench",
         job: Job::SignBench { seconds: 0.2 },
@@ -131,6 +154,13 @@ const SUITE: [Member; 8] = [
 /// fetches per token lifetime, failed requests after a revocation) never moved and keep the
 /// count default, 2%+1.
 const SUITE_RULES: &[&str] = &[
+    // A simulation's counts are deterministic: they guard exactly.
+    "fleet-day/requests.*:0",
+    "fleet-day/cache.hits:0",
+    "fleet-day/cache.misses:0",
+    "fleet-day/idp.token_requests:0",
+    "fleet-day/idp.peak_*:0",
+    "fleet-day/stampede.*:0",
     // Latency tails of a few-second run are a handful of samples at the scheduler's mercy
     // (p99 up to 3.8× between runs, signing p99 up to 7×): shown, never judged.
     "*_us.p90:off",
@@ -345,17 +375,26 @@ impl<'a> Runner<'a> {
                 duration,
                 rate,
                 compare,
+                instances,
+                simulated,
             } => {
                 let scenario = Scenario::from_builtin(member.name)
                     .and_then(|scenario| scenario.shortened(*duration, *rate))
+                    .and_then(|scenario| {
+                        scenario.with_overrides(&Overrides {
+                            instances: *instances,
+                            ..Overrides::default()
+                        })
+                    })
                     .map_err(usage)?;
                 let comparison = match compare {
                     Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
                     None => scenario.compare.clone(),
                 };
                 eprintln!(
-                    "ci: {} ({}{} s{})",
+                    "ci: {} ({}{}{} s{})",
                     member.name,
+                    if *simulated { "simulated, " } else { "" },
                     comparison.as_ref().map_or(String::new(), |c| format!(
                         "{}={}, ",
                         c.key,
@@ -365,14 +404,25 @@ impl<'a> Runner<'a> {
                     rate.map_or(String::new(), |r| format!(" at {r} req/s"))
                 );
                 let dir = self.out.join(format!("{}{suffix}", member.name));
-                self.runtime.block_on(driver::run_and_report(
-                    &scenario,
-                    comparison.as_ref(),
-                    driver::Mode::RealTime,
-                    &dir,
-                    &self.stop_rx,
-                    &(),
-                ))?
+                if *simulated {
+                    driver::simulate_and_report(
+                        &scenario,
+                        comparison.as_ref(),
+                        true,
+                        &dir,
+                        &self.stop_rx,
+                        &(),
+                    )?
+                } else {
+                    self.runtime.block_on(driver::run_and_report(
+                        &scenario,
+                        comparison.as_ref(),
+                        driver::Mode::RealTime,
+                        &dir,
+                        &self.stop_rx,
+                        &(),
+                    ))?
+                }
             }
             Job::SignBench { seconds } => {
                 eprintln!("ci: sign-bench ({seconds} s per figure)");

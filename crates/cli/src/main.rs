@@ -46,7 +46,7 @@ enum Command {
     Run(run::RunArgs),
     /// Simulate a scenario on a virtual clock (the same gateway, cache, identity provider and
     /// backend code, in-process, without sockets or waiting) and write its reports.
-    Simulate(run::RunArgs),
+    Simulate(run::SimulateArgs),
     /// Generate a private key (PKCS#8 PEM) and a self-signed certificate.
     Keygen(KeygenArgs),
     /// Sign one client assertion (Entra ID profile) and print the compact JWS.
@@ -134,8 +134,8 @@ struct SignBenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::run(args, false),
-        Command::Simulate(args) => run::run(args, true),
+        Command::Run(args) => run::run(args),
+        Command::Simulate(args) => run::simulate(args),
         Command::Keygen(args) => keygen_command(args),
         Command::Assertion(args) => assertion_command(args),
         Command::SignBench(args) => sign_bench_command(args),

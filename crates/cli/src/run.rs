@@ -52,8 +52,31 @@ pub struct RunArgs {
     quiet: bool,
 }
 
-/// Runs the scenario `args` name in real time, or simulates it when `simulated`.
-pub fn run(args: RunArgs, simulated: bool) -> anyhow::Result<()> {
+#[derive(Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Run every request through the gateway's tasks, timers and backend calls, as in real
+    /// time: slower, with the same counts as the fast path that records plain cache hits at
+    /// once.
+    #[arg(long)]
+    every_request: bool,
+}
+
+/// `tokenbench run`.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    execute(args, None)
+}
+
+/// `tokenbench simulate`.
+pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    execute(args.run, Some(!args.every_request))
+}
+
+/// Runs the scenario `args` name in real time, or simulates it when `fast_hits` is given
+/// (whether plain hits take the fast path).
+fn execute(args: RunArgs, fast_hits: Option<bool>) -> anyhow::Result<()> {
+    let simulated = fast_hits.is_some();
     let overrides = Overrides {
         duration: args.duration,
         rate: args.rate,
@@ -85,9 +108,16 @@ pub fn run(args: RunArgs, simulated: bool) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     });
-    if simulated {
+    if let Some(fast_hits) = fast_hits {
         // Its own single-threaded runtime with a paused clock, on this thread.
-        driver::simulate_and_report(&scenario, comparison.as_ref(), &out, &stop_rx, &listener)?;
+        driver::simulate_and_report(
+            &scenario,
+            comparison.as_ref(),
+            fast_hits,
+            &out,
+            &stop_rx,
+            &listener,
+        )?;
     } else {
         runtime.block_on(driver::run_and_report(
             &scenario,

@@ -129,9 +129,11 @@ impl TokenClient {
     }
 
     /// The cached token and the instant until which every lookup is a plain hit returning
-    /// it: no wait, no fetch, no refresh. That is while it is usable, and under
-    /// `refresh-ahead` until its refresh window opens unless a refresh was already claimed for
-    /// it. `None` when a lookup now would not be a plain hit.
+    /// it (unless [`report_rejected`](Self::report_rejected) removes it meanwhile): no wait,
+    /// no fetch, no refresh. That is while it is fresh, and under `refresh-ahead` until its
+    /// refresh window opens. `None` when a lookup now would not be a plain hit, and while a
+    /// fetch for the key is in flight or a refresh of the token is claimed: the token it
+    /// brings could replace this one with a shorter life.
     ///
     /// A simulation counts the lookups before then as hits without making each; nothing is
     /// reported to the observer.
@@ -143,17 +145,18 @@ impl TokenClient {
             return None;
         }
         let until = match inner.policy {
-            CachePolicy::RefreshAhead
-                if inner.entry.refresh_claimed.load(Ordering::Relaxed) != cached.generation =>
-            {
-                if now >= cached.refresh_at {
+            CachePolicy::RefreshAhead => {
+                let claimed = inner.entry.refresh_claimed.load(Ordering::Relaxed);
+                if claimed == cached.generation || now >= cached.refresh_at {
                     return None;
                 }
                 cached.refresh_at
             }
-            CachePolicy::RefreshAhead => cached.expires_at,
             CachePolicy::Apim | CachePolicy::SingleFlight => cached.fresh_until,
         };
+        if inner.entry.lock().fetches > 0 {
+            return None;
+        }
         Some((Token(cached), until))
     }
 

@@ -70,15 +70,15 @@ fn generate_blocking(signer: &SignerSpec, mode: Mode) -> Result<GatewayCredentia
     let label = |alg: Algorithm| (backend.name().to_owned(), alg.as_str().to_owned());
     let stand_in = match mode {
         Mode::RealTime => None,
-        Mode::Simulated => stand_in_backend(),
+        Mode::Simulated { .. } => stand_in_backend(),
     };
     let Some(stand_in) = stand_in else {
         // Real time, or no backend built for a stand-in: the scenario's own key signs.
         let own = credential(backend, spec, alg)?;
         let signing_cost = match (mode, charged) {
             (Mode::RealTime, _) => None,
-            (Mode::Simulated, Some(cost)) => Some(cost),
-            (Mode::Simulated, None) => Some(measured_cost(&own)?),
+            (Mode::Simulated { .. }, Some(cost)) => Some(cost),
+            (Mode::Simulated { .. }, None) => Some(measured_cost(&own)?),
         };
         let label = label(own.algorithm());
         return Ok(certificate(own, label, signing_cost));
@@ -131,10 +131,12 @@ fn credential(
     Ok(Credential::new(backend, &key, cert, alg)?)
 }
 
-/// The backend a simulation's stand-in key signs with: the first built that does EdDSA.
+/// The backend a simulation's stand-in key signs with: of those built that do EdDSA, the
+/// last in report order (aws-lc-rs, 2.5× faster than ring at Ed25519, when built).
 fn stand_in_backend() -> Option<&'static dyn CryptoBackend> {
     signer::backend::all()
         .iter()
+        .rev()
         .copied()
         .find(|backend| backend.supports(Algorithm::EdDsa))
 }

@@ -6,48 +6,76 @@
 //! hour. The fast path records what the per-request path would have recorded, the same way:
 //!
 //! - **When it applies.** The client says until when every lookup is a plain hit
-//!   ([`client::TokenClient::hit_horizon`]: the token stays usable and, under
+//!   ([`client::TokenClient::hit_horizon`]: the token stays fresh and, under
 //!   `refresh-ahead`, no refresh is due), and the backend's own check accepts the token now
-//!   ([`mock::ProtectedBackend::check`]). Nothing but a `revoke-tokens` or `rotate-idp-keys`
-//!   event changes that answer for an unexpired token, so the horizon also ends at the next
-//!   such event, and a hit that would reach the backend after it takes the per-request path.
-//!   It does not apply while an instance has not recovered from such an event (its recovery is
-//!   measured per request), nor to an instance with half its in-flight permits taken (the
-//!   limit could drop arrivals).
+//!   ([`mock::ProtectedBackend::check`]), unless a 401 or 403 of a request still in flight
+//!   removes the cached token (every horizon is then found again). Nothing but a
+//!   `revoke-tokens` or `rotate-idp-keys` event changes the backend's answer for an
+//!   unexpired token, so the horizon also ends at the next such event, and a hit that would
+//!   reach the backend after it takes the per-request path. It does not apply while an
+//!   instance has not recovered from such an event (its recovery is measured per request),
+//!   nor to an instance with half its in-flight permits taken (the limit could drop
+//!   arrivals).
 //! - **What it records.** The request as the per-request path times it on the same 1 ms
-//!   timer grid: it starts at the tick its arrival falls in, the backend answers
-//!   `latency` later, rounded up to the next tick; the latency is drawn from the backend's
+//!   timer grid: it starts at the tick its arrival falls in, the backend answers `latency`
+//!   later, rounded up to the next tick; the latency is drawn from the backend's
 //!   distribution with a generator of the scenario's seed. One hit for the client, one 200
-//!   for the request.
+//!   for the request, handed to the recorder a timeline interval at a time.
+//!
+//! `crates/driver/tests/simulate.rs` checks that a simulation counts the same with and
+//! without it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use client::TokenClient;
-use metrics::{Metrics, RequestOutcome, RequestRecord, Slot};
+use metrics::{Batch, Metrics, MetricsError, RequestOutcome, RequestRecord, Slot};
 use mock::{LatencySampler, Mock};
-use rand::{rngs::StdRng, SeedableRng as _};
+use rand::{rngs::SmallRng, SeedableRng as _};
 use scenario::{EventKind, Scenario};
 use tokio::time::Instant;
 
 /// Mixed into the seed of the fast path's latency draws, apart from the backend's own.
 const FAST_DRAWS: u64 = 0x2545_f491_4f6c_dd1d;
 
-/// The fast path's state: each client's horizon, the events that end horizons, the draws.
+/// The fast path's state: each client's horizon, the events that end horizons, the draws,
+/// and what it recorded but has not handed over yet.
 pub(crate) struct FastHits {
     mock: Arc<Mock>,
     start: Instant,
     latency: LatencySampler,
-    draws: StdRng,
+    /// Xoshiro, not ChaCha: a draw per hit, and nothing to keep secret.
+    draws: SmallRng,
     /// Offsets of the events after which tokens issued before may be refused, in order.
     invalidations: Vec<Duration>,
-    /// Per client (instance × APIs + API): until when its lookups are plain hits with a token
-    /// the backend accepts (zero: unknown).
-    horizons: Vec<Duration>,
+    /// Per client (instance × APIs + API), side by side (one cache line per hit).
+    clients: Vec<ClientState>,
+    /// Cached tokens the gateways removed after a 401 or 403 so far, and how many the
+    /// horizons have seen.
+    removals: Arc<AtomicU64>,
+    seen_removals: u64,
+    /// The timeline interval whose start last handed the hits over.
+    hits_handed_at: u64,
+    /// Requests recorded, not yet handed over.
+    batch: Batch,
     apis: usize,
 }
 
 impl FastHits {
-    pub(crate) fn new(scenario: &Scenario, mock: &Arc<Mock>, start: Instant) -> Self {
+    /// The fast path of a run of `scenario` against `mock` from `start`; `removals` counts
+    /// the cached tokens the gateways remove.
+    pub(crate) fn new(
+        scenario: &Scenario,
+        mock: &Arc<Mock>,
+        start: Instant,
+        removals: &Arc<AtomicU64>,
+        metrics: &Metrics,
+    ) -> Result<Self, MetricsError> {
         let mut invalidations: Vec<Duration> = scenario
             .events
             .iter()
@@ -61,14 +89,41 @@ impl FastHits {
             .collect();
         invalidations.sort();
         let apis = scenario.apis.len();
-        FastHits {
+        let clients = scenario.gateway.instances as usize * apis;
+        Ok(FastHits {
             mock: Arc::clone(mock),
             start,
             latency: mock.backend.latency().sampler(),
-            draws: StdRng::seed_from_u64(scenario.seed ^ FAST_DRAWS),
+            draws: SmallRng::seed_from_u64(scenario.seed ^ FAST_DRAWS),
             invalidations,
-            horizons: vec![Duration::ZERO; scenario.gateway.instances as usize * apis],
+            clients: vec![ClientState::default(); clients],
+            removals: Arc::clone(removals),
+            seen_removals: removals.load(Ordering::Acquire),
+            hits_handed_at: 0,
+            batch: metrics.batch()?,
             apis,
+        })
+    }
+
+    /// Hands what was recorded before `now` (the run's clock) to the recorder: no record
+    /// finishes before the clock any more (the hits per client once per timeline interval).
+    /// `Duration::MAX`: everything.
+    pub(crate) fn flush(&mut self, now: Duration, metrics: &Metrics) {
+        let second = now.as_secs();
+        metrics.flush_batch(&mut self.batch, second);
+        let interval = second / self.batch.interval();
+        if interval == self.hits_handed_at {
+            return;
+        }
+        self.hits_handed_at = interval;
+        for (client, state) in self.clients.iter_mut().enumerate() {
+            if state.hits > 0 {
+                let slot = Slot {
+                    instance: client / self.apis,
+                    api: client % self.apis,
+                };
+                metrics.cache_hits(slot, std::mem::take(&mut state.hits));
+            }
         }
     }
 
@@ -88,17 +143,25 @@ impl FastHits {
         if !spare_permits || metrics.recovering() {
             return false;
         }
+        let removals = self.removals.load(Ordering::Acquire);
+        if removals != self.seen_removals {
+            // Some cached token is gone: find every horizon again.
+            for state in &mut self.clients {
+                state.horizon = Duration::ZERO;
+            }
+            self.seen_removals = removals;
+        }
         let index = slot.instance * self.apis + slot.api;
-        let Some(&horizon) = self.horizons.get(index) else {
+        let Some(known) = self.clients.get(index).map(|state| state.horizon) else {
             return false;
         };
         // Events not applied yet (at `now` or later) end what the backend's answer now says.
         let invalidation = self.next_invalidation(now);
-        let horizon = if at < horizon {
-            horizon.min(invalidation)
+        let horizon = if at < known {
+            known.min(invalidation)
         } else {
             let fresh = self.horizon(client, invalidation);
-            self.horizons[index] = fresh;
+            self.clients[index].horizon = fresh;
             fresh
         };
         if at >= horizon {
@@ -110,15 +173,18 @@ impl FastHits {
         if finished_at >= invalidation {
             return false;
         }
-        metrics.cache_hit(slot);
-        metrics.record_request(&RequestRecord {
-            instance: slot.instance,
-            intended_start: at,
-            sent_at,
-            finished_at,
-            outcome: RequestOutcome::Status(200),
-            token_obtained_at: None,
-        });
+        self.clients[index].hits += 1;
+        metrics.record_ok_batched(
+            &mut self.batch,
+            &RequestRecord {
+                instance: slot.instance,
+                intended_start: at,
+                sent_at,
+                finished_at,
+                outcome: RequestOutcome::Status(200),
+                token_obtained_at: None,
+            },
+        );
         true
     }
 
@@ -150,6 +216,16 @@ impl FastHits {
             .copied()
             .unwrap_or(Duration::MAX)
     }
+}
+
+/// What the fast path keeps per client.
+#[derive(Clone, Copy, Default)]
+struct ClientState {
+    /// Until when its lookups are plain hits with a token the backend accepts (zero: not
+    /// known).
+    horizon: Duration,
+    /// Hits recorded, not yet handed over.
+    hits: u64,
 }
 
 /// `at` rounded up to the next whole millisecond: when tokio's timer fires a deadline of `at`

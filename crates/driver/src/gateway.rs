@@ -1,6 +1,12 @@
 //! One gateway instance: its token client, its backend connections, its in-flight limit.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use client::{HyperTransport, TokenCache, TokenClient, Transport};
 use http::{HeaderValue, StatusCode};
@@ -21,6 +27,8 @@ pub(crate) struct Gateway {
     clients: Vec<TokenClient>,
     backend: Backend,
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Cached tokens removed after a 401 or 403, by every instance of the run.
+    removals: Arc<AtomicU64>,
     pub(crate) max_in_flight: u32,
     retry_on_401: bool,
 }
@@ -31,6 +39,7 @@ impl Gateway {
         target: &Target,
         metrics: &Arc<Metrics>,
         instances: usize,
+        removals: &Arc<AtomicU64>,
     ) -> Result<Vec<Arc<Gateway>>, RunError> {
         let gateway = &scenario.gateway;
         // One cache per sharing group: per instance, per region or for the fleet.
@@ -88,6 +97,7 @@ impl Gateway {
                     clients,
                     backend,
                     in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
+                    removals: Arc::clone(removals),
                     max_in_flight,
                     retry_on_401: gateway.retry_on_401,
                 }))
@@ -138,7 +148,9 @@ impl Gateway {
                 *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN
             });
             if let Some(status) = rejected {
-                client.report_rejected(&token, status);
+                if client.report_rejected(&token, status) {
+                    self.removals.fetch_add(1, Ordering::AcqRel);
+                }
             }
             let rejected = rejected.is_some();
             if !(rejected && attempt == 0 && self.retry_on_401) {

@@ -14,7 +14,12 @@ pub enum Mode {
     /// signature is charged the scenario's `[signer] signing_cost` of virtual time, or the
     /// key's median cost measured at start: the wall-clock time it really takes is invisible
     /// to a virtual clock.
-    Simulated,
+    Simulated {
+        /// Record plain cache hits on the fast path (see the simulation documentation):
+        /// what makes a fleet's day take seconds. Off, every request runs the gateway's
+        /// code as in real time, slower, with the same counts.
+        fast_hits: bool,
+    },
 }
 
 impl Mode {
@@ -22,7 +27,12 @@ impl Mode {
     pub fn run_mode(self) -> RunMode {
         match self {
             Mode::RealTime => RunMode::RealTime,
-            Mode::Simulated => RunMode::Simulated,
+            Mode::Simulated { .. } => RunMode::Simulated,
         }
+    }
+
+    /// Whether the run is simulated.
+    pub fn is_simulated(self) -> bool {
+        matches!(self, Mode::Simulated { .. })
     }
 }

@@ -1,12 +1,19 @@
 //! One run of a scenario in real time: arrivals on schedule, requests on the gateway
 //! instances, the drain, and the report of what was measured.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot};
 use rand::{
     distr::{weighted::WeightedIndex, Distribution as _},
-    rngs::StdRng,
+    rngs::SmallRng,
     SeedableRng as _,
 };
 use report::{Report, RunInfo};
@@ -66,7 +73,7 @@ pub async fn run(
     metrics::reset_peak_rss();
     let target = Target::start(scenario, mode).await?;
     let schedule = scenario.arrivals()?;
-    if mode == Mode::Simulated {
+    if mode.is_simulated() {
         // Timers fire on a 1 ms grid counted from when the runtime's time driver started,
         // a few µs of wall-clock time away from where the paused clock stands. Sleeping
         // moves the paused clock onto the grid, so that every delay of the run rounds alike
@@ -83,11 +90,19 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::for_run(fleet, start, scenario.duration)?);
     let mut pick_api = ApiPicker::new(scenario)?;
-    let gateways = Gateway::build_all(scenario, &target, &metrics, instances)?;
+    let removals = Arc::new(AtomicU64::new(0));
+    // Requests running on any instance: while fewer than half an instance's limit, no
+    // instance can be near it (one load, instead of reading the instance's semaphore).
+    let running = Arc::new(AtomicUsize::new(0));
+    let gateways = Gateway::build_all(scenario, &target, &metrics, instances, &removals)?;
     let mut events = target.schedule_events(scenario, start, &metrics);
     let mut fast_hits = target
         .in_process()
-        .map(|(mock, _)| (FastHits::new(scenario, mock, start), start));
+        .filter(|_| mode == Mode::Simulated { fast_hits: true })
+        .map(|(mock, _)| {
+            FastHits::new(scenario, mock, start, &removals, &metrics).map(|fast| (fast, start))
+        })
+        .transpose()?;
 
     let mut stop = std::pin::pin!(stop);
     let mut interrupted = false;
@@ -137,6 +152,7 @@ pub async fn run(
         if let Some((fast, clock)) = &mut fast_hits {
             if due > *clock + FAST_LEAD {
                 *clock = Instant::now();
+                fast.flush(*clock - start, &metrics);
             }
             if due <= *clock + FAST_LEAD
                 && fast.record(
@@ -144,7 +160,7 @@ pub async fn run(
                     slot,
                     arrival.at,
                     *clock - start,
-                    gateway.spare_permits(),
+                    spare_permits(&running, gateway),
                     &metrics,
                 )
             {
@@ -182,12 +198,13 @@ pub async fn run(
         }
         if let Some((fast, clock)) = &mut fast_hits {
             *clock = Instant::now();
+            fast.flush(*clock - start, &metrics);
             if fast.record(
                 gateway.client(api),
                 slot,
                 arrival.at,
                 *clock - start,
-                gateway.spare_permits(),
+                spare_permits(&running, gateway),
                 &metrics,
             ) {
                 continue;
@@ -197,6 +214,8 @@ pub async fn run(
             metrics.record_dropped(arrival.at);
             continue;
         };
+        running.fetch_add(1, Ordering::Relaxed);
+        let running = Arc::clone(&running);
         let (gateway, metrics, mut watchdog) = (
             Arc::clone(gateway),
             Arc::clone(&metrics),
@@ -225,9 +244,13 @@ pub async fn run(
             };
             metrics.record_request(&record);
             drop(permit);
+            running.fetch_sub(1, Ordering::Relaxed);
         });
     }
 
+    if let Some((fast, _)) = &mut fast_hits {
+        fast.flush(Duration::MAX, &metrics);
+    }
     // The schedule may end before the run time (a replay, sparse traffic): the run lasts its
     // duration unless stopped.
     if !interrupted {
@@ -286,11 +309,17 @@ pub async fn run(
     })
 }
 
+/// Whether `gateway` has half its in-flight permits or more free, `running` requests running
+/// on all instances.
+fn spare_permits(running: &AtomicUsize, gateway: &Gateway) -> bool {
+    running.load(Ordering::Relaxed) * 2 < gateway.max_in_flight as usize || gateway.spare_permits()
+}
+
 /// Picks each arrival's API by weight, from the scenario's seed.
 enum ApiPicker {
     /// One API: no draw, so that runs of one API draw what they drew before APIs existed.
     One,
-    Weighted(Box<(StdRng, WeightedIndex<f64>)>),
+    Weighted(Box<(SmallRng, WeightedIndex<f64>)>),
 }
 
 impl ApiPicker {
@@ -301,7 +330,7 @@ impl ApiPicker {
         let weights = WeightedIndex::new(scenario.apis.iter().map(|api| api.weight))
             .map_err(|e| RunError::Setup(format!("API weights: {e}")))?;
         Ok(ApiPicker::Weighted(Box::new((
-            StdRng::seed_from_u64(scenario.seed ^ API_DRAWS),
+            SmallRng::seed_from_u64(scenario.seed ^ API_DRAWS),
             weights,
         ))))
     }

@@ -19,11 +19,12 @@ use crate::{error::RunError, mode::Mode, runner::run_and_report, RunListener};
 
 /// Simulates `scenario` once, or once per value of `comparison`, and writes the reports into
 /// `out`, as [`run_and_report`] does for real runs; the reports say `"mode": "simulated"`.
-/// Blocks the calling thread, which must not be inside a tokio runtime. `stop` ends it early
-/// as it ends a real run (set it from another thread).
+/// `fast_hits`: see [`Mode::Simulated`]. Blocks the calling thread, which must not be inside
+/// a tokio runtime. `stop` ends it early as it ends a real run (set it from another thread).
 pub fn simulate_and_report(
     scenario: &Scenario,
     comparison: Option<&Comparison>,
+    fast_hits: bool,
     out: &Path,
     stop: &watch::Receiver<bool>,
     listener: &dyn RunListener,
@@ -36,7 +37,7 @@ pub fn simulate_and_report(
     runtime.block_on(run_and_report(
         scenario,
         comparison,
-        Mode::Simulated,
+        Mode::Simulated { fast_hits },
         out,
         stop,
         listener,

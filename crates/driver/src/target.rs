@@ -62,7 +62,7 @@ impl EmbeddedMock {
 
 impl Target {
     pub(crate) async fn start(scenario: &Scenario, mode: Mode) -> Result<Self, RunError> {
-        if mode == Mode::Simulated {
+        if mode.is_simulated() {
             check_simulable(scenario)?;
         }
         match &scenario.idp {
@@ -110,7 +110,7 @@ impl Target {
                         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
                         EmbeddedMock::Server(MockServer::start(config, loopback).await?)
                     }
-                    Mode::Simulated => {
+                    Mode::Simulated { .. } => {
                         let (origin, epoch) = (Instant::now(), SystemTime::now());
                         let epoch_ms = epoch
                             .duration_since(UNIX_EPOCH)

@@ -36,7 +36,12 @@ fn simulated(scenario: &Scenario) -> Report {
         .start_paused(true)
         .build()
         .unwrap()
-        .block_on(driver::run(scenario, Mode::Simulated, pending(), |_| {}))
+        .block_on(driver::run(
+            scenario,
+            Mode::Simulated { fast_hits: true },
+            pending(),
+            |_| {},
+        ))
         .unwrap()
         .report
 }

@@ -293,7 +293,12 @@ async fn a_seeded_run_counts_what_it_counted_before_the_split() {
         .unwrap();
     let now = serde_json::to_value(run(&default).await.report).unwrap();
     for path in [
-        "/requests",
+        "/requests/sent",
+        "/requests/ok",
+        "/requests/unauthorized",
+        "/requests/forbidden",
+        "/requests/errors",
+        "/requests/dropped",
         "/idp/token_requests",
         "/idp/ok",
         "/signing/count",

@@ -17,7 +17,12 @@ fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
         .start_paused(true)
         .build()
         .unwrap()
-        .block_on(driver::run(scenario, Mode::Simulated, pending(), |_| {}))
+        .block_on(driver::run(
+            scenario,
+            Mode::Simulated { fast_hits: true },
+            pending(),
+            |_| {},
+        ))
         .map(|outcome| outcome.report)
 }
 
@@ -187,4 +192,136 @@ fn a_fleet_shares_a_cache_per_region_and_fetches_per_api() {
     let total: f64 = m.apis.iter().map(lookups).sum();
     assert!((lookups(&m.apis[0]) / total - 0.5).abs() < 0.01);
     assert!((lookups(&m.apis[1]) / total - 0.25).abs() < 0.01);
+}
+
+/// Every count a report has, flattened: what the fast path must not change.
+fn counts(report: &Report) -> serde_json::Value {
+    let m = serde_json::to_value(&report.metrics).unwrap();
+    serde_json::json!({
+        "requests": m["requests"],
+        "cache": [m["cache"]["hits"], m["cache"]["misses"], m["cache"]["instances"]],
+        "idp": [m["idp"]["token_requests"], m["idp"]["ok"], m["idp"]["errors"]],
+        "stampede": m["stampede"],
+        "invalidation": [
+            m["invalidation"]["events"],
+            m["invalidation"]["failed_requests"],
+            m["invalidation"]["redundant_fetches"],
+        ],
+        "regions": m["regions"],
+        "apis": m["apis"],
+        "timeline": m["timeline"].as_array().unwrap().iter()
+            .map(|row| [row["requests"].clone(), row["ok"].clone(), row["token_requests"].clone()])
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn simulate_every_request(scenario: &Scenario) -> Report {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(driver::run(
+            scenario,
+            Mode::Simulated { fast_hits: false },
+            pending(),
+            |_| {},
+        ))
+        .unwrap()
+        .report
+}
+
+/// The fast path records plain hits without running them; with fixed backend latencies it
+/// counts exactly what running every request counts (stampedes under each policy,
+/// revocations, key rotations, and under each policy a fleet of regions sharing caches, two
+/// APIs, lifetimes drawn from a range, a revocation and an outage), and times hits alike.
+#[test]
+fn the_fast_path_counts_what_every_request_counts() {
+    let shipped = |name: &str, policy: &str| {
+        Scenario::from_builtin(name)
+            .unwrap()
+            .with_overrides(&scenario::Overrides {
+                policy: Some(policy.parse().unwrap()),
+                ..scenario::Overrides::default()
+            })
+            .unwrap()
+    };
+    let fleet = scenario(
+        r#"
+        name = "fleet"
+        duration = "20m"
+        [traffic]
+        kind = "poisson"
+        rate = 30
+        [gateway]
+        instances = 6
+        regions = 3
+        shared_cache = "region"
+        [idp]
+        token_lifetime = { min = "4m", max = "6m" }
+        latency = "120ms"
+        [backend]
+        latency = "4ms"
+        [[apis]]
+        name = "a"
+        weight = 3
+        [[apis]]
+        name = "b"
+        [[events]]
+        at = "7m"
+        kind = "revoke-tokens"
+        [[events]]
+        at = "12m"
+        kind = "idp-outage"
+        duration = "2m"
+        "#,
+    );
+    let fleet_under = |policy: &str| {
+        fleet
+            .clone()
+            .with_overrides(&scenario::Overrides {
+                policy: Some(policy.parse().unwrap()),
+                ..scenario::Overrides::default()
+            })
+            .unwrap()
+    };
+    for scenario in [
+        shipped("stampede", "apim"),
+        shipped("stampede", "single-flight"),
+        shipped("stampede", "refresh-ahead"),
+        shipped("revocation", "apim"),
+        shipped("key-rotation", "single-flight"),
+        fleet_under("apim"),
+        fleet_under("single-flight"),
+        fleet_under("refresh-ahead"),
+    ] {
+        let fast = simulate(&scenario).unwrap();
+        let every = simulate_every_request(&scenario);
+        let name = format!("{} ({})", scenario.name, scenario.gateway.policy);
+        assert_eq!(counts(&fast), counts(&every), "{name}");
+        assert_eq!(
+            fast.metrics.latency_us.p50, every.metrics.latency_us.p50,
+            "{name}"
+        );
+    }
+}
+
+/// The shipped stampede under `apim`: every miss of an expiry waits for a token fetch of
+/// its own (200 ms at the identity provider plus the charged signature), 51 of them per
+/// expiry and instance.
+#[test]
+fn requests_that_waited_for_a_token_and_herd_sizes_are_reported() {
+    let report = simulate(&Scenario::from_builtin("stampede").unwrap()).unwrap();
+    let m = &report.metrics;
+    assert_eq!(m.requests.waited_for_token, m.cache.misses);
+    assert_eq!(
+        (
+            m.stampede.p50_herd,
+            m.stampede.p99_herd,
+            m.stampede.max_herd
+        ),
+        (Some(51), Some(51), Some(51))
+    );
+    let wait = m.token_wait_us.p50.unwrap();
+    assert!((200_000..210_000).contains(&wait), "{wait}");
 }

@@ -8,6 +8,8 @@ use crate::error::MetricsError;
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Highest signing time recorded (60 s, in ns); longer ones count as this.
 pub const MAX_SIGNING_NS: u64 = 60_000_000_000;
+/// Largest herd size recorded; larger ones count as this.
+pub const MAX_HERD: u64 = 1 << 32;
 /// Significant digits of every histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 

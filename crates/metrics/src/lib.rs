@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod batch;
 pub mod catalog;
 mod error;
 mod fleet;
@@ -58,6 +59,7 @@ mod rss;
 mod snapshot;
 mod window;
 
+pub use batch::Batch;
 pub use error::MetricsError;
 pub use fleet::{Fleet, GroupStats, Slot};
 pub use histogram::{MAX_LATENCY_US, MAX_SIGNING_NS, SIGNIFICANT_DIGITS};

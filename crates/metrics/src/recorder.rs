@@ -13,9 +13,10 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use crate::{
+    batch::{Batch, Kept},
     error::MetricsError,
     fleet::{api_stats, region_stats, ClientCounters, Fleet, Slot, Totals},
-    histogram::{new_histogram, MAX_SIGNING_NS},
+    histogram::{new_histogram, MAX_HERD, MAX_LATENCY_US, MAX_SIGNING_NS},
     invalidation::Invalidation,
     latency_log::LatencyLog,
     record::{Class, RequestRecord, TokenAnswer},
@@ -40,6 +41,10 @@ pub struct Metrics {
     idp: IdpCounters,
     window: Mutex<Window>,
     signing: Mutex<SigningState>,
+    /// Waits of the requests that waited for a token, µs.
+    token_wait: Mutex<Histogram<u64>>,
+    /// Herd sizes of the episodes that ended.
+    herds: Mutex<Histogram<u64>>,
     /// (event, instance) pairs not yet recovered: the fast path skips the invalidation lock
     /// while it is 0.
     unrecovered: AtomicUsize,
@@ -54,6 +59,7 @@ struct RequestCounters {
     forbidden: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
+    waited_for_token: AtomicU64,
 }
 
 #[derive(Default)]
@@ -106,6 +112,8 @@ impl Metrics {
                 histogram: new_histogram(MAX_SIGNING_NS, "signing")?,
                 sum_ns: 0,
             }),
+            token_wait: Mutex::new(new_histogram(MAX_LATENCY_US, "token wait")?),
+            herds: Mutex::new(new_histogram(MAX_HERD, "herd sizes")?),
             unrecovered: AtomicUsize::new(0),
             invalidation: Mutex::new(Invalidation::default()),
         })
@@ -149,12 +157,55 @@ impl Metrics {
         .fetch_add(1, Ordering::Relaxed);
         let latency = micros(record.finished_at.saturating_sub(record.intended_start));
         let service = micros(record.finished_at.saturating_sub(record.sent_at));
+        if let Some(wait) = record
+            .token_obtained_at
+            .and_then(|obtained| obtained.checked_sub(record.sent_at))
+            .filter(|wait| !wait.is_zero())
+        {
+            r.waited_for_token.fetch_add(1, Ordering::Relaxed);
+            lock(&self.token_wait).saturating_record(micros(wait));
+        }
         lock(&self.window).record(second(record.finished_at), latency, service, class);
         if self.unrecovered.load(Ordering::Acquire) > 0 && record.instance < self.instances() {
             let mut invalidation = lock(&self.invalidation);
             let recovered = invalidation.on_request(record, class == Class::Ok);
             self.unrecovered.fetch_sub(recovered, Ordering::AcqRel);
         }
+    }
+
+    /// A batch for 2xx completions recorded outside the recorder's lock
+    /// ([`record_ok_batched`](Self::record_ok_batched)).
+    pub fn batch(&self) -> Result<Batch, MetricsError> {
+        Batch::new(lock(&self.window).interval())
+    }
+
+    /// Records a 2xx completion into `batch`; it reaches the figures when its timeline
+    /// interval is handed over: when the batch moves three intervals on, or at
+    /// [`flush_batch`](Self::flush_batch). Its instance's recovery is not followed: record
+    /// so only while no instance is [`recovering`](Self::recovering).
+    #[inline]
+    pub fn record_ok_batched(&self, batch: &mut Batch, record: &RequestRecord) {
+        let latency = record.finished_at.saturating_sub(record.intended_start);
+        let service = record.finished_at.saturating_sub(record.sent_at);
+        if let Some(kept) = batch.add(record.finished_at, latency, service) {
+            self.hand_over(batch, kept);
+        }
+    }
+
+    /// Hands the batch's intervals before the one of second `before` over (all with
+    /// `u64::MAX`): call it as the run's clock moves on, and before a snapshot.
+    pub fn flush_batch(&self, batch: &mut Batch, before: u64) {
+        for kept in batch.take_before(before) {
+            self.hand_over(batch, kept);
+        }
+    }
+
+    fn hand_over(&self, batch: &mut Batch, kept: Kept) {
+        let r = &self.requests;
+        r.sent.fetch_add(kept.count, Ordering::Relaxed);
+        r.ok.fetch_add(kept.count, Ordering::Relaxed);
+        lock(&self.window).record_kept(&kept);
+        batch.reuse(kept);
     }
 
     /// Records an arrival at `at` that could not start because the in-flight limit was
@@ -206,6 +257,7 @@ impl Metrics {
         for counters in self.slot_counters(slot.into()) {
             counters.episode_ended(herd_size);
         }
+        lock(&self.herds).saturating_record(u64::from(herd_size));
     }
 
     /// A fetch of a client started at `at`: one token request, and one more fetch in
@@ -279,6 +331,7 @@ impl Metrics {
             forbidden: r.forbidden.load(Ordering::Relaxed),
             errors: r.errors.load(Ordering::Relaxed),
             dropped: r.dropped.load(Ordering::Relaxed),
+            waited_for_token: r.waited_for_token.load(Ordering::Relaxed),
         }
     }
 
@@ -302,6 +355,7 @@ impl Metrics {
             requests: self.counts(),
             latency_us,
             service_time_us: service.map(|h| Percentiles::of(&h)).unwrap_or_default(),
+            token_wait_us: Percentiles::of(&lock(&self.token_wait)),
             latency_spectrum,
             cache: self.cache_stats(),
             idp: IdpStats {
@@ -393,10 +447,14 @@ impl Metrics {
 
     fn stampede_stats(&self) -> StampedeStats {
         let totals = Totals::sum(&self.instances);
+        let herds = lock(&self.herds);
+        let at = |q: f64| (!herds.is_empty()).then(|| herds.value_at_quantile(q));
         StampedeStats {
             episodes: totals.episodes,
             max_herd: (totals.episodes > 0).then_some(totals.max_herd),
             mean_herd: totals.mean_herd(),
+            p50_herd: at(0.5),
+            p99_herd: at(0.99),
             unfinished: totals.episodes_started.saturating_sub(totals.episodes),
         }
     }
@@ -411,7 +469,7 @@ impl fmt::Debug for Metrics {
     }
 }
 
-fn micros(duration: Duration) -> u64 {
+pub(crate) fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 

@@ -22,6 +22,10 @@ pub struct RequestCounts {
     pub errors: u64,
     /// Arrivals that could not start because the in-flight limit was reached.
     pub dropped: u64,
+    /// Requests that waited for a token: the token they called the backend with arrived
+    /// after they started (their waits are `token_wait_us`).
+    #[serde(default)]
+    pub waited_for_token: u64,
 }
 
 /// Percentiles of a histogram in µs (`latency_us`, `service_time_us`); `null` without data.
@@ -175,6 +179,12 @@ pub struct StampedeStats {
     pub max_herd: Option<u64>,
     /// The mean herd size.
     pub mean_herd: Option<f64>,
+    /// The median herd size; `null` without episodes (or in reports written before it).
+    #[serde(default)]
+    pub p50_herd: Option<u64>,
+    /// The 99th percentile herd size.
+    #[serde(default)]
+    pub p99_herd: Option<u64>,
     /// Episodes that had started but not ended when the snapshot was taken (not counted in
     /// the herd figures).
     #[serde(default)]
@@ -275,6 +285,10 @@ pub struct MetricsSnapshot {
     pub latency_us: Percentiles,
     /// Service time from the actual start, µs.
     pub service_time_us: Percentiles,
+    /// How long the requests that waited for a token waited for it (from their start to
+    /// the token's arrival), µs.
+    #[serde(default)]
+    pub token_wait_us: Percentiles,
     /// The latency percentile spectrum: points at `p = 1 - 2^(-k/4)` for `k = 0, 1, …` while
     /// `1 / (1 - p)` is below the request count, then the maximum at `p = 1 - 1/count`.
     #[serde(default)]

@@ -10,6 +10,7 @@ use std::{collections::VecDeque, time::Duration};
 use hdrhistogram::Histogram;
 
 use crate::{
+    batch::Kept,
     error::MetricsError,
     histogram::{merge, new_histogram, p99, MAX_LATENCY_US},
     latency_log::{encode, Encoded, LatencyLog, LogInterval},
@@ -115,6 +116,27 @@ impl Window {
             log: Vec::new(),
             unencodable: 0,
         })
+    }
+
+    /// Seconds per row.
+    pub(crate) fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// Records a batch's 2xx completions of one interval.
+    pub(crate) fn record_kept(&mut self, kept: &Kept) {
+        let index = kept.index;
+        let row = self.row(index);
+        row.requests += kept.count;
+        row.ok += kept.count;
+        while index >= self.first_open + OPEN_INTERVALS as u64 {
+            self.close_first();
+        }
+        let slot = usize::try_from(index.saturating_sub(self.first_open)).unwrap_or(0);
+        if let Some(hists) = self.open.get_mut(slot) {
+            merge(&mut hists.latency, &kept.latency);
+            merge(&mut hists.service, &kept.service);
+        }
     }
 
     pub(crate) fn count_dropped(&mut self, second: u64) {

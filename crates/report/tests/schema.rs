@@ -14,7 +14,7 @@ const BEFORE: &str = include_str!("data/report-v1.json");
 
 /// Keys added to schema 1 since `report-v1.json` (their paths, as JSON pointers), and the
 /// value an older report reads as.
-const ADDED: [(&str, &str); 7] = [
+const ADDED: [(&str, &str); 11] = [
     ("/mode", r#""real-time""#),
     ("/signing_cost_us", "null"),
     ("/timeline_interval_s", "1"),
@@ -22,6 +22,13 @@ const ADDED: [(&str, &str); 7] = [
     ("/idp/peak_minute", "null"),
     ("/regions", "[]"),
     ("/apis", "[]"),
+    ("/requests/waited_for_token", "0"),
+    ("/stampede/p50_herd", "null"),
+    ("/stampede/p99_herd", "null"),
+    (
+        "/token_wait_us",
+        r#"{"p50": null, "p90": null, "p99": null, "p999": null, "max": null}"#,
+    ),
 ];
 
 /// The keys of the elements of the arrays added since (empty in an older report).

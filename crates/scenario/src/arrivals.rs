@@ -20,7 +20,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{
+    rngs::{SmallRng, StdRng},
+    SeedableRng,
+};
 use rand_distr::{Distribution, Exp, Exp1};
 
 use crate::{
@@ -140,7 +143,7 @@ pub fn schedule(
             let curve = Curve::new(daily_segments(rates, end), duration);
             if *poisson {
                 Kind::PoissonCurve(Box::new(PoissonCurve {
-                    rng: StdRng::seed_from_u64(seed),
+                    rng: SmallRng::seed_from_u64(seed),
                     owed: curve.owed,
                     curve,
                     m: 0.0,
@@ -299,7 +302,8 @@ impl Iterator for Poisson {
 /// A Poisson process along a rate curve: exponential gaps of mean 1 in cumulated-rate time,
 /// each mapped back to a time through the curve.
 struct PoissonCurve {
-    rng: StdRng,
+    /// Xoshiro, not ChaCha: a fleet's day draws hundreds of millions of gaps.
+    rng: SmallRng,
     curve: Curve,
     owed: f64,
     /// Cumulated rate at the last arrival.
@@ -316,8 +320,12 @@ impl Iterator for PoissonCurve {
             self.m = f64::INFINITY;
             return None;
         }
-        let t = self.curve.time_of(self.m);
-        Some(clamp_before(t, self.curve.duration))
+        // Seconds to nanoseconds by a saturating cast, three times cheaper than
+        // `clamp_before`'s exact conversion: a fleet's day has hundreds of millions of gaps,
+        // and a nanosecond of rounding changes no count.
+        let nanos = (self.curve.time_of(self.m) * 1e9) as u64;
+        let end = u64::try_from(self.curve.duration.as_nanos()).unwrap_or(u64::MAX);
+        Some(Duration::from_nanos(nanos.min(end.saturating_sub(1))))
     }
 }
 

@@ -16,7 +16,7 @@ fn scenarios_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-const SHIPPED: [&str; 7] = [
+const SHIPPED: [&str; 8] = [
     "default",
     "stampede",
     "revocation",
@@ -24,7 +24,11 @@ const SHIPPED: [&str; 7] = [
     "key-rotation",
     "replay",
     "backends",
+    "fleet-day",
 ];
+
+/// The shipped scenarios meant for `tokenbench simulate`: a day does not run in a minute.
+const FOR_SIMULATION: [&str; 1] = ["fleet-day"];
 
 #[test]
 fn every_shipped_scenario_is_built_in_and_parses_from_file_and_binary() {
@@ -54,6 +58,9 @@ fn every_shipped_scenario_is_built_in_and_parses_from_file_and_binary() {
             std::fs::read_to_string(&path).unwrap(),
             builtin(name).unwrap()
         );
+        if FOR_SIMULATION.contains(&name) {
+            continue;
+        }
         // Under a minute on a small machine, at rates it sustains.
         let runs = built_in.compare.as_ref().map_or(1, |c| c.values.len()) as u32;
         assert!(built_in.duration * runs < Duration::from_secs(60), "{name}");
@@ -1068,5 +1075,39 @@ fn a_fleet_of_regions_and_apis_parses_and_is_checked() {
         &format!("{TRAFFIC}[[apis]]\nname = \"a\"\nweight = 0\n"),
         6,
         "apis[0].weight",
+    );
+}
+
+/// A day of a fleet: 1,000 instances in 4 regions sharing a cache per region, 10 APIs,
+/// 60–90-minute tokens, a diurnal profile averaging 5,000 req/s, a 5-minute outage at 14:00.
+#[test]
+fn fleet_day_is_a_day_of_a_fleet() {
+    let day = Scenario::from_builtin("fleet-day").unwrap();
+    assert_eq!(day.duration, Duration::from_secs(24 * 3600));
+    assert_eq!(
+        (
+            day.gateway.instances,
+            day.gateway.regions,
+            day.gateway.cache
+        ),
+        (1000, 4, CacheScope::Region)
+    );
+    assert_eq!(day.apis.len(), 10);
+    let IdpSpec::Embedded(idp) = &day.idp else {
+        panic!("embedded")
+    };
+    assert_eq!(
+        (idp.token_lifetime, idp.token_lifetime_max),
+        (Duration::from_secs(3600), Some(Duration::from_secs(5400)))
+    );
+    assert!(matches!(day.traffic, Traffic::Daily { poisson: true, .. }));
+    assert!((day.traffic.mean_rate(day.duration) - 5000.0).abs() < 1e-6);
+    assert_eq!(day.events.len(), 1);
+    assert_eq!(day.events[0].at, Duration::from_secs(14 * 3600));
+    assert_eq!(
+        day.events[0].kind,
+        EventKind::IdpOutage {
+            duration: Duration::from_secs(300)
+        }
     );
 }
