@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod api_picker;
 mod backend_client;
 mod credentials;
 mod error;

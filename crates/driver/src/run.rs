@@ -11,16 +11,14 @@ use std::{
 };
 
 use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot};
-use rand::{
-    distr::{weighted::WeightedIndex, Distribution as _},
-    rngs::SmallRng,
-    SeedableRng as _,
-};
 use report::{Report, RunInfo};
 use scenario::{Scenario, Traffic};
 use tokio::{sync::watch, time::Instant};
 
-use crate::{error::RunError, fast_hits::FastHits, gateway::Gateway, mode::Mode, target::Target};
+use crate::{
+    api_picker::ApiPicker, error::RunError, fast_hits::FastHits, gateway::Gateway, mode::Mode,
+    target::Target,
+};
 
 /// How long a request (its token and its backend call) may take before it counts as an
 /// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
@@ -143,7 +141,7 @@ pub async fn run(
                 instance
             }
         };
-        let api = pick_api.next();
+        let api = pick_api.pick(arrival.api.as_deref());
         let gateway = &gateways[instance];
         let slot = Slot { instance, api };
         // A simulation records a plain hit at once, even a little ahead of its clock. Its
@@ -314,40 +312,6 @@ pub async fn run(
 fn spare_permits(running: &AtomicUsize, gateway: &Gateway) -> bool {
     running.load(Ordering::Relaxed) * 2 < gateway.max_in_flight as usize || gateway.spare_permits()
 }
-
-/// Picks each arrival's API by weight, from the scenario's seed.
-enum ApiPicker {
-    /// One API: no draw, so that runs of one API draw what they drew before APIs existed.
-    One,
-    Weighted(Box<(SmallRng, WeightedIndex<f64>)>),
-}
-
-impl ApiPicker {
-    fn new(scenario: &Scenario) -> Result<Self, RunError> {
-        if scenario.apis.len() < 2 {
-            return Ok(ApiPicker::One);
-        }
-        let weights = WeightedIndex::new(scenario.apis.iter().map(|api| api.weight))
-            .map_err(|e| RunError::Setup(format!("API weights: {e}")))?;
-        Ok(ApiPicker::Weighted(Box::new((
-            SmallRng::seed_from_u64(scenario.seed ^ API_DRAWS),
-            weights,
-        ))))
-    }
-
-    fn next(&mut self) -> usize {
-        match self {
-            ApiPicker::One => 0,
-            ApiPicker::Weighted(draws) => {
-                let (rng, weights) = &mut **draws;
-                weights.sample(rng)
-            }
-        }
-    }
-}
-
-/// Mixed into the seed of the API draws, apart from the arrivals' own.
-const API_DRAWS: u64 = 0x5851_f42d_4c95_7f2d;
 
 /// What the watchdog tells running requests.
 #[derive(Clone, Copy, Default)]

@@ -325,3 +325,48 @@ fn requests_that_waited_for_a_token_and_herd_sizes_are_reported() {
     let wait = m.token_wait_us.p50.unwrap();
     assert!((200_000..210_000).contains(&wait), "{wait}");
 }
+
+/// A replayed trace's API column sends each request to the API of that name; a name the
+/// scenario lacks is refused when the scenario is read, naming it.
+#[test]
+fn a_trace_names_the_api_of_each_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trace = String::from("offset,ApiId\n");
+    for i in 0..300 {
+        let api = if i % 3 == 0 { "stock" } else { "orders" };
+        trace.push_str(&format!("{}.{:03},{api}\n", i / 10, (i % 10) * 100));
+    }
+    std::fs::write(dir.path().join("trace.csv"), trace).unwrap();
+    let scenario_with = |apis: &str| {
+        let file = dir.path().join("replay.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[traffic]\nkind = \"replay\"\ntrace = \"trace.csv\"\n[gateway]\ninstances = 2\n\
+                 [idp]\nlatency = \"30ms\"\n{apis}"
+            ),
+        )
+        .unwrap();
+        Scenario::load(&file)
+    };
+    let replay =
+        scenario_with("[[apis]]\nname = \"orders\"\n[[apis]]\nname = \"stock\"\nweight = 100\n")
+            .unwrap();
+    let report = simulate(&replay).unwrap();
+    let lookups: Vec<u64> = report
+        .metrics
+        .apis
+        .iter()
+        .map(|api| api.hits + api.misses)
+        .collect();
+    // By the trace, not by the weights.
+    assert_eq!(lookups, [200, 100]);
+
+    let error = scenario_with("[[apis]]\nname = \"orders\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("traffic.trace") && error.contains("\"stock\""),
+        "{error}"
+    );
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::{
     error::ScenarioError,
     limits::{check_instances, MAX_APIS, MAX_CLIENTS, MAX_SIGNING_COST},
-    model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec},
+    model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec, DEFAULT_API},
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
     values::human,
@@ -161,6 +161,30 @@ impl Scenario {
                     format!("apis[{i}].weight"),
                     format!("must be a number above 0, not {}", api.weight),
                 ));
+            }
+        }
+        // A replayed trace's API names must be the scenario's APIs, unless it has none of
+        // its own (then every request goes to its one API).
+        let own_apis = !(self.apis.len() == 1 && self.apis[0].name == DEFAULT_API);
+        if let Traffic::Replay { trace, .. } = &self.traffic {
+            if own_apis {
+                if let Some(unknown) = trace
+                    .api_names()
+                    .iter()
+                    .find(|name| !self.apis.iter().any(|api| api.name == ***name))
+                {
+                    problems.push(Problem::new(
+                        "traffic.trace",
+                        format!(
+                            "the trace names API {unknown:?}, which is not one of [[apis]] ({})",
+                            self.apis
+                                .iter()
+                                .map(|api| api.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
             }
         }
         if self.apis.len() > 1 && matches!(self.idp, IdpSpec::External(_)) {

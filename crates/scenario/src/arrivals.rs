@@ -41,6 +41,9 @@ pub struct Arrival {
     pub instance: Option<u32>,
     /// The backend path (with query) a trace gives it; `None`: the driver's default path.
     pub path: Option<Arc<str>>,
+    /// The API a trace names (a name of the scenario's `[[apis]]`); `None`: the driver
+    /// picks one by weight.
+    pub api: Option<Arc<str>>,
 }
 
 impl Arrival {
@@ -49,6 +52,7 @@ impl Arrival {
             at,
             instance: None,
             path: None,
+            api: None,
         }
     }
 }
@@ -414,6 +418,7 @@ impl Iterator for Replay {
                     at,
                     instance: entry.instance,
                     path: entry.path,
+                    api: entry.api,
                 })
             }
             _ => {

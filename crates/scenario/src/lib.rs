@@ -46,7 +46,8 @@
 //!
 //! [[apis]]                   # optional: the APIs each instance calls, each with its own
 //! name = "orders"            #   scope, token client and tokens (embedded identity provider)
-//! weight = 2                 #   share of the traffic (default 1)
+//! weight = 2                 #   share of the traffic (default 1); a replayed trace's
+//!                            #   `api`/`ApiId` column names each request's API instead
 //!
 //! [[events]]                 # at a time of the run:
 //! at = "15s"                 # revoke-tokens | rotate-idp-keys

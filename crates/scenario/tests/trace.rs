@@ -62,7 +62,16 @@ fn the_shipped_apim_export_replays_as_it_is() {
             "{path}"
         );
         assert_eq!(entry.instance, None);
+        assert_eq!(entry.api.as_deref(), Some("orders-api"), "ApiId");
     }
+    assert_eq!(
+        from_file
+            .api_names()
+            .iter()
+            .map(|name| &**name)
+            .collect::<Vec<_>>(),
+        ["orders-api"]
+    );
     assert_eq!(from_file.count_before(Duration::from_secs(100)), 300);
     assert_eq!(from_file.count_before(Duration::ZERO), 0);
     assert_eq!(from_file.count_before(Duration::from_nanos(1)), 1);
@@ -295,4 +304,37 @@ fn json_lines_errors_name_file_and_line() {
     assert!(m.contains("null"), "{m}");
     fails_at("{\"offset\": 0, \"instance\": -1}\n", 1);
     fails_at("{\"offset\": 0, \"instance\": 4294967295}\n", 1);
+}
+
+#[test]
+fn the_api_column_names_each_entry_api() {
+    let csv = parse(
+        "offset,api\n0,orders\n0.5,\n1,stock\n2,orders\n",
+        "apis.csv",
+    )
+    .unwrap();
+    let apis: Vec<Option<String>> = csv
+        .entries()
+        .map(|e| e.api.map(|a| a.to_string()))
+        .collect();
+    assert_eq!(
+        apis,
+        [
+            Some("orders".into()),
+            None,
+            Some("stock".into()),
+            Some("orders".into())
+        ]
+    );
+    assert_eq!(csv.api_names().len(), 2);
+    let json = parse(
+        "{\"offset\": 0, \"ApiId\": \"orders\"}\n{\"offset\": 1}\n",
+        "apis.jsonl",
+    )
+    .unwrap();
+    let apis: Vec<Option<String>> = json
+        .entries()
+        .map(|e| e.api.map(|a| a.to_string()))
+        .collect();
+    assert_eq!(apis, [Some("orders".into()), None]);
 }

@@ -8,10 +8,10 @@ use crate::trace::{
     timestamp::{detect_form, parse_offset, TimestampForm},
 };
 
-/// Marks an absent instance or path in a [`Row`].
+/// Marks an absent instance, path or API in a [`Row`].
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// One stored entry: 16 bytes.
+/// One stored entry: 24 bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Row {
     /// Nanoseconds: while loading, since the Unix epoch (timestamps) or from the start
@@ -21,6 +21,36 @@ pub(crate) struct Row {
     pub(crate) instance: u32,
     /// Index into the interned paths, or [`NONE`].
     pub(crate) path: u32,
+    /// Index into the interned API names, or [`NONE`].
+    pub(crate) api: u32,
+}
+
+/// Distinct texts, each stored once and numbered in order of appearance.
+#[derive(Default)]
+pub(crate) struct Interned {
+    pub(crate) texts: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Interned {
+    fn id(&mut self, text: String) -> u32 {
+        if let Some(&id) = self.ids.get(text.as_str()) {
+            return id;
+        }
+        // At most MAX_TRACE_ENTRIES texts, far below NONE.
+        let id = u32::try_from(self.texts.len()).unwrap_or(NONE);
+        let text: Arc<str> = text.into();
+        self.texts.push(text.clone());
+        self.ids.insert(text, id);
+        id
+    }
+}
+
+/// A loaded trace's rows and interned texts.
+pub(crate) struct Finished {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) paths: Vec<Arc<str>>,
+    pub(crate) apis: Vec<Arc<str>>,
 }
 
 /// What a trace's time column holds.
@@ -32,11 +62,11 @@ pub(crate) enum Clock {
     Timestamp(Option<TimestampForm>),
 }
 
-/// Collects rows, interning paths.
+/// Collects rows, interning paths and API names.
 pub(crate) struct Builder {
     pub(crate) rows: Vec<Row>,
-    pub(crate) paths: Vec<Arc<str>>,
-    pub(crate) path_ids: HashMap<Arc<str>, u32>,
+    paths: Interned,
+    apis: Interned,
     pub(crate) clock: Option<Clock>,
     pub(crate) max_entries: usize,
 }
@@ -49,14 +79,15 @@ pub(crate) struct RawEntry<'a> {
     pub(crate) path: Option<&'a str>,
     /// Whether `path` is a URL (its scheme and host are dropped).
     pub(crate) path_is_url: bool,
+    pub(crate) api: Option<&'a str>,
 }
 
 impl Builder {
     pub(crate) fn new(max_entries: usize) -> Self {
         Builder {
             rows: Vec::new(),
-            paths: Vec::new(),
-            path_ids: HashMap::new(),
+            paths: Interned::default(),
+            apis: Interned::default(),
             clock: None,
             max_entries,
         }
@@ -132,27 +163,24 @@ impl Builder {
                 } else {
                     format!("/{text}")
                 };
-                self.intern(path)
+                self.paths.id(path)
             }
         };
-        self.rows.push(Row { t, instance, path });
+        let api = match entry.api.map(str::trim).filter(|s| !s.is_empty()) {
+            None => NONE,
+            Some(name) => self.apis.id(name.to_owned()),
+        };
+        self.rows.push(Row {
+            t,
+            instance,
+            path,
+            api,
+        });
         Ok(())
     }
 
-    fn intern(&mut self, path: String) -> u32 {
-        if let Some(&id) = self.path_ids.get(path.as_str()) {
-            return id;
-        }
-        // At most MAX_TRACE_ENTRIES paths, far below NONE.
-        let id = u32::try_from(self.paths.len()).unwrap_or(NONE);
-        let path: Arc<str> = path.into();
-        self.paths.push(path.clone());
-        self.path_ids.insert(path, id);
-        id
-    }
-
-    /// The rows sorted by time (as offsets from the start) and the interned paths.
-    pub(crate) fn finish(mut self, origin: &str) -> Result<(Vec<Row>, Vec<Arc<str>>), TraceError> {
+    /// The rows sorted by time (as offsets from the start), with the interned texts.
+    pub(crate) fn finish(mut self, origin: &str) -> Result<Finished, TraceError> {
         if self.rows.is_empty() {
             return Err(TraceError::Empty {
                 origin: origin.to_owned(),
@@ -167,7 +195,11 @@ impl Builder {
             }
         }
         self.rows.shrink_to_fit();
-        Ok((self.rows, self.paths))
+        Ok(Finished {
+            rows: self.rows,
+            paths: self.paths.texts,
+            apis: self.apis.texts,
+        })
     }
 }
 
@@ -189,6 +221,7 @@ pub(crate) struct Columns {
     pub(crate) clock: Clock,
     pub(crate) instance: Option<usize>,
     pub(crate) path: Option<(usize, bool)>,
+    pub(crate) api: Option<usize>,
 }
 
 impl Columns {
@@ -223,6 +256,7 @@ impl Columns {
             clock,
             instance: position(&["instance"]),
             path,
+            api: position(&["api", "apiid"]),
         })
     }
 }

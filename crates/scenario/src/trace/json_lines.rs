@@ -67,6 +67,7 @@ pub(crate) fn read<R: BufRead>(
             .map(|(i, _)| value(i, "path"))
             .transpose()?
             .flatten();
+        let api = found.api.map(|i| value(i, "api")).transpose()?.flatten();
         builder.push(
             lines,
             RawEntry {
@@ -75,6 +76,7 @@ pub(crate) fn read<R: BufRead>(
                 instance: instance.as_deref(),
                 path: path.as_deref(),
                 path_is_url: found.path.is_some_and(|(_, url)| url),
+                api: api.as_deref(),
             },
         )?;
     }

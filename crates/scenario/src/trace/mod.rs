@@ -14,6 +14,8 @@
 //!   its instances).
 //! - **path** (`path`, or else `url`, whose scheme and host are dropped): the backend path of
 //!   the request, query included.
+//! - **api** (`api`, or `ApiId` as APIM's logs name it): the API the request called; a
+//!   scenario with `[[apis]]` sends it to the API of that name (one without ignores it).
 //!
 //! Column and key names are case-insensitive, and a bracketed suffix such as
 //! `TimeGenerated [UTC]` is ignored, so an export of Azure API Management's
@@ -21,7 +23,7 @@
 //! as the portal exports them) replays as it is. Other columns are ignored. Entries are
 //! sorted by time (stable: equal times keep their order in the file).
 //!
-//! A trace is loaded into memory once (16 bytes per entry, paths shared), so it is limited to
+//! A trace is loaded into memory once (24 bytes per entry, paths and API names shared), so it is limited to
 //! [`MAX_TRACE_ENTRIES`] entries and lines to [`MAX_LINE_BYTES`].
 
 use std::{
@@ -40,7 +42,7 @@ mod json_lines;
 mod lines;
 mod timestamp;
 
-use builder::{Builder, Row, NONE};
+use builder::{Builder, Finished, Row, NONE};
 pub use error::{TraceError, MAX_LINE_BYTES, MAX_TRACE_ENTRIES};
 use lines::Lines;
 
@@ -75,6 +77,8 @@ pub struct TraceEntry {
     pub instance: Option<u32>,
     /// The backend path (with its query), if the trace names one.
     pub path: Option<Arc<str>>,
+    /// The API's name, if the trace names one.
+    pub api: Option<Arc<str>>,
 }
 
 /// A loaded trace: entries sorted by offset.
@@ -83,6 +87,7 @@ pub struct Trace {
     origin: String,
     rows: Vec<Row>,
     paths: Vec<Arc<str>>,
+    apis: Vec<Arc<str>>,
 }
 
 impl fmt::Debug for Trace {
@@ -91,6 +96,7 @@ impl fmt::Debug for Trace {
             .field("origin", &self.origin)
             .field("entries", &self.rows.len())
             .field("distinct_paths", &self.paths.len())
+            .field("apis", &self.apis)
             .finish()
     }
 }
@@ -134,11 +140,12 @@ impl Trace {
             TraceFormat::Csv => csv::read(&mut lines, &mut builder)?,
             TraceFormat::JsonLines => json_lines::read(&mut lines, &mut builder)?,
         }
-        let (rows, paths) = builder.finish(&lines.origin)?;
+        let Finished { rows, paths, apis } = builder.finish(&lines.origin)?;
         Ok(Trace {
             origin: lines.origin,
             rows,
             paths,
+            apis,
         })
     }
 
@@ -164,7 +171,13 @@ impl Trace {
             offset: Duration::from_nanos(row.t.unsigned_abs()),
             instance: (row.instance != NONE).then_some(row.instance),
             path: self.paths.get(row.path as usize).cloned(),
+            api: self.apis.get(row.api as usize).cloned(),
         })
+    }
+
+    /// The names of the APIs its entries name, in order of first appearance.
+    pub fn api_names(&self) -> &[Arc<str>] {
+        &self.apis
     }
 
     /// Every entry, in time order.
