@@ -148,8 +148,9 @@ const SUITE: [Member; 9] = [
 /// Tolerances of this suite beyond the class defaults (the last match wins), from its
 /// run-to-run spread over 18 runs on this project's shared 2-vCPU machine, some with a
 /// neighbour loading both cores (a load test, a compile); the figures in the comments are the
-/// ranges seen. The mock's latencies and error draws are not seeded, so counts that depend on
-/// when a token request returns vary; the counts that decide the policies' behaviour (token
+/// ranges seen (measured before the mock's draws were seeded: in real time which request
+/// draws which still depends on the scheduler). Counts that depend on when a token request
+/// returns vary; the counts that decide the policies' behaviour (token
 /// requests, herds and redundant fetches of single-flight and refresh-ahead, the backends'
 /// fetches per token lifetime, failed requests after a revocation) never moved and keep the
 /// count default, 2%+1.
