@@ -313,7 +313,7 @@ fn the_fast_path_counts_what_every_request_counts() {
 fn requests_that_waited_for_a_token_and_herd_sizes_are_reported() {
     let report = simulate(&Scenario::from_builtin("stampede").unwrap()).unwrap();
     let m = &report.metrics;
-    assert_eq!(m.requests.waited_for_token, m.cache.misses);
+    assert_eq!(m.requests.waited_for_token, Some(m.cache.misses));
     assert_eq!(
         (
             m.stampede.p50_herd,

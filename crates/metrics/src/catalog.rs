@@ -275,7 +275,7 @@ pub const CATALOG: &[MetricDescription] = &[
         "waited for a token",
         REQUESTS,
         LOWER_COUNT,
-        |s| count(s.requests.waited_for_token),
+        |s| maybe(s.requests.waited_for_token),
     ),
     // A rate of a run of any length; the counts above are what regression checks compare.
     entry(

@@ -331,7 +331,7 @@ impl Metrics {
             forbidden: r.forbidden.load(Ordering::Relaxed),
             errors: r.errors.load(Ordering::Relaxed),
             dropped: r.dropped.load(Ordering::Relaxed),
-            waited_for_token: r.waited_for_token.load(Ordering::Relaxed),
+            waited_for_token: Some(r.waited_for_token.load(Ordering::Relaxed)),
         }
     }
 

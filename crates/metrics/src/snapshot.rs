@@ -23,9 +23,10 @@ pub struct RequestCounts {
     /// Arrivals that could not start because the in-flight limit was reached.
     pub dropped: u64,
     /// Requests that waited for a token: the token they called the backend with arrived
-    /// after they started (their waits are `token_wait_us`).
+    /// after they started (their waits are `token_wait_us`); `null` in reports written
+    /// before it was counted (so that comparing with one shows it as new, not as grown).
     #[serde(default)]
-    pub waited_for_token: u64,
+    pub waited_for_token: Option<u64>,
 }
 
 /// Percentiles of a histogram in µs (`latency_us`, `service_time_us`); `null` without data.

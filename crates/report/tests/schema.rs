@@ -22,7 +22,7 @@ const ADDED: [(&str, &str); 11] = [
     ("/idp/peak_minute", "null"),
     ("/regions", "[]"),
     ("/apis", "[]"),
-    ("/requests/waited_for_token", "0"),
+    ("/requests/waited_for_token", "null"),
     ("/stampede/p50_herd", "null"),
     ("/stampede/p99_herd", "null"),
     (
