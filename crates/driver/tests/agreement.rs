@@ -16,6 +16,8 @@
 //! - a revocation's 401s may gain one per instance and event in real time, when a request
 //!   late from a busy scheduler overlaps the first 401.
 
+mod common;
+
 use std::{future::pending, time::Duration};
 
 use driver::Mode;
@@ -40,19 +42,7 @@ fn real(scenario: &Scenario) -> Report {
 }
 
 fn simulated(scenario: &Scenario) -> Report {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(driver::run(
-            scenario,
-            Mode::Simulated { fast_hits: true },
-            pending(),
-            |_| {},
-        ))
-        .unwrap()
-        .report
+    common::simulate_with(scenario, true).unwrap()
 }
 
 fn shipped(name: &str, seconds: u64, policy: &str) -> Scenario {

@@ -1,9 +1,9 @@
 //! Simulated runs: deterministic for a seed, hours of virtual time at no wall-clock cost,
 //! and a clear refusal of what cannot be simulated.
 
-use std::future::pending;
+mod common;
 
-use driver::{Mode, RunError};
+use driver::RunError;
 use report::Report;
 use scenario::Scenario;
 
@@ -12,18 +12,7 @@ fn scenario(toml: &str) -> Scenario {
 }
 
 fn simulate(scenario: &Scenario) -> Result<Report, RunError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(driver::run(
-            scenario,
-            Mode::Simulated { fast_hits: true },
-            pending(),
-            |_| {},
-        ))
-        .map(|outcome| outcome.report)
+    common::simulate_with(scenario, true)
 }
 
 /// The report as JSON without what depends on the machine and the moment.
@@ -216,19 +205,7 @@ fn counts(report: &Report) -> serde_json::Value {
 }
 
 fn simulate_every_request(scenario: &Scenario) -> Report {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(driver::run(
-            scenario,
-            Mode::Simulated { fast_hits: false },
-            pending(),
-            |_| {},
-        ))
-        .unwrap()
-        .report
+    common::simulate_with(scenario, false).unwrap()
 }
 
 /// The fast path records plain hits without running them; with fixed backend latencies it
