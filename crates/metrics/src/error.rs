@@ -1,6 +1,6 @@
 //! What can fail in the recorder and its interval log.
 
-/// Errors creating the recorder or writing its interval log.
+/// Errors creating the recorder, writing or reading its interval log, or merging shards.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricsError {
@@ -23,4 +23,10 @@ pub enum MetricsError {
         /// What failed.
         reason: String,
     },
+    /// An interval log could not be read.
+    #[error("cannot read the latency interval log: {0}")]
+    LogRead(String),
+    /// Shards' measurements that cannot be merged.
+    #[error("the shards cannot be merged: {0}")]
+    Mismatch(String),
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::snapshot::InstanceStats;
 
 /// The shape of the gateway fleet: the region of each instance, and the APIs' names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fleet {
     /// The region of each instance (regions numbered from 0).
     pub region_of: Vec<usize>,
@@ -73,7 +73,7 @@ impl ClientCounters {
             .fetch_max(u64::from(herd_size), Ordering::Relaxed);
     }
 
-    fn read(&self) -> Totals {
+    pub(crate) fn read(&self) -> Totals {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Totals {
             hits: load(&self.hits),
@@ -87,8 +87,8 @@ impl ClientCounters {
     }
 }
 
-/// Counters read at one moment, summable.
-#[derive(Clone, Copy, Debug, Default)]
+/// Counters read at one moment, summable (and so mergeable across shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Totals {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
@@ -100,7 +100,7 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, other: &Totals) {
+    pub(crate) fn add(&mut self, other: &Totals) {
         self.hits += other.hits;
         self.misses += other.misses;
         self.token_requests += other.token_requests;
@@ -110,12 +110,12 @@ impl Totals {
         self.max_herd = self.max_herd.max(other.max_herd);
     }
 
-    pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a ClientCounters>) -> Totals {
-        let mut totals = Totals::default();
-        for counters in counters {
-            totals.add(&counters.read());
+    pub(crate) fn sum<'a>(totals: impl IntoIterator<Item = &'a Totals>) -> Totals {
+        let mut sum = Totals::default();
+        for totals in totals {
+            sum.add(totals);
         }
-        totals
+        sum
     }
 
     pub(crate) fn hit_rate(&self) -> Option<f64> {
@@ -181,31 +181,31 @@ pub struct GroupStats {
     pub mean_herd: Option<f64>,
 }
 
-/// Per-region figures, from the per-instance counters.
-pub(crate) fn region_stats(fleet: &Fleet, instances: &[ClientCounters]) -> Vec<GroupStats> {
+/// Per-region figures, from the per-instance counters of the instances `measured`.
+pub(crate) fn region_stats(
+    fleet: &Fleet,
+    instances: &[Totals],
+    measured: &[usize],
+) -> Vec<GroupStats> {
     (0..fleet.regions())
         .map(|region| {
             let members = || {
-                fleet
-                    .region_of
+                measured
                     .iter()
-                    .zip(instances)
-                    .filter(move |(r, _)| **r == region)
+                    .filter(move |&&i| fleet.region_of.get(i) == Some(&region))
+                    .filter_map(|&i| instances.get(i))
             };
-            Totals::sum(members().map(|(_, counters)| counters))
-                .group_stats(format!("region-{region}"), members().count())
+            Totals::sum(members()).group_stats(format!("region-{region}"), members().count())
         })
         .collect()
 }
 
-/// Per-API figures.
-pub(crate) fn api_stats(fleet: &Fleet, apis: &[ClientCounters]) -> Vec<GroupStats> {
+/// Per-API figures, of `measured` instances calling each.
+pub(crate) fn api_stats(fleet: &Fleet, apis: &[Totals], measured: usize) -> Vec<GroupStats> {
     fleet
         .apis
         .iter()
         .zip(apis)
-        .map(|(name, counters)| {
-            Totals::sum([counters]).group_stats(name.clone(), fleet.region_of.len())
-        })
+        .map(|(name, totals)| totals.group_stats(name.clone(), measured))
         .collect()
 }

@@ -3,12 +3,15 @@
 
 use std::{
     io::Write,
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hdrhistogram::{
     serialization::{
-        interval_log::{IntervalLogWriterBuilder, Tag},
+        interval_log::{
+            IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, LogIteratorError, Tag,
+        },
         Deserializer, Serializer as _, V2DeflateSerializer,
     },
     Histogram,
@@ -108,13 +111,8 @@ impl LatencyLog {
                 let decoded;
                 let histogram = match encoded {
                     Encoded::Empty => &empty,
-                    Encoded::V2Deflate(bytes) => {
-                        decoded = Deserializer::new()
-                            .deserialize::<u64, _>(&mut bytes.as_slice())
-                            .map_err(|e| MetricsError::LogEncode {
-                                second: interval.second,
-                                reason: format!("{e:?}"),
-                            })?;
+                    Encoded::V2Deflate(_) => {
+                        decoded = decode(encoded, interval.second)?;
                         &decoded
                     }
                 };
@@ -131,6 +129,84 @@ impl LatencyLog {
             }
         }
         Ok(())
+    }
+}
+
+/// The intervals of an interval log written by [`LatencyLog::write_to`], in order, with the
+/// log's `StartTime`: what merging shards reads back.
+pub(crate) fn read_intervals(
+    log: &[u8],
+) -> Result<(Option<SystemTime>, Vec<LogInterval>), MetricsError> {
+    let mut start_time = None;
+    let mut intervals: Vec<LogInterval> = Vec::new();
+    for entry in IntervalLogIterator::new(log) {
+        let interval = match entry {
+            Ok(LogEntry::StartTime(since_epoch)) => {
+                start_time = Some(UNIX_EPOCH + since_epoch);
+                continue;
+            }
+            Ok(LogEntry::BaseTime(_)) => continue,
+            Ok(LogEntry::Interval(interval)) => interval,
+            Err(LogIteratorError::ParseError { offset }) => {
+                return Err(MetricsError::LogRead(format!(
+                    "line {} is not an interval log line",
+                    log[..offset.min(log.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                )))
+            }
+        };
+        let second = interval.start_timestamp().as_secs_f64().round() as u64;
+        let bytes = STANDARD
+            .decode(interval.encoded_histogram())
+            .map_err(|e| {
+                MetricsError::LogRead(format!("the interval at {second} s is not base64: {e}"))
+            })?;
+        let tag = interval.tag().map(|t| t.as_str());
+        let service = match tag {
+            None => false,
+            Some(SERVICE_TIME_TAG) => true,
+            Some(other) => {
+                return Err(MetricsError::LogRead(format!(
+                    "the interval at {second} s has the unknown tag {other:?}"
+                )))
+            }
+        };
+        // Latency and service time of one interval are written one after the other.
+        match intervals.last_mut() {
+            Some(last) if last.second == second => {
+                let slot = if service { &mut last.service } else { &mut last.latency };
+                *slot = Encoded::V2Deflate(bytes);
+            }
+            _ => {
+                let (latency, service) = if service {
+                    (Encoded::Empty, Encoded::V2Deflate(bytes))
+                } else {
+                    (Encoded::V2Deflate(bytes), Encoded::Empty)
+                };
+                intervals.push(LogInterval {
+                    second,
+                    latency,
+                    service,
+                });
+            }
+        }
+    }
+    Ok((start_time, intervals))
+}
+
+/// `encoded` decoded (an empty histogram for [`Encoded::Empty`]).
+pub(crate) fn decode(encoded: &Encoded, second: u64) -> Result<Histogram<u64>, MetricsError> {
+    match encoded {
+        Encoded::Empty => new_histogram(MAX_LATENCY_US, "empty interval"),
+        Encoded::V2Deflate(bytes) => Deserializer::new()
+            .deserialize::<u64, _>(&mut bytes.as_slice())
+            .map_err(|e| MetricsError::LogEncode {
+                second,
+                reason: format!("{e:?}"),
+            }),
     }
 }
 

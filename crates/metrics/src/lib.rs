@@ -52,11 +52,13 @@ mod fleet;
 mod histogram;
 mod invalidation;
 mod latency_log;
+mod merge;
 mod observer;
 mod record;
 mod recorder;
 mod rss;
 mod snapshot;
+mod tally;
 mod window;
 
 pub use batch::Batch;
@@ -64,6 +66,7 @@ pub use error::MetricsError;
 pub use fleet::{Fleet, GroupStats, Slot};
 pub use histogram::{MAX_LATENCY_US, MAX_SIGNING_NS, SIGNIFICANT_DIGITS};
 pub use latency_log::{LatencyLog, SERVICE_TIME_TAG};
+pub use merge::{merge_shards, Merged, ShardMeasurements};
 pub use observer::InstanceObserver;
 pub use record::{RequestOutcome, RequestRecord, TokenAnswer};
 pub use recorder::Metrics;
@@ -73,4 +76,5 @@ pub use snapshot::{
     Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint, StampedeStats,
     TimelineRow,
 };
+pub use tally::Tally;
 pub use window::{timeline_interval, MAX_TIMELINE_ROWS, MAX_TIMELINE_SECONDS};

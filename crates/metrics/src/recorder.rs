@@ -6,7 +6,7 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Mutex, MutexGuard,
     },
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use hdrhistogram::Histogram;
@@ -15,16 +15,14 @@ use tokio::time::Instant;
 use crate::{
     batch::{Batch, Kept},
     error::MetricsError,
-    fleet::{api_stats, region_stats, ClientCounters, Fleet, Slot, Totals},
+    fleet::{ClientCounters, Fleet, Slot},
     histogram::{new_histogram, MAX_HERD, MAX_LATENCY_US, MAX_SIGNING_NS},
     invalidation::Invalidation,
     latency_log::LatencyLog,
     record::{Class, RequestRecord, TokenAnswer},
     rss::{peak_rss_bytes, rss_bytes},
-    snapshot::{
-        spectrum, CacheStats, IdpStats, InstanceStats, MemoryStats, MetricsSnapshot, Percentiles,
-        RequestCounts, SigningStats, StampedeStats,
-    },
+    snapshot::{MemoryStats, MetricsSnapshot, RequestCounts},
+    tally::{IdpTally, Tally},
     window::{second, timeline_interval, Window, WindowView},
 };
 
@@ -36,6 +34,8 @@ pub struct Metrics {
     started_at: SystemTime,
     requests: RequestCounters,
     fleet: Fleet,
+    /// The instances of the fleet this recorder measures, ascending (all but in a shard).
+    measured: Vec<usize>,
     instances: Vec<ClientCounters>,
     apis: Vec<ClientCounters>,
     idp: IdpCounters,
@@ -87,23 +87,50 @@ impl Metrics {
     /// A recorder for a run of `instances` gateway instances that starts at `start`, with a
     /// timeline of one row per second.
     pub fn new(instances: usize, start: Instant) -> Result<Self, MetricsError> {
-        Self::with_interval(Fleet::single(instances), start, 1)
+        Self::with_interval(Fleet::single(instances), None, start, 1)
     }
 
     /// A recorder for a run of `fleet` planned to last `planned`: its timeline rows are
     /// [`timeline_interval`]`(planned)` seconds long (1 s up to an hour).
     pub fn for_run(fleet: Fleet, start: Instant, planned: Duration) -> Result<Self, MetricsError> {
-        Self::with_interval(fleet, start, timeline_interval(planned))
+        Self::with_interval(fleet, None, start, timeline_interval(planned))
     }
 
-    fn with_interval(fleet: Fleet, start: Instant, interval: u64) -> Result<Self, MetricsError> {
+    /// A recorder for one shard of a run of `fleet`, which runs the instances `measured`:
+    /// recoveries are followed for those only, and the snapshot's per-instance and per-region
+    /// figures count those only.
+    pub fn for_shard(
+        fleet: Fleet,
+        measured: Vec<usize>,
+        start: Instant,
+        planned: Duration,
+    ) -> Result<Self, MetricsError> {
+        Self::with_interval(fleet, Some(measured), start, timeline_interval(planned))
+    }
+
+    fn with_interval(
+        fleet: Fleet,
+        measured: Option<Vec<usize>>,
+        start: Instant,
+        interval: u64,
+    ) -> Result<Self, MetricsError> {
         let counters = |n: usize| (0..n).map(|_| ClientCounters::default()).collect();
+        let instances = fleet.region_of.len();
+        let mut measured = measured.unwrap_or_else(|| (0..instances).collect());
+        measured.retain(|&i| i < instances);
+        measured.sort_unstable();
+        measured.dedup();
+        let mut flags = vec![false; instances];
+        for &i in &measured {
+            flags[i] = true;
+        }
         Ok(Metrics {
             start,
             start_rss: rss_bytes(),
             started_at: SystemTime::now(),
             requests: RequestCounters::default(),
-            instances: counters(fleet.region_of.len()),
+            measured,
+            instances: counters(instances),
             apis: counters(fleet.apis.len()),
             fleet,
             idp: IdpCounters::default(),
@@ -115,11 +142,11 @@ impl Metrics {
             token_wait: Mutex::new(new_histogram(MAX_LATENCY_US, "token wait")?),
             herds: Mutex::new(new_histogram(MAX_HERD, "herd sizes")?),
             unrecovered: AtomicUsize::new(0),
-            invalidation: Mutex::new(Invalidation::default()),
+            invalidation: Mutex::new(Invalidation::new(flags)),
         })
     }
 
-    /// The number of gateway instances.
+    /// The number of gateway instances of the fleet.
     pub fn instances(&self) -> usize {
         self.instances.len()
     }
@@ -310,9 +337,8 @@ impl Metrics {
     /// Tokens start being rejected at `at` (a `revoke-tokens` or `rotate-idp-keys` event).
     /// Events must be reported in time order.
     pub fn revocation_event(&self, at: Duration) {
-        lock(&self.invalidation).add_event(at, self.instances());
-        self.unrecovered
-            .fetch_add(self.instances(), Ordering::AcqRel);
+        let followed = lock(&self.invalidation).add_event(at);
+        self.unrecovered.fetch_add(followed, Ordering::AcqRel);
     }
 
     /// Whether some instance has not yet recovered from a revocation event (its requests
@@ -338,47 +364,63 @@ impl Metrics {
     /// Everything measured, for a run of length `end`. Does not change the recorder: it
     /// can be taken during a run, and again later.
     pub fn snapshot(&self, end: Duration) -> MetricsSnapshot {
+        self.snapshot_and_tally(end).0
+    }
+
+    /// The snapshot, and the tally it was derived from (what a shard writes for merging).
+    pub fn snapshot_and_tally(&self, end: Duration) -> (MetricsSnapshot, Tally) {
         let WindowView {
             latency,
             service,
             timeline,
-            log: latency_log,
+            log,
             interval,
-            token_peaks: (peak_second, peak_minute),
+            token_seconds,
         } = lock(&self.window).snapshot(end);
-        let latency = latency.map(|h| (Percentiles::of(&h), spectrum(&h)));
-        let (latency_us, latency_spectrum) = latency.unwrap_or_default();
-        MetricsSnapshot {
-            duration: end,
-            started_at: Some(self.started_at),
-            instances: self.instances(),
+        let idp = &self.idp;
+        let signing = lock(&self.signing);
+        let tally = Tally {
+            duration_ns: u64::try_from(end.as_nanos()).unwrap_or(u64::MAX),
+            started_at_unix_ns: self
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_nanos()).ok()),
+            interval_s: interval,
+            fleet: self.fleet.clone(),
+            measured: self.measured.clone(),
             requests: self.counts(),
-            latency_us,
-            service_time_us: service.map(|h| Percentiles::of(&h)).unwrap_or_default(),
-            token_wait_us: Percentiles::of(&lock(&self.token_wait)),
-            latency_spectrum,
-            cache: self.cache_stats(),
-            idp: IdpStats {
-                peak_second: Some(peak_second),
-                peak_minute: Some(peak_minute),
-                ..self.idp_stats()
+            idp: IdpTally {
+                token_requests: idp.token_requests.load(Ordering::Relaxed),
+                ok: idp.ok.load(Ordering::Relaxed),
+                throttled: idp.throttled.load(Ordering::Relaxed),
+                errors: idp.errors.load(Ordering::Relaxed),
+                peak_fetches: idp.peak_fetches.load(Ordering::Relaxed),
+                peak_concurrent: *lock(&idp.peak_concurrent),
             },
-            signing: self.signing_stats(),
-            stampede: self.stampede_stats(),
-            invalidation: lock(&self.invalidation).stats(),
+            instances: self.instances.iter().map(ClientCounters::read).collect(),
+            apis: self.apis.iter().map(ClientCounters::read).collect(),
+            timeline,
+            token_seconds,
+            signing: signing.histogram.clone(),
+            signing_sum_ns: signing.sum_ns,
+            token_wait: lock(&self.token_wait).clone(),
+            herds: lock(&self.herds).clone(),
+            invalidation: lock(&self.invalidation).tally(),
             memory: MemoryStats {
                 peak_rss_bytes: peak_rss_bytes(),
                 start_rss_bytes: self.start_rss,
             },
-            regions: region_stats(&self.fleet, &self.instances),
-            apis: api_stats(&self.fleet, &self.apis),
-            timeline_interval_s: interval,
-            timeline,
-            latency_log: LatencyLog {
-                start_time: Some(self.started_at),
-                ..latency_log
-            },
-        }
+        };
+        drop(signing);
+        let log = LatencyLog {
+            start_time: Some(self.started_at),
+            ..log
+        };
+        (
+            tally.snapshot(latency.as_ref(), service.as_ref(), log),
+            tally,
+        )
     }
 
     fn token_request(&self, slot: Slot, at: Duration) {
@@ -399,64 +441,6 @@ impl Metrics {
             TokenAnswer::Error => &self.idp.errors,
         }
         .fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn cache_stats(&self) -> CacheStats {
-        let instances: Vec<InstanceStats> = self
-            .instances
-            .iter()
-            .enumerate()
-            .map(|(instance, c)| Totals::sum([c]).instance_stats(instance))
-            .collect();
-        let totals = Totals::sum(&self.instances);
-        CacheStats {
-            hits: totals.hits,
-            misses: totals.misses,
-            hit_rate: totals.hit_rate(),
-            instances,
-        }
-    }
-
-    fn idp_stats(&self) -> IdpStats {
-        let idp = &self.idp;
-        let peak_fetches = idp.peak_fetches.load(Ordering::Relaxed);
-        IdpStats {
-            token_requests: idp.token_requests.load(Ordering::Relaxed),
-            ok: idp.ok.load(Ordering::Relaxed),
-            throttled: idp.throttled.load(Ordering::Relaxed),
-            errors: idp.errors.load(Ordering::Relaxed),
-            peak_concurrent: lock(&idp.peak_concurrent).unwrap_or(peak_fetches),
-            peak_concurrent_fetches: peak_fetches,
-            peak_second: None,
-            peak_minute: None,
-        }
-    }
-
-    fn signing_stats(&self) -> SigningStats {
-        let signing = lock(&self.signing);
-        let h = &signing.histogram;
-        let count = h.len();
-        let at = |q: f64| (count > 0).then(|| h.value_at_quantile(q));
-        SigningStats {
-            count,
-            mean_ns: (count > 0).then(|| signing.sum_ns as f64 / count as f64),
-            p50_ns: at(0.5),
-            p99_ns: at(0.99),
-        }
-    }
-
-    fn stampede_stats(&self) -> StampedeStats {
-        let totals = Totals::sum(&self.instances);
-        let herds = lock(&self.herds);
-        let at = |q: f64| (!herds.is_empty()).then(|| herds.value_at_quantile(q));
-        StampedeStats {
-            episodes: totals.episodes,
-            max_herd: (totals.episodes > 0).then_some(totals.max_herd),
-            mean_herd: totals.mean_herd(),
-            p50_herd: at(0.5),
-            p99_herd: at(0.99),
-            unfinished: totals.episodes_started.saturating_sub(totals.episodes),
-        }
     }
 }
 

@@ -74,9 +74,8 @@ pub(crate) struct WindowView {
     pub(crate) log: LatencyLog,
     /// Seconds per timeline row.
     pub(crate) interval: u64,
-    /// Token requests in the busiest second, and in the busiest minute (both counted from
-    /// the start of the run).
-    pub(crate) token_peaks: (u64, u64),
+    /// Token requests in each second from the start.
+    pub(crate) token_seconds: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -90,9 +89,9 @@ struct Row {
     p99_us: Option<u64>,
 }
 
-struct IntervalHistograms {
-    latency: Histogram<u64>,
-    service: Histogram<u64>,
+pub(crate) struct IntervalHistograms {
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) service: Histogram<u64>,
 }
 
 impl Window {
@@ -202,18 +201,6 @@ impl Window {
         self.first_open += 1;
     }
 
-    /// Token requests in the busiest second and in the busiest minute.
-    fn token_peaks(&self) -> (u64, u64) {
-        let second = self.token_seconds.iter().max().copied().unwrap_or(0);
-        let minute = self
-            .token_seconds
-            .chunks(60)
-            .map(|minute| minute.iter().map(|&n| u64::from(n)).sum::<u64>())
-            .max()
-            .unwrap_or(0);
-        (u64::from(second), minute)
-    }
-
     /// Totals, the timeline and the log up to `end`, counting the open intervals without
     /// closing them.
     pub(crate) fn snapshot(&self, end: Duration) -> WindowView {
@@ -286,13 +273,25 @@ impl Window {
             timeline,
             log,
             interval: self.interval,
-            token_peaks: self.token_peaks(),
+            token_seconds: self.token_seconds.clone(),
         }
     }
 }
 
+/// Token requests in the busiest second and in the busiest minute (minutes counted from the
+/// start), of `token_seconds`, the token requests in each second.
+pub(crate) fn token_peaks(token_seconds: &[u32]) -> (u64, u64) {
+    let second = token_seconds.iter().max().copied().unwrap_or(0);
+    let minute = token_seconds
+        .chunks(60)
+        .map(|minute| minute.iter().map(|&n| u64::from(n)).sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    (u64::from(second), minute)
+}
+
 /// The interval starting at `second`.
-fn encode_interval(second: u64, hists: &IntervalHistograms) -> Option<LogInterval> {
+pub(crate) fn encode_interval(second: u64, hists: &IntervalHistograms) -> Option<LogInterval> {
     Some(LogInterval {
         second,
         latency: encode(&hists.latency)?,
