@@ -14,6 +14,7 @@ use std::{
 
 mod ci;
 mod compare;
+mod merge;
 mod mock;
 mod run;
 
@@ -43,7 +44,7 @@ struct Cli {
 enum Command {
     /// Run a scenario (default: the shipped `default`) against the embedded mock identity
     /// provider and backend, and write its reports.
-    Run(run::RunArgs),
+    Run(run::RealTimeArgs),
     /// Simulate a scenario on a virtual clock (the same gateway, cache, identity provider and
     /// backend code, in-process, without sockets or waiting) and write its reports.
     Simulate(run::SimulateArgs),
@@ -57,6 +58,10 @@ enum Command {
     Mock(mock::MockArgs),
     /// Get one access token from a token endpoint (certificate assertion or client secret).
     Token(token::TokenArgs),
+    /// Merge the reports of a sharded run's shards (`run --shard I/N`) into the whole run's:
+    /// counts summed, histograms merged exactly; exit 2 if a shard is missing, duplicated or
+    /// of another run.
+    Merge(merge::MergeArgs),
     /// Compare two report.json, comparison.json or sign-bench --json files metric by metric;
     /// exit 3 if a metric got worse beyond its tolerance.
     Compare(compare::CompareArgs),
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         Command::SignBench(args) => sign_bench_command(args),
         Command::Mock(args) => mock::run(args),
         Command::Token(args) => token::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Ci(args) => ci::run(args),
     };
@@ -163,6 +169,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         cause.is::<UsageError>()
             || cause.is::<report::regression::RegressionError>()
             || cause.is::<scenario::ScenarioError>()
+            || cause.is::<report::MergeError>()
             || matches!(
                 cause.downcast_ref::<driver::RunError>(),
                 Some(driver::RunError::NotSimulable(_))

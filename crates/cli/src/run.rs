@@ -13,7 +13,7 @@ use client::CachePolicy;
 use driver::{Progress, RunListener};
 use indicatif::{ProgressBar, ProgressStyle};
 use report::Report;
-use scenario::{overrides, Comparison, Overrides, Scenario};
+use scenario::{overrides, Comparison, Overrides, Scenario, Shard};
 use signer::CryptoBackend;
 use tokio::sync::watch;
 
@@ -53,6 +53,77 @@ pub struct RunArgs {
 }
 
 #[derive(Args)]
+pub struct RealTimeArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
+}
+
+/// Splitting a run over several load generators.
+#[derive(Args)]
+struct ShardArgs {
+    /// Run shard I of N (from 0): its share of the gateway instances (whole caches), with
+    /// exactly the arrivals the unsharded run gives them; writes tally.json beside the
+    /// reports for `tokenbench merge`.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Run one of N shards, the one JOB_COMPLETION_INDEX names (as a Kubernetes Indexed Job
+    /// sets it).
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+    /// When every shard starts, UTC, e.g. 2026-11-29T23:00:00Z: each waits for it after
+    /// setting up.
+    #[arg(long, env = "TOKENBENCH_START_AT", value_parser = parse_start_at)]
+    start_at: Option<SystemTime>,
+}
+
+impl ShardArgs {
+    /// The shard asked for, if any (read from the environment for --shards).
+    fn plan(&self) -> anyhow::Result<Option<driver::ShardPlan>> {
+        let shard = match (self.shard, self.shards) {
+            (Some(shard), _) => shard,
+            (None, Some(count)) => {
+                let index = std::env::var(JOB_COMPLETION_INDEX).map_err(|_| {
+                    usage(format!(
+                        "--shards {count} takes the shard's index from {JOB_COMPLETION_INDEX}, \
+                         which is not set (give --shard I/{count} instead)"
+                    ))
+                })?;
+                let index = index.trim().parse::<u32>().map_err(|_| {
+                    usage(format!(
+                        "{JOB_COMPLETION_INDEX}={index:?} is not a shard index"
+                    ))
+                })?;
+                Shard::new(index, count).map_err(usage)?
+            }
+            (None, None) => {
+                if self.start_at.is_some() {
+                    return Err(usage(
+                        "--start-at (or TOKENBENCH_START_AT) is for shards: give --shard I/N \
+                         or --shards N too",
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        Ok(Some(driver::ShardPlan {
+            shard,
+            start_at: self.start_at,
+        }))
+    }
+}
+
+/// The variable a Kubernetes Indexed Job sets to each pod's index.
+const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+
+fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(text.trim()).map_err(|e| {
+        format!("{e}: expected an RFC 3339 time in UTC, e.g. 2026-11-29T23:00:00Z")
+    })
+}
+
+#[derive(Args)]
 pub struct SimulateArgs {
     #[command(flatten)]
     run: RunArgs,
@@ -64,18 +135,23 @@ pub struct SimulateArgs {
 }
 
 /// `tokenbench run`.
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    execute(args, None)
+pub fn run(args: RealTimeArgs) -> anyhow::Result<()> {
+    let shard = args.shard.plan()?;
+    execute(args.run, None, shard)
 }
 
 /// `tokenbench simulate`.
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    execute(args.run, Some(!args.every_request))
+    execute(args.run, Some(!args.every_request), None)
 }
 
-/// Runs the scenario `args` name in real time, or simulates it when `fast_hits` is given
-/// (whether plain hits take the fast path).
-fn execute(args: RunArgs, fast_hits: Option<bool>) -> anyhow::Result<()> {
+/// Runs the scenario `args` name in real time (or one shard of it), or simulates it when
+/// `fast_hits` is given (whether plain hits take the fast path).
+fn execute(
+    args: RunArgs,
+    fast_hits: Option<bool>,
+    shard: Option<driver::ShardPlan>,
+) -> anyhow::Result<()> {
     let simulated = fast_hits.is_some();
     let overrides = Overrides {
         duration: args.duration,
@@ -92,23 +168,45 @@ fn execute(args: RunArgs, fast_hits: Option<bool>) -> anyhow::Result<()> {
         Some(spec) => Some(Comparison::parse(spec).map_err(usage)?),
         None => scenario.compare.clone(),
     };
-    let out = args.out.unwrap_or_else(|| default_out(&scenario.name));
+    if let (Some(plan), Some(comparison)) = (&shard, &comparison) {
+        return Err(usage(format!(
+            "{} runs the scenario once, and it asks for a comparison of {} (run each value \
+             as its own sharded run, setting it with an option such as --policy)",
+            plan.shard, comparison.key
+        )));
+    }
+    if let Some(plan) = &shard {
+        // Refused before anything starts, not when the shard's turn comes.
+        plan.shard.instances(&scenario).map_err(usage)?;
+    }
+    let out = args.out.unwrap_or_else(|| {
+        let out = default_out(&scenario.name);
+        match &shard {
+            Some(plan) => out.join(format!("shard-{}", plan.shard.index)),
+            None => out,
+        }
+    });
     let listener = Terminal::new(args.quiet, simulated);
     let runtime = runtime()?;
-    // Ctrl-C stops the current run (its reports are still written) and any runs after it.
+    // Ctrl-C or SIGTERM (how Kubernetes stops a pod) stops the current run (its reports are
+    // still written) and any runs after it.
     let (stop_tx, stop_rx) = watch::channel(false);
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        if stop_signal().await.is_err() {
             // No signal handling here: runs simply go to their end.
             return std::future::pending().await;
         }
         let _ = stop_tx.send(true);
-        // A second Ctrl-C does not wait for the reports.
-        if tokio::signal::ctrl_c().await.is_ok() {
+        // A second signal does not wait for the reports.
+        if stop_signal().await.is_ok() {
             std::process::exit(130);
         }
     });
-    if let Some(fast_hits) = fast_hits {
+    if let Some(plan) = shard {
+        runtime.block_on(driver::run_shard_and_report(
+            &scenario, plan, &out, &stop_rx, &listener,
+        ))?;
+    } else if let Some(fast_hits) = fast_hits {
         // Its own single-threaded runtime with a paused clock, on this thread.
         driver::simulate_and_report(
             &scenario,
@@ -129,6 +227,20 @@ fn execute(args: RunArgs, fast_hits: Option<bool>) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The next Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 /// Shows runs on the terminal: a progress bar per run (when stderr is a terminal), then a
@@ -218,7 +330,7 @@ impl RunListener for Terminal {
     }
 }
 
-fn print_summary(report: &Report, dir: &Path) {
+pub(crate) fn print_summary(report: &Report, dir: &Path) {
     let (run, m) = (&report.run, &report.metrics);
     let r = &m.requests;
     println!(

@@ -38,6 +38,6 @@ mod target;
 
 pub use error::RunError;
 pub use mode::Mode;
-pub use run::{run, Progress, RunOutcome};
-pub use runner::{folder_name, run_and_report, RunListener};
+pub use run::{run, run_shard, Progress, RunOutcome, ShardPlan};
+pub use runner::{folder_name, run_and_report, run_shard_and_report, RunListener};
 pub use simulate::simulate_and_report;

@@ -7,12 +7,12 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot};
-use report::{Report, RunInfo};
-use scenario::{Scenario, Traffic};
+use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot, Tally};
+use report::{Report, RunInfo, ShardHeader};
+use scenario::{Scenario, Shard, Traffic};
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
@@ -54,6 +54,17 @@ pub struct RunOutcome {
     pub report: Report,
     /// Whether the run was stopped before its scenario's end.
     pub interrupted: bool,
+    /// What a shard writes for merging (`tally.json`); `None` for an unsharded run.
+    pub tally: Option<Tally>,
+}
+
+/// One shard of a run split over several load generators, and when all of them start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// Which shard.
+    pub shard: Shard,
+    /// The wall-clock instant every shard starts at; `None`: at once.
+    pub start_at: Option<SystemTime>,
 }
 
 /// Runs `scenario` in `mode` until its end or until `stop` completes, then gives requests in
@@ -65,12 +76,56 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send,
     on_progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<RunOutcome, RunError> {
+    run_planned(scenario, mode, None, stop, on_progress).await
+}
+
+/// Runs one shard of `scenario` in real time: its gateway instances only, fed the arrivals
+/// the unsharded schedule gives them, from `plan.start_at`. The outcome's tally is what
+/// `tokenbench merge` merges.
+pub async fn run_shard(
+    scenario: &Scenario,
+    plan: ShardPlan,
+    stop: impl Future<Output = ()> + Send,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<RunOutcome, RunError> {
+    run_planned(scenario, Mode::RealTime, Some(plan), stop, on_progress).await
+}
+
+async fn run_planned(
+    scenario: &Scenario,
+    mode: Mode,
+    shard: Option<ShardPlan>,
+    stop: impl Future<Output = ()> + Send,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<RunOutcome, RunError> {
     let instances = usize::try_from(scenario.gateway.instances)
         .unwrap_or(1)
         .max(1);
+    // Whether this run serves each instance (all but those of other shards).
+    let mut serves = vec![shard.is_none(); instances];
+    if let Some(plan) = &shard {
+        for i in plan.shard.instances(scenario)? {
+            serves[i as usize] = true;
+        }
+    }
     metrics::reset_peak_rss();
     let target = Target::start(scenario, mode).await?;
     let schedule = scenario.arrivals()?;
+    let mut stop = std::pin::pin!(stop);
+    let mut interrupted = false;
+    let mut late = Duration::ZERO;
+    if let Some(start_at) = shard.and_then(|plan| plan.start_at) {
+        match start_at.duration_since(SystemTime::now()) {
+            // Sleeping on the runtime's clock: wall-clock jumps during the wait are not
+            // followed, which over minutes is well within a millisecond.
+            Ok(wait) => tokio::select! {
+                biased;
+                () = &mut stop => interrupted = true,
+                () = tokio::time::sleep(wait) => {}
+            },
+            Err(passed) => late = passed.duration(),
+        }
+    }
     if mode.is_simulated() {
         // Timers fire on a 1 ms grid counted from when the runtime's time driver started,
         // a few µs of wall-clock time away from where the paused clock stands. Sleeping
@@ -86,7 +141,13 @@ pub async fn run(
             .collect(),
         apis: scenario.apis.iter().map(|api| api.name.clone()).collect(),
     };
-    let metrics = Arc::new(Metrics::for_run(fleet, start, scenario.duration)?);
+    let metrics = Arc::new(match &shard {
+        None => Metrics::for_run(fleet, start, scenario.duration)?,
+        Some(_) => {
+            let measured = (0..instances).filter(|&i| serves[i]).collect();
+            Metrics::for_shard(fleet, measured, start, scenario.duration)?
+        }
+    });
     let mut pick_api = ApiPicker::new(scenario)?;
     let removals = Arc::new(AtomicU64::new(0));
     // Requests running on any instance: while fewer than half an instance's limit, no
@@ -102,8 +163,6 @@ pub async fn run(
         })
         .transpose()?;
 
-    let mut stop = std::pin::pin!(stop);
-    let mut interrupted = false;
     let mut progress_tick = tokio::time::interval(Duration::from_millis(250));
     let report_progress = || {
         let counts = metrics.counts();
@@ -132,6 +191,9 @@ pub async fn run(
     let mut next_instance = 0usize;
     let mut arrivals_behind = 0u32;
     'arrivals: for arrival in schedule {
+        if interrupted {
+            break;
+        }
         let due = start + arrival.at;
         let instance = match arrival.instance {
             Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
@@ -141,7 +203,11 @@ pub async fn run(
                 instance
             }
         };
+        // Picked for every arrival, so that a shard's draws are the unsharded run's.
         let api = pick_api.pick(arrival.api.as_deref());
+        if !serves[instance] {
+            continue;
+        }
         let gateway = &gateways[instance];
         let slot = Slot { instance, api };
         // A simulation records a plain hit at once, even a little ahead of its clock. Its
@@ -294,9 +360,17 @@ pub async fn run(
     if let Some(mock) = target.mock() {
         metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
     }
-    let snapshot = metrics.snapshot(measured_until.max(Duration::from_millis(1)));
+    let (snapshot, tally) =
+        metrics.snapshot_and_tally(measured_until.max(Duration::from_millis(1)));
     let info = RunInfo {
         interrupted,
+        shard: shard.map(|plan| ShardHeader {
+            index: plan.shard.index,
+            count: plan.shard.count,
+            scenario_digest: scenario.digest(),
+            start_at: plan.start_at.and_then(metrics::format_rfc3339),
+            late_ms: u64::try_from(late.as_millis()).unwrap_or(u64::MAX),
+        }),
         ..run_info(scenario, &target, mode)
     };
     let report = Report::new(info, snapshot);
@@ -304,6 +378,7 @@ pub async fn run(
     Ok(RunOutcome {
         report,
         interrupted,
+        tally: shard.map(|_| tally),
     })
 }
 
@@ -346,5 +421,7 @@ fn run_info(scenario: &Scenario, target: &Target, mode: Mode) -> RunInfo {
         mode: mode.run_mode(),
         signing_cost_us: signing_cost
             .map(|cost| u64::try_from(cost.as_micros()).unwrap_or(u64::MAX)),
+        shard: None,
+        merged: None,
     }
 }

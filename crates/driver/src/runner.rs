@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use report::{ComparisonReport, Report, COMPARISON_JSON, REPORT_JSON};
+use report::{write_tally, ComparisonReport, Report, COMPARISON_JSON, REPORT_JSON};
 use scenario::{Comparison, Scenario};
 use tokio::sync::watch;
 
 use crate::{
     error::RunError,
     mode::Mode,
-    run::{run, Progress},
+    run::{run, run_shard, Progress, ShardPlan},
 };
 
 /// Hooks for a caller that shows runs as they go (progress bars, summaries). Every method
@@ -82,6 +82,33 @@ pub async fn run_and_report(
     .write_all(out)?;
     listener.comparison_written(&files);
     Ok(out.join(COMPARISON_JSON))
+}
+
+/// Runs one shard of `scenario` (see [`run_shard`]) and writes its reports and its
+/// `tally.json` into `out`; returns the path of its `report.json`. When `stop` turns true
+/// the shard ends early and its reports are marked interrupted.
+pub async fn run_shard_and_report(
+    scenario: &Scenario,
+    plan: ShardPlan,
+    out: &Path,
+    stop: &watch::Receiver<bool>,
+    listener: &dyn RunListener,
+) -> Result<PathBuf, RunError> {
+    listener.started(scenario, None);
+    let mut stop = stop.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let outcome = run_shard(scenario, plan, stopped, |progress| {
+        listener.progress(progress)
+    })
+    .await?;
+    outcome.report.write_all(out)?;
+    if let Some(tally) = &outcome.tally {
+        write_tally(out, tally)?;
+    }
+    listener.finished(&outcome.report, out);
+    Ok(out.join(REPORT_JSON))
 }
 
 /// One run, its reports written to `dir`.

@@ -72,6 +72,7 @@ pub use record::{RequestOutcome, RequestRecord, TokenAnswer};
 pub use recorder::Metrics;
 pub use rss::{peak_rss_bytes, reset_peak_rss};
 pub use snapshot::{
+    format_rfc3339,
     CacheStats, IdpStats, InstanceStats, InvalidationStats, MemoryStats, MetricsSnapshot,
     Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint, StampedeStats,
     TimelineRow,

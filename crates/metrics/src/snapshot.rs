@@ -336,6 +336,11 @@ impl MetricsSnapshot {
     }
 }
 
+/// `at` as RFC 3339 text (UTC, with its fraction of a second), as `report.json` writes times.
+pub fn format_rfc3339(at: SystemTime) -> Option<String> {
+    rfc3339::format(at)
+}
+
 /// A [`Duration`] as a number of seconds.
 mod seconds {
     use std::time::Duration;

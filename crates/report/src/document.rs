@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ReportError,
+    shard::{MergeInfo, ShardHeader},
     files::{create_dir, to_json, write_file},
     format::num,
 };
@@ -75,6 +76,12 @@ pub struct RunInfo {
     /// The virtual time charged per signature in a simulated run, µs (`null` otherwise).
     #[serde(default)]
     pub signing_cost_us: Option<u64>,
+    /// Which shard of a sharded run this report is (absent for a whole run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardHeader>,
+    /// The shards this report was merged from (absent unless written by `tokenbench merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
 }
 
 /// The report of one run: `report.json`'s document, the run's settings and its figures side
@@ -162,6 +169,12 @@ impl Report {
         } else {
             format!("{} s", num(duration_s))
         });
+        if let Some(shard) = &run.shard {
+            parts.push(format!("shard {}/{}", shard.index, shard.count));
+        }
+        if let Some(merged) = &run.merged {
+            parts.push(merged.describe());
+        }
         if let Some(seed) = run.seed {
             parts.push(format!("seed {seed}"));
         }

@@ -34,6 +34,7 @@ mod files;
 mod format;
 mod html;
 mod markdown;
+mod shard;
 pub mod regression;
 mod svg;
 mod tables;
@@ -43,3 +44,4 @@ pub use document::{
     Report, RunInfo, RunMode, LATENCY_HLOG, REPORT_HTML, REPORT_JSON, REPORT_MD, SCHEMA_VERSION,
 };
 pub use error::ReportError;
+pub use shard::{merge_dirs, write_tally, MergeError, MergeInfo, ShardHeader, TALLY_JSON};

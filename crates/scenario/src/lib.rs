@@ -76,6 +76,7 @@ mod limits;
 mod model;
 pub mod overrides;
 mod parse;
+mod shard;
 pub mod trace;
 mod traffic;
 mod values;
@@ -90,4 +91,5 @@ pub use model::{
     DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED, DEFAULT_TOKEN_LIFETIME,
 };
 pub use overrides::Overrides;
+pub use shard::{Shard, MAX_SHARDS};
 pub use traffic::{RateStep, Traffic, TrafficError};
