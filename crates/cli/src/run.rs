@@ -118,9 +118,8 @@ impl ShardArgs {
 const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
 
 fn parse_start_at(text: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339(text.trim()).map_err(|e| {
-        format!("{e}: expected an RFC 3339 time in UTC, e.g. 2026-11-29T23:00:00Z")
-    })
+    humantime::parse_rfc3339(text.trim())
+        .map_err(|e| format!("{e}: expected an RFC 3339 time in UTC, e.g. 2026-11-29T23:00:00Z"))
 }
 
 #[derive(Args)]

@@ -133,7 +133,12 @@ fn three_shards_merged_send_what_the_unsharded_run_sends() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| (i["instance"].as_u64().unwrap(), i["hits"].as_u64().unwrap() + i["misses"].as_u64().unwrap()))
+            .map(|i| {
+                (
+                    i["instance"].as_u64().unwrap(),
+                    i["hits"].as_u64().unwrap() + i["misses"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(lookups(&merged), lookups(&expected));
@@ -200,7 +205,11 @@ fn a_shard_stopped_with_ctrl_c_is_reported_and_so_is_the_merge() {
     assert!(status.success());
     let stopped = children.remove(1).wait_with_output().unwrap();
     assert!(stopped.status.success(), "{}", stderr(&stopped));
-    assert!(stderr(&stopped).contains("interrupted"), "{}", stderr(&stopped));
+    assert!(
+        stderr(&stopped).contains("interrupted"),
+        "{}",
+        stderr(&stopped)
+    );
     children.into_iter().for_each(finish);
     let shard1 = read(&shards.join("shard-1/report.json"));
     assert_eq!(shard1["interrupted"], true);
@@ -209,10 +218,17 @@ fn a_shard_stopped_with_ctrl_c_is_reported_and_so_is_the_merge() {
     let merged_dir = dir.path().join("merged");
     let output = merge(&[&shards], &merged_dir);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("interrupted"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted"),
+        "{}",
+        stderr(&output)
+    );
     let merged = read(&merged_dir.join("report.json"));
     assert_eq!(merged["interrupted"], true);
-    assert_eq!(merged["merged"]["interrupted_shards"], serde_json::json!([1]));
+    assert_eq!(
+        merged["merged"]["interrupted_shards"],
+        serde_json::json!([1])
+    );
     let md = std::fs::read_to_string(merged_dir.join("report.md")).unwrap();
     assert!(md.contains("interrupted: shard 1"), "the page says so");
 }

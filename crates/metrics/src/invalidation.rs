@@ -96,7 +96,11 @@ impl Invalidation {
 
     /// What was measured, in mergeable form.
     pub(crate) fn tally(&self) -> InvalidationTally {
-        let pairs = || self.events.iter().flat_map(|e| e.instances.iter().flatten());
+        let pairs = || {
+            self.events
+                .iter()
+                .flat_map(|e| e.instances.iter().flatten())
+        };
         InvalidationTally {
             revocations: self.events.len() as u64,
             recoveries_ns: self

@@ -159,11 +159,9 @@ pub(crate) fn read_intervals(
             }
         };
         let second = interval.start_timestamp().as_secs_f64().round() as u64;
-        let bytes = STANDARD
-            .decode(interval.encoded_histogram())
-            .map_err(|e| {
-                MetricsError::LogRead(format!("the interval at {second} s is not base64: {e}"))
-            })?;
+        let bytes = STANDARD.decode(interval.encoded_histogram()).map_err(|e| {
+            MetricsError::LogRead(format!("the interval at {second} s is not base64: {e}"))
+        })?;
         let tag = interval.tag().map(|t| t.as_str());
         let service = match tag {
             None => false,
@@ -177,7 +175,11 @@ pub(crate) fn read_intervals(
         // Latency and service time of one interval are written one after the other.
         match intervals.last_mut() {
             Some(last) if last.second == second => {
-                let slot = if service { &mut last.service } else { &mut last.latency };
+                let slot = if service {
+                    &mut last.service
+                } else {
+                    &mut last.latency
+                };
                 *slot = Encoded::V2Deflate(bytes);
             }
             _ => {

@@ -72,10 +72,9 @@ pub use record::{RequestOutcome, RequestRecord, TokenAnswer};
 pub use recorder::Metrics;
 pub use rss::{peak_rss_bytes, reset_peak_rss};
 pub use snapshot::{
-    format_rfc3339,
-    CacheStats, IdpStats, InstanceStats, InvalidationStats, MemoryStats, MetricsSnapshot,
-    Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint, StampedeStats,
-    TimelineRow,
+    format_rfc3339, CacheStats, IdpStats, InstanceStats, InvalidationStats, MemoryStats,
+    MetricsSnapshot, Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint,
+    StampedeStats, TimelineRow,
 };
 pub use tally::Tally;
 pub use window::{timeline_interval, MAX_TIMELINE_ROWS, MAX_TIMELINE_SECONDS};

@@ -138,8 +138,6 @@ pub fn merge_shards(shards: Vec<ShardMeasurements>) -> Result<Merged, MetricsErr
     Ok(Merged {
         snapshot,
         tally,
-        start_spread: last_start
-            .duration_since(first_start)
-            .unwrap_or_default(),
+        start_spread: last_start.duration_since(first_start).unwrap_or_default(),
     })
 }

@@ -259,9 +259,11 @@ impl Tally {
             }
             self.token_seconds[index] = self.token_seconds[index].saturating_add(n);
         }
-        self.duration_ns = self
-            .duration_ns
-            .max(other.duration_ns.saturating_add(shift_s.saturating_mul(1_000_000_000)));
+        self.duration_ns = self.duration_ns.max(
+            other
+                .duration_ns
+                .saturating_add(shift_s.saturating_mul(1_000_000_000)),
+        );
         merge(&mut self.signing, &other.signing);
         self.signing_sum_ns += other.signing_sum_ns;
         merge(&mut self.token_wait, &other.token_wait);

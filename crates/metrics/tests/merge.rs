@@ -149,7 +149,10 @@ fn three_shards_merge_into_the_unsharded_figures() {
     };
     let (merged_log, expected_log) = (intervals(&merged), intervals(&expected));
     assert_eq!(merged_log.len(), 2 * expected.timeline.len());
-    assert!(merged_log == expected_log, "the merged interval log differs");
+    assert!(
+        merged_log == expected_log,
+        "the merged interval log differs"
+    );
 }
 
 #[test]
@@ -197,7 +200,10 @@ fn a_shard_measured_twice_or_of_another_fleet_is_refused() {
         twice.unwrap_err().to_string().contains("instance 1"),
         "names the instance"
     );
-    let other = merge_shards(vec![shard(fleet(), vec![0]), shard(Fleet::single(7), vec![1])]);
+    let other = merge_shards(vec![
+        shard(fleet(), vec![0]),
+        shard(Fleet::single(7), vec![1]),
+    ]);
     assert!(other.unwrap_err().to_string().contains("fleets differ"));
     let garbled = merge_shards(vec![ShardMeasurements {
         hlog: b"Tag=x,1.0,1.0,abc\nnot a log line at all".to_vec(),

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ReportError,
-    shard::{MergeInfo, ShardHeader},
     files::{create_dir, to_json, write_file},
     format::num,
+    shard::{MergeInfo, ShardHeader},
 };
 
 /// The `schema_version` of `report.json` and `comparison.json`.

@@ -34,8 +34,8 @@ mod files;
 mod format;
 mod html;
 mod markdown;
-mod shard;
 pub mod regression;
+mod shard;
 mod svg;
 mod tables;
 

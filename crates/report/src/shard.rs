@@ -281,12 +281,11 @@ pub fn merge_dirs(dirs: &[PathBuf]) -> Result<Report, MergeError> {
             })
         };
         let tally_path = shard.dir.join(TALLY_JSON);
-        let tally: Tally = serde_json::from_slice(&read(TALLY_JSON)?).map_err(|e| {
-            MergeError::Measurements {
+        let tally: Tally =
+            serde_json::from_slice(&read(TALLY_JSON)?).map_err(|e| MergeError::Measurements {
                 path: tally_path,
                 reason: format!("not a shard's tally: {e}"),
-            }
-        })?;
+            })?;
         measurements.push(ShardMeasurements {
             tally,
             hlog: read(LATENCY_HLOG)?,

@@ -72,8 +72,9 @@ impl Shard {
                 CacheScope::Region => format!(
                     "{groups} regions whose instances share a cache (shared_cache = \"region\")"
                 ),
-                CacheScope::Fleet => "one token cache for all instances (shared_cache = true)"
-                    .to_owned(),
+                CacheScope::Fleet => {
+                    "one token cache for all instances (shared_cache = true)".to_owned()
+                }
             };
             return Err(ScenarioError::Setting {
                 scenario: scenario.name.clone(),
