@@ -197,7 +197,7 @@ fn a_shard_stopped_with_ctrl_c_is_reported_and_so_is_the_merge() {
         .map(|i| spawn_shard(&scenario, i, &start_at, &shards, &[]))
         .collect();
     // Well into shard 1's run: its start, and then some.
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(7));
     let status = Command::new("kill")
         .args(["-INT", &children[1].id().to_string()])
         .status()
@@ -231,4 +231,69 @@ fn a_shard_stopped_with_ctrl_c_is_reported_and_so_is_the_merge() {
     );
     let md = std::fs::read_to_string(merged_dir.join("report.md")).unwrap();
     assert!(md.contains("interrupted: shard 1"), "the page says so");
+}
+
+#[test]
+fn the_shard_index_comes_from_the_indexed_job_and_bad_shards_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), &SCENARIO.replace("\"3s\"", "\"1s\""));
+    let out = dir.path().join("indexed");
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--shards",
+            "3",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("JOB_COMPLETION_INDEX", "2")
+        .env_remove("TOKENBENCH_START_AT")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = read(&out.join("report.json"));
+    assert_eq!(report["shard"]["index"], 2);
+    assert_eq!(report["shard"]["start_at"], Value::Null);
+    let instances: Vec<u64> = report["cache"]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["instance"].as_u64().unwrap())
+        .collect();
+    assert_eq!(instances, [2, 5]);
+
+    let path = scenario.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--shards", "3"], "JOB_COMPLETION_INDEX"),
+        (vec!["--shard", "3/3"], "numbered from 0 to 2"),
+        (vec!["--shard", "0/7"], "has 6 gateway instances"),
+        (vec!["--shard", "one/3"], "expected I/N"),
+        (vec!["--start-at", "2026-11-29T23:00:00Z"], "--start-at"),
+        (vec!["--shard", "0/3", "--start-at", "tomorrow"], "RFC 3339"),
+        (
+            vec!["--shard", "0/3", "--compare", "policy=apim,single-flight"],
+            "comparison",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+            .args(["run", path, "--quiet"])
+            .args(&args)
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("TOKENBENCH_START_AT")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
 }

@@ -11,6 +11,11 @@
 //! hour and longer for longer runs, see [`timeline_interval`]), per second (one token-request
 //! counter, for the busiest second and minute) and per revocation event.
 //!
+//! Every figure of a snapshot is derived from a [`Tally`], the measurements before anything is
+//! derived from them, and the latency histograms. A shard of a run writes its tally, and
+//! [`merge_shards`] adds the shards' tallies and interval logs and derives the whole run's
+//! figures from the sums, exactly as for one run.
+//!
 //! What is measured, and from what:
 //!
 //! - **requests** ([`Metrics::record_request`] at each completion, [`Metrics::record_dropped`]
