@@ -72,6 +72,7 @@ pub fn merge_shards(shards: Vec<ShardMeasurements>) -> Result<Merged, MetricsErr
     // The earliest first: its clock is the merged run's.
     ordered.sort_by_key(|(shift, _)| *shift);
     for (shift_s, shard) in ordered {
+        shard.tally.check()?;
         let (_, intervals) = read_intervals(&shard.hlog)?;
         logs.push((shift_s, intervals));
         match &mut merged {

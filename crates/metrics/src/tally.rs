@@ -179,6 +179,33 @@ impl Tally {
         }
     }
 
+    /// Checks that the tally's parts agree with its fleet (a tally read back from a file may
+    /// not be one this crate wrote).
+    pub(crate) fn check(&self) -> Result<(), MetricsError> {
+        let instances = self.fleet.region_of.len();
+        let problem = if self.instances.len() != instances {
+            format!(
+                "{} instance counters for a fleet of {instances}",
+                self.instances.len()
+            )
+        } else if self.apis.len() != self.fleet.apis.len() {
+            format!(
+                "{} API counters for {} APIs",
+                self.apis.len(),
+                self.fleet.apis.len()
+            )
+        } else if let Some(i) = self.measured.iter().find(|&&i| i >= instances) {
+            format!("instance {i} measured in a fleet of {instances}")
+        } else if self.interval_s == 0 {
+            "a timeline interval of 0 s".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(MetricsError::Mismatch(format!(
+            "a tally is inconsistent: {problem}"
+        )))
+    }
+
     /// Adds `other`, a tally of other instances of the same fleet whose clock is `shift_s`
     /// seconds (a whole number of intervals) behind this one's start. Timeline rows'
     /// `p99_us` are left for the caller to derive from the merged latency log.

@@ -210,4 +210,16 @@ fn a_shard_measured_twice_or_of_another_fleet_is_refused() {
         ..shard(fleet(), vec![0])
     }]);
     assert!(garbled.is_err());
+    // A tally whose counters do not fit its fleet (edited, or not written by tokenbench).
+    let mut tally: serde_json::Value =
+        serde_json::to_value(&shard(fleet(), vec![0]).tally).unwrap();
+    tally["instances"].as_array_mut().unwrap().pop();
+    let inconsistent = merge_shards(vec![ShardMeasurements {
+        tally: serde_json::from_value(tally).unwrap(),
+        ..shard(fleet(), vec![0])
+    }]);
+    assert!(inconsistent
+        .unwrap_err()
+        .to_string()
+        .contains("6 instance counters for a fleet of 7"));
 }
