@@ -25,8 +25,8 @@ use crate::{
 /// in it: they are the interval log's (`latency.hlog`).
 ///
 /// Every figure of a [`MetricsSnapshot`] is derived from a tally and the latency histograms
-/// ([`Tally::snapshot`]), so the figures of merged shards are derived from the merged data
-/// exactly as a single run's are, never averaged.
+/// by one crate-internal function, so the figures of merged shards are derived from the
+/// merged data exactly as a single run's are, never averaged.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tally {
     /// The run's length, ns.
