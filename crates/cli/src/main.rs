@@ -16,6 +16,7 @@ mod ci;
 mod compare;
 mod merge;
 mod mock;
+mod render;
 mod run;
 
 // glibc's malloc serialises the driver's and the embedded servers' threads on its arena locks
@@ -62,6 +63,9 @@ enum Command {
     /// counts summed, histograms merged exactly; exit 2 if a shard is missing, duplicated or
     /// of another run.
     Merge(merge::MergeArgs),
+    /// Render a report's or a comparison's pages (report.html/.md, comparison.html/.md)
+    /// again from its report.json or comparison.json.
+    Report(render::ReportArgs),
     /// Compare two report.json, comparison.json or sign-bench --json files metric by metric;
     /// exit 3 if a metric got worse beyond its tolerance.
     Compare(compare::CompareArgs),
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::run(args),
         Command::Token(args) => token::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Report(args) => render::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Ci(args) => ci::run(args),
     };

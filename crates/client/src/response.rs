@@ -84,9 +84,18 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
             ))
         })?,
     };
+    // RFC 6749 §7.1: a client must not use a token of a type it does not understand, and
+    // this one sends every token as `Authorization: Bearer`.
     let token_type = match fields.get("token_type") {
         None => "Bearer".to_owned(),
-        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => t.clone(),
+        Some(Value::String(t)) if !t.is_empty() => {
+            return Err(invalid(
+                "token_type is not Bearer: a token of another type (RFC 6749 §7.1) cannot be \
+                 sent as a bearer token"
+                    .to_owned(),
+            ))
+        }
         Some(other) => return Err(invalid(format!("token_type is invalid: {}", short(other)))),
     };
     let scope = match fields.get("scope") {
@@ -250,6 +259,16 @@ mod tests {
         assert_eq!(r.expires_in, Duration::from_secs(60));
         assert_eq!(r.token_type, "Bearer");
         assert_eq!(r.scope.as_deref(), Some("s1 s2"));
+        // The type's name is case-insensitive (RFC 6749 §5.1).
+        let r = parse(
+            URL,
+            &answer(
+                200,
+                r#"{"token_type":"bearer","expires_in":60,"access_token":"x"}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.token_type, "bearer");
     }
 
     #[test]
@@ -309,6 +328,14 @@ mod tests {
             (
                 r#"{"access_token":"t","expires_in":60,"token_type":false}"#,
                 "token_type is invalid",
+            ),
+            (
+                r#"{"access_token":"t","expires_in":60,"token_type":"mac"}"#,
+                "token_type is not Bearer",
+            ),
+            (
+                r#"{"access_token":"t","expires_in":60,"token_type":"DPoP"}"#,
+                "token_type is not Bearer",
             ),
         ];
         for (body, expected) in cases {

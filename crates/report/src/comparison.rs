@@ -1,13 +1,17 @@
 //! Reports of runs that differ in one setting, side by side (`comparison.*`).
 
-use std::path::{Path, PathBuf};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     document::{Report, SCHEMA_VERSION},
     error::ReportError,
     files::{create_dir, to_json, write_file},
+    summary::{summary, Headline},
 };
 
 /// The machine-readable comparison.
@@ -40,6 +44,20 @@ struct RunJson<'a> {
     report: &'a Report,
 }
 
+/// `comparison.json` read back.
+#[derive(Deserialize)]
+struct ComparisonDocument {
+    schema_version: u32,
+    key: String,
+    runs: Vec<RunDocument>,
+}
+
+#[derive(Deserialize)]
+struct RunDocument {
+    value: String,
+    report: Report,
+}
+
 impl ComparisonReport {
     /// Writes `comparison.json`, `comparison.md` and `comparison.html` into `dir` (created
     /// if missing); returns their paths. `comparison.json` is
@@ -58,11 +76,53 @@ impl ComparisonReport {
                 .collect(),
         };
         write_file(&json, &to_json(&document, &json)?)?;
+        let mut files = vec![json];
+        files.extend(self.write_pages(dir)?);
+        Ok(files)
+    }
+
+    /// Reads a `comparison.json`.
+    pub fn read(path: &Path) -> Result<Self, ReportError> {
+        let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let document: ComparisonDocument =
+            serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        if document.schema_version != SCHEMA_VERSION {
+            return Err(ReportError::Schema {
+                path: path.to_owned(),
+                found: document.schema_version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(ComparisonReport {
+            key: document.key,
+            values: document
+                .runs
+                .into_iter()
+                .map(|run| (run.value, run.report))
+                .collect(),
+        })
+    }
+
+    /// Writes `comparison.md` and `comparison.html` into `dir` (created if missing), from
+    /// the comparison as it stands (read from a `comparison.json`, say); returns their paths.
+    pub fn write_pages(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        create_dir(dir)?;
         let md = dir.join(COMPARISON_MD);
         write_file(&md, &self.markdown())?;
         let html = dir.join(COMPARISON_HTML);
         write_file(&html, &self.html())?;
-        Ok(vec![json, md, html])
+        Ok(vec![md, html])
+    }
+
+    /// The figures that answer the comparison's question, each value against the first.
+    pub fn summary(&self) -> Vec<Headline> {
+        summary(&self.reports())
     }
 
     /// The reports, in order.

@@ -14,6 +14,7 @@ use crate::{
     files::{create_dir, to_json, write_file},
     format::num,
     shard::{MergeInfo, ShardHeader},
+    summary::{summary, Headline},
 };
 
 /// The `schema_version` of `report.json` and `comparison.json`.
@@ -138,13 +139,30 @@ impl Report {
         create_dir(dir)?;
         let json = dir.join(REPORT_JSON);
         write_file(&json, &to_json(self, &json)?)?;
+        let mut files = vec![json];
+        files.extend(self.write_pages(dir)?);
+        let hlog = dir.join(LATENCY_HLOG);
+        self.write_hlog(&hlog)?;
+        files.push(hlog);
+        Ok(files)
+    }
+
+    /// Writes `report.md` and `report.html` into `dir` (created if missing), from the report
+    /// as it stands: a report read back from `report.json` renders the same pages (its
+    /// `latency.hlog` is left as it is); returns their paths.
+    pub fn write_pages(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        create_dir(dir)?;
         let md = dir.join(REPORT_MD);
         write_file(&md, &self.markdown())?;
         let html = dir.join(REPORT_HTML);
         write_file(&html, &self.html())?;
-        let hlog = dir.join(LATENCY_HLOG);
-        self.write_hlog(&hlog)?;
-        Ok(vec![json, md, html, hlog])
+        Ok(vec![md, html])
+    }
+
+    /// The figures that answer the run's question, in the order the report leads with them
+    /// (see the summary in `docs/metrics.md`).
+    pub fn summary(&self) -> Vec<Headline> {
+        summary(&[self])
     }
 
     /// One line of the run's settings: mode, policy, backend, instances, signing cost charged,

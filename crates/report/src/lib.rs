@@ -36,6 +36,7 @@ mod html;
 mod markdown;
 pub mod regression;
 mod shard;
+mod summary;
 mod svg;
 mod tables;
 
@@ -45,3 +46,4 @@ pub use document::{
 };
 pub use error::ReportError;
 pub use shard::{merge_dirs, write_tally, MergeError, MergeInfo, ShardHeader, TALLY_JSON};
+pub use summary::Headline;

@@ -4,14 +4,38 @@ use crate::{
     comparison::ComparisonReport,
     document::{Report, LATENCY_HLOG, REPORT_HTML, REPORT_JSON},
     format::md_text,
+    summary::{summary, Headline},
     tables::{breakdowns, tables},
 };
+
+/// The summary as a Markdown table: one row per figure, one column per report (`head`
+/// names them in a comparison).
+fn summary_table(headlines: &[Headline], head: &[&str]) -> String {
+    let mut out = String::from("## Summary\n\n| |");
+    if head.is_empty() {
+        out.push_str(" value |");
+    }
+    for cell in head {
+        out.push_str(&format!(" {} |", md_text(cell)));
+    }
+    out.push_str(&format!("\n|---|{}\n", "---:|".repeat(head.len().max(1))));
+    for headline in headlines {
+        out.push_str(&format!("| {} |", md_text(headline.label)));
+        for i in 0..headline.texts.len() {
+            out.push_str(&format!(" {} |", md_text(&headline.cell(i))));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
 
 impl Report {
     /// The summary tables as Markdown.
     pub fn markdown(&self) -> String {
         let mut out = format!("# tokenbench report: {}\n\n", md_text(&self.run.scenario));
         out.push_str(&format!("{}\n\n", md_text(&self.subtitle())));
+        out.push_str(&summary_table(&summary(&[self]), &[]));
         for table in tables(&[self]) {
             out.push_str(&format!(
                 "## {}\n\n| metric | value |\n|---|---:|\n",
@@ -51,6 +75,8 @@ impl ComparisonReport {
             md_text(&self.scenario()),
             md_text(&self.key)
         );
+        let head: Vec<&str> = self.values.iter().map(|(v, _)| v.as_str()).collect();
+        out.push_str(&summary_table(&summary(&reports), &head));
         for table in tables(&reports) {
             out.push_str(&format!("## {}\n\n| metric |", table.title));
             for (value, _) in &self.values {

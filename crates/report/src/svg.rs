@@ -1,7 +1,7 @@
 //! The charts of the HTML pages, as inline SVG: the timeline and the latency
 //! percentile spectrum.
 
-use metrics::{SpectrumPoint, TimelineRow};
+use metrics::{MetricsSnapshot, SpectrumPoint, TimelineRow};
 
 use crate::{
     document::Report,
@@ -160,6 +160,21 @@ impl Frame {
     }
 }
 
+/// The rows of a run's timeline that the chart plots, each with the seconds it covers: a
+/// row covers its interval, or what the run had left of it. A last row covering less than
+/// half its interval is left out (its rate from a fraction of a second would be noise, and
+/// plotted as a full interval it would look like the load collapsed at the end); a longer one
+/// is scaled to what it covers.
+fn plotted(metrics: &MetricsSnapshot) -> impl Iterator<Item = (&TimelineRow, f64)> + '_ {
+    let interval = metrics.timeline_interval_s.max(1) as f64;
+    let duration = metrics.duration.as_secs_f64();
+    let only = metrics.timeline.len() == 1;
+    metrics.timeline.iter().filter_map(move |row| {
+        let covered = (duration - row.t as f64).clamp(0.0, interval);
+        (covered >= interval / 2.0 || (only && covered > 0.0)).then_some((row, covered))
+    })
+}
+
 /// The seconds and the largest per-second rate over `reports`' timelines.
 pub(crate) fn timeline_extent(reports: &[&Report]) -> (u64, f64) {
     let seconds = reports
@@ -169,9 +184,8 @@ pub(crate) fn timeline_extent(reports: &[&Report]) -> (u64, f64) {
     let peak = reports
         .iter()
         .flat_map(|r| {
-            let interval = r.metrics.timeline_interval_s.max(1) as f64;
-            r.metrics.timeline.iter().map(move |row| {
-                row.requests.max(row.unauthorized).max(row.token_requests) as f64 / interval
+            plotted(&r.metrics).map(|(row, covered)| {
+                row.requests.max(row.unauthorized).max(row.token_requests) as f64 / covered
             })
         })
         .fold(0.0, f64::max);
@@ -188,12 +202,11 @@ const TIMELINE_SERIES: [(&str, RowValue); 3] = [
     ("token requests", |r| r.token_requests),
 ];
 
-/// The timeline chart: requests, 401s and token requests per second (each row's counts over
-/// its `interval` seconds) on a log(1 + y) scale, over `seconds` seconds with rates up to
-/// `peak`.
+/// The timeline chart of a run: requests, 401s and token requests per second (each row's
+/// counts over the seconds it covers, see [`plotted`]) on a log(1 + y) scale, over `seconds`
+/// seconds with rates up to `peak`.
 pub(crate) fn timeline_svg(
-    rows: &[TimelineRow],
-    interval: u64,
+    metrics: &MetricsSnapshot,
     seconds: u64,
     peak: f64,
     width: f64,
@@ -201,8 +214,6 @@ pub(crate) fn timeline_svg(
 ) -> String {
     let frame = Frame::new(width, height);
     let mut out = frame.open("Timeline: requests, 401s and token requests per second");
-    // Points sit at the middle of their interval.
-    let interval = interval.max(1);
     let x_span = seconds.max(1) as f64;
     let decades = decades(peak.ceil() as u64);
     let y_top = (1.0 + 10f64.powi(decades)).log10();
@@ -223,15 +234,15 @@ pub(crate) fn timeline_svg(
         "seconds since start",
         "per second (log scale)",
     ));
-    if rows.is_empty() {
+    if metrics.timeline.is_empty() {
         out.push_str(&frame.no_data());
     } else {
         for (i, (_, pick)) in TIMELINE_SERIES.iter().enumerate() {
-            let points: Vec<(f64, f64)> = rows
-                .iter()
-                .map(|row| {
-                    let middle = row.t as f64 + interval as f64 / 2.0;
-                    (middle / x_span, fy(pick(row) as f64 / interval as f64))
+            // Points sit at the middle of what their row covers.
+            let points: Vec<(f64, f64)> = plotted(metrics)
+                .map(|(row, covered)| {
+                    let middle = row.t as f64 + covered / 2.0;
+                    (middle / x_span, fy(pick(row) as f64 / covered))
                 })
                 .collect();
             out.push_str(&frame.series(&points, PALETTE[i]));
