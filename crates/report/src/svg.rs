@@ -374,6 +374,46 @@ mod tests {
         assert_eq!(percentile_label(4), "99.99%");
     }
 
+    /// A run of `duration` at 500 requests per second, recorded by the real recorder.
+    fn steady(duration: std::time::Duration) -> MetricsSnapshot {
+        use std::time::Duration;
+        let metrics = metrics::Metrics::new(1, tokio::time::Instant::now()).unwrap();
+        let mut at = Duration::ZERO;
+        while at < duration {
+            metrics.record_request(&metrics::RequestRecord {
+                instance: 0,
+                intended_start: at,
+                sent_at: at,
+                finished_at: at,
+                outcome: metrics::RequestOutcome::Status(200),
+                token_obtained_at: Some(Duration::ZERO),
+            });
+            at += Duration::from_millis(2);
+        }
+        metrics.snapshot(duration)
+    }
+
+    #[test]
+    fn the_last_partial_interval_is_scaled_or_left_out() {
+        use std::time::Duration;
+        // 2.3 s: the last row covers 0.3 s, under half a second: left out, not drawn as a
+        // collapse to 150 requests per second.
+        let short = steady(Duration::from_millis(2_300));
+        assert_eq!(short.timeline.len(), 3);
+        let rates: Vec<f64> = plotted(&short)
+            .map(|(row, covered)| row.requests as f64 / covered)
+            .collect();
+        assert_eq!(rates, [500.0, 500.0]);
+        // 2.7 s: the last row covers 0.7 s, and its 350 requests are 500 per second.
+        let long = steady(Duration::from_millis(2_700));
+        let rates: Vec<f64> = plotted(&long)
+            .map(|(row, covered)| (row.requests as f64 / covered).round())
+            .collect();
+        assert_eq!(rates, [500.0, 500.0, 500.0]);
+        let (_, peak) = timeline_extent(&[]);
+        assert_eq!(peak, 0.0);
+    }
+
     #[test]
     fn axis_steps_are_round() {
         assert_eq!(nice_ceiling(7.0), 10.0);
