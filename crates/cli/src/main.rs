@@ -158,10 +158,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message(&error));
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+/// `error` and its causes, `: `-separated, each said once: the library errors name their
+/// cause in their own message, so a cause that message already holds is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// 3 for a regression, 2 for bad input (files, keys, certificates, names, benchmark
@@ -223,8 +240,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_lifetime(text: &str) -> Result<Duration, String> {
     let lifetime = parse_duration(text)?;
-    if lifetime < Duration::from_secs(1) {
-        return Err("must be at least 1s".to_owned());
+    let most = ::mock::MAX_ASSERTION_LIFETIME;
+    if lifetime < Duration::from_secs(1) || lifetime > most {
+        return Err(format!(
+            "must be from 1s to {} (the longest the mock identity provider accepts; Entra \
+             wants short-lived assertions, 10 minutes by convention)",
+            humantime::format_duration(most)
+        ));
     }
     Ok(lifetime)
 }

@@ -185,6 +185,7 @@ fn execute(
             None => out,
         }
     });
+    check_out(&out)?;
     let listener = Terminal::new(args.quiet, simulated);
     let runtime = runtime()?;
     // Ctrl-C or SIGTERM (how Kubernetes stops a pod) stops the current run (its reports are
@@ -352,6 +353,21 @@ pub(crate) fn print_summary(report: &Report, dir: &Path) {
         m.stampede.max_herd.map_or("-".to_owned(), |h| h.to_string()),
         dir.display()
     );
+}
+
+/// Refuses, before any work, an output folder that cannot be written: a file in its place, a
+/// name too long, no permission (exit 2, naming it). Creates it.
+pub(crate) fn check_out(out: &Path) -> anyhow::Result<()> {
+    let refused = |why: String| usage(format!("output folder {}: {why}", out.display()));
+    if out.exists() && !out.is_dir() {
+        return Err(refused("a file is in its place".to_owned()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| refused(format!("cannot create it: {e}")))?;
+    tempfile::Builder::new()
+        .prefix(".tokenbench-write-check")
+        .tempfile_in(out)
+        .map_err(|e| refused(format!("cannot write in it: {e}")))?;
+    Ok(())
 }
 
 /// `reports/<scenario>-<UTC time>`.

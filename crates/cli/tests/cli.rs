@@ -289,3 +289,19 @@ fn pem_der(text: &str) -> Vec<u8> {
         .decode(body)
         .unwrap()
 }
+
+#[test]
+fn an_assertion_lifetime_past_a_day_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = keygen(dir.path(), "p256");
+    for lifetime in ["18446744073709551615s", "25h"] {
+        let output = assertion(&key, &cert, &["--lifetime", lifetime]);
+        assert_eq!(output.status.code(), Some(2), "{lifetime}");
+        assert!(
+            stderr(&output).contains("1s to 1day"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty());
+    }
+}

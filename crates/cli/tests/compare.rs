@@ -403,3 +403,16 @@ fn json_bmf_and_github_outputs_have_their_shapes() {
     number(&bmf["sign/aws-lc-rs/PS256-2048"]["signs_per_s"]["value"]);
     number(&bmf["sign/aws-lc-rs/PS256-2048"]["signs_per_s_vs_rsa"]["value"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn an_endless_input_is_refused_after_a_bounded_read() {
+    let zero = Path::new("/dev/zero");
+    let output = compare(zero, zero, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("/dev/zero") && text.contains("larger than 256 MiB"),
+        "{text}"
+    );
+}

@@ -138,3 +138,31 @@ fn simulate_writes_simulated_reports_per_compared_value_and_refuses_a_real_backe
         "{stderr}"
     );
 }
+
+#[test]
+fn an_output_folder_that_cannot_be_written_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "").unwrap();
+    let long = dir.path().join("x".repeat(300));
+    for out in [&file, &long] {
+        let started = std::time::Instant::now();
+        // A 60 s run: refused at once, not after the run.
+        let output = tokenbench(&[
+            "run",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        let text = common::stderr(&output);
+        assert!(text.contains("output folder"), "{text}");
+        // The cause is said once.
+        let first_line = text.lines().next().unwrap_or_default();
+        let cause = first_line.rsplit(": ").next().unwrap();
+        assert_eq!(first_line.matches(cause).count(), 1, "{first_line}");
+    }
+}

@@ -30,8 +30,10 @@ use crate::{
     ConnectionReset, MockError,
 };
 
-/// Longest assertion lifetime accepted: bounds how long a `jti` must be remembered.
-const MAX_ASSERTION_LIFETIME_SECS: u64 = 24 * 3600;
+/// Longest assertion lifetime accepted (`exp` at most this far ahead): bounds how long a `jti`
+/// must be remembered.
+pub const MAX_ASSERTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_ASSERTION_LIFETIME_SECS: u64 = MAX_ASSERTION_LIFETIME.as_secs();
 /// Most unexpired `jti`s remembered; beyond, new assertions are refused (503) until some expire.
 const MAX_REMEMBERED_JTIS: usize = 2_000_000;
 

@@ -45,7 +45,7 @@ pub use config::{
 };
 pub use error::ConfigError;
 pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};
-pub use idp::IdentityProvider;
+pub use idp::{IdentityProvider, MAX_ASSERTION_LIFETIME};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
 pub use token_form::MAX_BODY;

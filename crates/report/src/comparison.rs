@@ -1,16 +1,13 @@
 //! Reports of runs that differ in one setting, side by side (`comparison.*`).
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     document::{Report, SCHEMA_VERSION},
     error::ReportError,
-    files::{create_dir, to_json, write_file},
+    files::{create_dir, read_bounded_text, to_json, write_file},
     summary::{summary, Headline},
 };
 
@@ -83,7 +80,7 @@ impl ComparisonReport {
 
     /// Reads a `comparison.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        let text = read_bounded_text(path).map_err(|source| ReportError::Read {
             path: path.to_owned(),
             source,
         })?;

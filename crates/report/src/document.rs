@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ReportError,
-    files::{create_dir, to_json, write_file},
+    files::{create_dir, read_bounded_text, to_json, write_file},
     format::num,
     shard::{MergeInfo, ShardHeader},
     summary::{summary, Headline},
@@ -115,7 +115,7 @@ impl Report {
 
     /// Reads a `report.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        let text = read_bounded_text(path).map_err(|source| ReportError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -1,6 +1,10 @@
 //! Writing report files, each failure naming its file.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    io::{self, Read as _},
+    path::Path,
+};
 
 use serde::Serialize;
 
@@ -31,4 +35,33 @@ pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), ReportError>
         path: path.to_owned(),
         source,
     })
+}
+
+/// The largest file a report, comparison, tally, interval log or benchmark document is read
+/// from (the largest a day-long fleet run writes is a few MiB).
+pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
+
+/// The bytes of `path`, refusing a file (or a device, a pipe) that goes on past
+/// [`MAX_DOCUMENT_BYTES`] before reading more.
+pub(crate) fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "it is larger than {} MiB, more than any document tokenbench writes",
+                MAX_DOCUMENT_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub(crate) fn read_bounded_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_bounded(path)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     document::{Report, LATENCY_HLOG, REPORT_JSON},
     error::ReportError,
-    files::{to_json, write_file},
+    files::{read_bounded, to_json, write_file},
     format::num,
 };
 
@@ -275,7 +275,7 @@ pub fn merge_dirs(dirs: &[PathBuf]) -> Result<Report, MergeError> {
     for shard in by_index.values() {
         let read = |name: &str| {
             let path = shard.dir.join(name);
-            fs::read(&path).map_err(|e| MergeError::Measurements {
+            read_bounded(&path).map_err(|e| MergeError::Measurements {
                 path: path.clone(),
                 reason: format!("cannot read it: {e}"),
             })

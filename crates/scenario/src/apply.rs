@@ -113,6 +113,7 @@ impl Scenario {
     fn setting(&self, problem: Problem) -> ScenarioError {
         ScenarioError::Setting {
             scenario: self.name.clone(),
+            origin: self.origin.clone(),
             key: problem.key,
             message: problem.message,
         }

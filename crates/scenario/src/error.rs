@@ -72,10 +72,12 @@ pub enum ScenarioError {
         message: String,
     },
     /// A scenario changed after loading (overrides, or its public fields) is inconsistent.
-    #[error("scenario {scenario}: `{key}`: {message}")]
+    #[error("scenario {scenario} ({origin}): `{key}`: {message}")]
     Setting {
         /// The scenario's name.
         scenario: String,
+        /// Where it came from (its file, or `builtin:NAME.toml`).
+        origin: String,
         /// The key at fault (`events[0].at`, `signer.alg`, …).
         key: String,
         /// What is wrong.

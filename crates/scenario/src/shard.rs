@@ -78,6 +78,7 @@ impl Shard {
             };
             return Err(ScenarioError::Setting {
                 scenario: scenario.name.clone(),
+                origin: scenario.origin.clone(),
                 key: "gateway.instances".to_owned(),
                 message: format!(
                     "{self} needs at least {} groups of instances to deal out, and the scenario \

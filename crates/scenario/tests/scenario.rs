@@ -715,6 +715,23 @@ fn impossible_values_name_file_line_and_key() {
         5,
         "backend.url",
     );
+    // A URL the HTTP client would refuse mid-run, refused here.
+    for url in ["http://[::1", "http://", "https://exa mple/", "http:///api"] {
+        let message = fails_at(
+            &format!("{TRAFFIC}[backend]\nurl = \"{url}\"\n"),
+            5,
+            "backend.url",
+        );
+        assert!(message.contains(url), "{message}");
+    }
+    fails_at(
+        &format!(
+            "{TRAFFIC}[idp]\ntoken_url = \"https://[::1/token\"\nclient_id = \"c\"\n\
+             scope = \"s\"\nclient_secret = \"x\"\n"
+        ),
+        5,
+        "idp.token_url",
+    );
 }
 
 #[test]
@@ -911,6 +928,10 @@ fn overrides_change_the_scenario_and_are_checked() {
         "{err}"
     );
     assert!(err.to_string().contains("revocation"), "{err}");
+    assert!(
+        err.to_string().contains(&base.origin),
+        "names the file: {err}"
+    );
 
     // An algorithm the backend lacks.
     let rsa_es = Overrides {

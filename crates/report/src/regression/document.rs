@@ -2,7 +2,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    fs,
     path::{Path, PathBuf},
 };
 
@@ -13,6 +12,7 @@ use signer::{bench::BenchResult, Algorithm};
 
 use crate::{
     document::{Report, SCHEMA_VERSION},
+    files::read_bounded_text,
     regression::{error::RegressionError, kind::Kind},
 };
 
@@ -65,7 +65,7 @@ struct ComparisonRun {
 impl Document {
     /// Reads a benchmark document and recognises its kind.
     pub fn read(path: &Path) -> Result<Document, RegressionError> {
-        let text = fs::read_to_string(path).map_err(|source| RegressionError::Read {
+        let text = read_bounded_text(path).map_err(|source| RegressionError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -678,12 +678,19 @@ fn convert_idp(
     }))
 }
 
+/// An absolute http:// or https:// URL with a host, as the driver's HTTP client parses it
+/// (so a URL it would refuse mid-run, such as `http://[::1`, is refused here).
 fn check_url(doc: &Doc<'_>, key: &str, url: &str) -> Result<(), ScenarioError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
-        _ => Err(doc.invalid(key, format!("{url:?} is not an http:// or https:// URL"))),
+    let invalid = |why: String| Err(doc.invalid(key, format!("{url:?} {why}")));
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => return invalid(format!("is not a URL: {e}")),
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return invalid("is not an http:// or https:// URL".to_owned());
     }
+    if uri.host().is_none_or(str::is_empty) {
+        return invalid("has no host".to_owned());
+    }
+    Ok(())
 }
