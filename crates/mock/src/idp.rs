@@ -507,11 +507,13 @@ impl IdentityProvider {
         let exp = time("exp")?.ok_or_else(|| malformed("exp claim missing".to_owned()))?;
         let nbf = time("nbf")?;
         let iat = time("iat")?;
+        // Within the skew each time may be a little off, but never after `exp`: an assertion
+        // whose `nbf` or `iat` is not before its `exp` is valid at no time.
         let out_of_range = exp.saturating_add(self.skew_secs) <= now
             || [nbf, iat]
                 .iter()
                 .flatten()
-                .any(|t| *t > now.saturating_add(self.skew_secs));
+                .any(|t| *t > now.saturating_add(self.skew_secs) || *t >= exp);
         if out_of_range {
             return Err(OAuthRejection::invalid_client(
                 Some(700024),

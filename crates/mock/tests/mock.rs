@@ -277,6 +277,11 @@ fn with_kid(token: &str, kid: &str) -> String {
 
 /// A JWS over arbitrary header and claims, signed with the registered RSA key (PS256).
 fn signed(header: &Value, claims: &Value) -> String {
+    signed_segment(&b64(header), claims)
+}
+
+/// A JWS whose header segment is `header` as given (any encoding), signed over it.
+fn signed_segment(header: &str, claims: &Value) -> String {
     let credential = Credential::new(
         backend::default_backend(),
         &key(KeySpec::Rsa2048),
@@ -284,7 +289,7 @@ fn signed(header: &Value, claims: &Value) -> String {
         Some(Algorithm::Ps256),
     )
     .unwrap();
-    let input = format!("{}.{}", b64(header), b64(claims));
+    let input = format!("{header}.{}", b64(claims));
     let signature = credential.signing_key().sign(input.as_bytes()).unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
@@ -501,6 +506,12 @@ async fn hostile_assertions_are_refused_by_the_check_they_target() {
     let bad_signature = "failed signature validation";
     let unsupported_alg = "is not a supported signature algorithm";
 
+    let standard_header = base64::engine::general_purpose::STANDARD
+        .encode(json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumb, "x": "???>"}).to_string());
+    assert!(
+        standard_header.contains(['+', '/', '=']),
+        "{standard_header}"
+    );
     let cases = vec![
         hostile(
             "alg none",
@@ -540,6 +551,21 @@ async fn hostile_assertions_are_refused_by_the_check_they_target() {
             "nbf in the future",
             CLIENT,
             signed(&header, &h.assertion_claims(now, now + 3600, now + 4200)),
+            700024,
+            time_range,
+        ),
+        // Each time within the skew, but they contradict each other: never valid.
+        hostile(
+            "exp before nbf",
+            CLIENT,
+            signed(&header, &h.assertion_claims(now, now + 60, now + 30)),
+            700024,
+            time_range,
+        ),
+        hostile(
+            "exp before iat",
+            CLIENT,
+            signed(&header, &h.assertion_claims(now + 60, now, now + 30)),
             700024,
             time_range,
         ),
@@ -612,6 +638,14 @@ async fn hostile_assertions_are_refused_by_the_check_they_target() {
             format!("{good_head}.{good_payload}+*/.{good_sig}"),
             50027,
             "malformed JWS payload",
+        ),
+        // Signed over that very segment: only its encoding is wrong (`+`, `/`, `=` padding).
+        hostile(
+            "header in standard base64",
+            CLIENT,
+            signed_segment(&standard_header, &claims()),
+            50027,
+            "malformed JWS header",
         ),
         hostile(
             "header not JSON",
