@@ -12,6 +12,9 @@ use crate::{
 
 /// Token lifetime when none is set: 3599 s, as Entra issues.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
+/// How long the loopback server waits for a request's body when none is set: as long as it
+/// waits for headers.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Clock skew tolerated on assertion and token times when none is set: 5 minutes, as Entra.
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The resource (`aud` of access tokens) the default configuration registers.
@@ -133,6 +136,11 @@ pub struct MockConfig {
     /// Seed of the injected faults' random draws (latencies, error rate): the same requests
     /// in the same order then draw the same faults. `None`: the operating system's entropy.
     pub seed: Option<u64>,
+    /// How long the loopback server waits for a request's body once its headers are in: a
+    /// client slower than that (a trickled body, a `Content-Length` never met, an
+    /// `Expect: 100-continue` without a body) gets 408 and its connection closed. Valid
+    /// clients send their few hundred bytes at once.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for MockConfig {
@@ -148,6 +156,7 @@ impl Default for MockConfig {
             backend: BackendConfig::default(),
             clock: Arc::new(SystemClock),
             seed: None,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

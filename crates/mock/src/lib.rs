@@ -40,8 +40,8 @@ mod token_form;
 
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
-    BackendConfig, ClientRegistration, MockConfig, DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE,
-    DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
+    BackendConfig, ClientRegistration, MockConfig, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CLOCK_SKEW,
+    DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use error::ConfigError;
 pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};

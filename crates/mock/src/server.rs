@@ -47,7 +47,12 @@ impl MockServer {
             .map_err(|source| MockError::Bind { addr, source })?;
         let mock = Arc::new(Mock::new(&config, &format!("http://{addr}"))?);
         let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, Arc::clone(&mock), stop));
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::clone(&mock),
+            config.body_read_timeout,
+            stop,
+        ));
         Ok(MockServer {
             mock,
             addr,
@@ -80,7 +85,12 @@ impl MockServer {
     }
 }
 
-async fn serve(listener: TcpListener, mock: Arc<Mock>, mut stop: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    mock: Arc<Mock>,
+    body_read_timeout: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
@@ -99,7 +109,9 @@ async fn serve(listener: TcpListener, mock: Arc<Mock>, mut stop: oneshot::Receiv
                 };
                 let _ = stream.set_nodelay(true);
                 let mock = Arc::clone(&mock);
-                let service = service_fn(move |request| answer(Arc::clone(&mock), request));
+                let service = service_fn(move |request| {
+                    answer(Arc::clone(&mock), body_read_timeout, request)
+                });
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 connections.spawn(graceful.watch(connection));
             }
@@ -115,15 +127,31 @@ async fn serve(listener: TcpListener, mock: Arc<Mock>, mut stop: oneshot::Receiv
     connections.shutdown().await;
 }
 
-/// Reads the body (bounded), answers through the [`Mock`]; an injected reset closes the connection.
+/// Reads the body (bounded in size and time), answers through the [`Mock`]; an injected reset
+/// closes the connection.
 async fn answer(
     mock: Arc<Mock>,
+    body_read_timeout: Duration,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, crate::ConnectionReset> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let read = tokio::time::timeout(body_read_timeout, Limited::new(body, MAX_BODY).collect());
+    let body = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
         Err(_) => {
+            // A slow client holds a connection and a task: cut it off.
+            mock.stats.slow_body_cut();
+            let mut response = json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &json!({ "error": "invalid_request", "error_description": format!("The request body did not arrive within {} s.", body_read_timeout.as_secs_f64()) }),
+            );
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return Ok(response.map(Full::new));
+        }
+        Ok(Err(_)) => {
             let response = json_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &json!({ "error": "invalid_request", "error_description": format!("The request body exceeds {MAX_BODY} bytes or could not be read.") }),

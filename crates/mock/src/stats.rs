@@ -46,6 +46,7 @@ pub struct Stats {
     backend_other: AtomicU64,
     jwks_refreshes: AtomicU64,
     signature_verifications: AtomicU64,
+    slow_bodies: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -59,6 +60,10 @@ pub struct StatsSnapshot {
     pub token_requests_peak_in_flight: u64,
     /// Backend requests by status.
     pub backend_requests: BackendCounts,
+    /// Requests whose body did not arrive within the body read timeout: answered 408 and
+    /// their connections closed (loopback server only).
+    #[serde(default)]
+    pub slow_bodies_cut: u64,
 }
 
 /// Token requests by outcome.
@@ -141,6 +146,10 @@ impl Stats {
         self.signature_verifications.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn slow_body_cut(&self) {
+        self.slow_bodies.fetch_add(1, Relaxed);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let t = |o: TokenOutcome| self.token[o as usize].load(Relaxed);
@@ -176,6 +185,7 @@ impl Stats {
                 jwks_refreshes: self.jwks_refreshes.load(Relaxed),
                 signature_verifications: self.signature_verifications.load(Relaxed),
             },
+            slow_bodies_cut: self.slow_bodies.load(Relaxed),
         }
     }
 }

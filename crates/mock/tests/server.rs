@@ -107,6 +107,89 @@ async fn serves_tokens_and_refuses_oversized_bodies_over_loopback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_are_cut_off_and_valid_clients_are_served_meanwhile() {
+    let server = MockServer::start(
+        MockConfig {
+            body_read_timeout: Duration::from_millis(300),
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let head = |extra: &str| {
+        format!(
+            "POST /tokenbench/oauth2/v2.0/token HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{extra}\r\n"
+        )
+    };
+    // What a black-box attack held connections open with for 150 s and more.
+    let stalls = [
+        (
+            "a Content-Length never met",
+            head("Content-Length: 100\r\n") + "abc",
+        ),
+        (
+            "Expect: 100-continue and no body",
+            head("Content-Length: 40\r\nExpect: 100-continue\r\n"),
+        ),
+        (
+            "a chunked body cut mid-chunk",
+            head("Transfer-Encoding: chunked\r\n") + "10\r\nabc",
+        ),
+    ];
+    let stalled: Vec<_> = stalls
+        .iter()
+        .map(|(what, bytes)| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(bytes.as_bytes()).unwrap();
+            (*what, stream)
+        })
+        .collect();
+    // A trickle: a byte every 100 ms, faster than any single timeout but never done.
+    let trickle = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(head("Content-Length: 100\r\n").as_bytes())
+            .unwrap();
+        for _ in 0..30 {
+            if stream.write_all(b"a").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    // A valid client meanwhile.
+    let valid = tokio::task::spawn_blocking(move || {
+        exchange(addr, &post("/tokenbench/oauth2/v2.0/token", SECRET_FORM))
+    })
+    .await
+    .unwrap();
+    assert!(valid.starts_with("HTTP/1.1 200"), "{valid}");
+
+    for (what, mut stream) in stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.contains("HTTP/1.1 408"), "{what}: {response}");
+        assert_closed(&stream);
+    }
+    let trickled = tokio::task::spawn_blocking(move || trickle.join().unwrap())
+        .await
+        .unwrap();
+    assert!(trickled.starts_with("HTTP/1.1 408"), "trickle: {trickled}");
+    assert_eq!(server.mock().stats.snapshot().slow_bodies_cut, 4);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_outage_closes_the_connection_without_an_answer() {
     let server = MockServer::start(config(), "127.0.0.1:0".parse().unwrap())
         .await
