@@ -141,6 +141,10 @@ pub struct MockConfig {
     /// `Expect: 100-continue` without a body) gets 408 and its connection closed. Valid
     /// clients send their few hundred bytes at once.
     pub body_read_timeout: Duration,
+    /// Most connections the loopback server holds open at once; past it, new connections wait
+    /// in the listen backlog until one closes. `None`: half the process's file-descriptor
+    /// limit (the other half for the clients of a run in the same process), at most 65,536.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for MockConfig {
@@ -157,6 +161,7 @@ impl Default for MockConfig {
             clock: Arc::new(SystemClock),
             seed: None,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use hyper_util::{
 use serde_json::json;
 use tokio::{
     net::TcpListener,
-    sync::oneshot,
+    sync::{oneshot, Semaphore},
     task::{JoinHandle, JoinSet},
 };
 
@@ -47,12 +47,14 @@ impl MockServer {
             .map_err(|source| MockError::Bind { addr, source })?;
         let mock = Arc::new(Mock::new(&config, &format!("http://{addr}"))?);
         let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(serve(
-            listener,
-            Arc::clone(&mock),
-            config.body_read_timeout,
-            stop,
-        ));
+        let limits = Limits {
+            body_read_timeout: config.body_read_timeout,
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(default_max_connections)
+                .max(1),
+        };
+        let task = tokio::spawn(serve(listener, Arc::clone(&mock), limits, stop));
         Ok(MockServer {
             mock,
             addr,
@@ -85,10 +87,32 @@ impl MockServer {
     }
 }
 
+/// What a slow or greedy client may hold of the server.
+#[derive(Clone, Copy)]
+struct Limits {
+    body_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Half the process's file-descriptor limit (the other half for the clients of a run in the
+/// same process), within 64 and 65,536.
+fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    #[cfg(not(unix))]
+    let limit = 8_192u64;
+    usize::try_from(limit / 2)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(32)
+        .clamp(64, 65_536)
+}
+
 async fn serve(
     listener: TcpListener,
     mock: Arc<Mock>,
-    body_read_timeout: Duration,
+    limits: Limits,
     mut stop: oneshot::Receiver<()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -97,9 +121,24 @@ async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    // A slot per open connection: at the cap, new connections wait in the listen backlog
+    // instead of taking the process's last file descriptors.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut waiting = false;
     loop {
+        if slots.available_permits() == 0 && !waiting {
+            waiting = true;
+            mock.stats.connection_cap_wait();
+        }
         tokio::select! {
-            accepted = listener.accept() => {
+            slot = Arc::clone(&slots).acquire_owned() => {
+                // The semaphore is never closed.
+                let Ok(slot) = slot else { break };
+                waiting = false;
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = &mut stop => break,
+                };
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(_) => {
@@ -110,10 +149,13 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 let mock = Arc::clone(&mock);
                 let service = service_fn(move |request| {
-                    answer(Arc::clone(&mock), body_read_timeout, request)
+                    answer(Arc::clone(&mock), limits.body_read_timeout, request)
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                connections.spawn(graceful.watch(connection));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                connections.spawn(async move {
+                    let _ = connection.await;
+                    drop(slot);
+                });
             }
             // Reap finished connection tasks so the set holds open connections only.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -47,6 +47,7 @@ pub struct Stats {
     jwks_refreshes: AtomicU64,
     signature_verifications: AtomicU64,
     slow_bodies: AtomicU64,
+    connection_cap_waits: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -64,6 +65,10 @@ pub struct StatsSnapshot {
     /// their connections closed (loopback server only).
     #[serde(default)]
     pub slow_bodies_cut: u64,
+    /// Times the loopback server held its most connections and a new one had to wait for
+    /// one to close before it was accepted.
+    #[serde(default)]
+    pub connection_cap_waits: u64,
 }
 
 /// Token requests by outcome.
@@ -150,6 +155,10 @@ impl Stats {
         self.slow_bodies.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn connection_cap_wait(&self) {
+        self.connection_cap_waits.fetch_add(1, Relaxed);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let t = |o: TokenOutcome| self.token[o as usize].load(Relaxed);
@@ -186,6 +195,7 @@ impl Stats {
                 signature_verifications: self.signature_verifications.load(Relaxed),
             },
             slow_bodies_cut: self.slow_bodies.load(Relaxed),
+            connection_cap_waits: self.connection_cap_waits.load(Relaxed),
         }
     }
 }

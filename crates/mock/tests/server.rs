@@ -190,6 +190,53 @@ async fn slow_bodies_are_cut_off_and_valid_clients_are_served_meanwhile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_new_connection_waits_for_one_to_close() {
+    let server = MockServer::start(
+        MockConfig {
+            max_connections: Some(2),
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let answered = tokio::task::spawn_blocking(move || {
+        // Two connections that send nothing hold both slots.
+        let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        // The third connects (the kernel's backlog) but is not served while both are held…
+        let mut third = TcpStream::connect(addr).unwrap();
+        third
+            .write_all(&post("/tokenbench/oauth2/v2.0/token", SECRET_FORM))
+            .unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut early = [0u8; 1];
+        let held = matches!(
+            third.read(&mut early),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        );
+        // … and is once one of them closes.
+        drop(idle);
+        third
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = third.read_to_end(&mut response);
+        (held, String::from_utf8_lossy(&response).into_owned())
+    })
+    .await
+    .unwrap();
+    let (held, response) = answered;
+    assert!(held, "served past the cap");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(server.mock().stats.snapshot().connection_cap_waits >= 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_outage_closes_the_connection_without_an_answer() {
     let server = MockServer::start(config(), "127.0.0.1:0".parse().unwrap())
         .await
