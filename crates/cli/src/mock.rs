@@ -44,6 +44,22 @@ pub struct MockArgs {
     /// Fixed latency added to every backend response.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     backend_latency: Duration,
+    /// How long past a token's exp the backend still accepts it (APIM's validate-jwt
+    /// clock-skew; 0 by default, as there).
+    #[arg(long, default_value = "0s", value_parser = parse_backend_skew)]
+    backend_clock_skew: Duration,
+}
+
+fn parse_backend_skew(text: &str) -> Result<Duration, String> {
+    let skew = parse_duration(text)?;
+    let most = scenario::MAX_BACKEND_CLOCK_SKEW;
+    if skew > most || skew.subsec_nanos() != 0 {
+        return Err(format!(
+            "must be whole seconds up to {}",
+            humantime::format_duration(most)
+        ));
+    }
+    Ok(skew)
 }
 
 fn fixed(latency: Duration) -> Latency {
@@ -65,6 +81,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
     let backend = mock::BackendConfig {
         tenant: args.tenant.clone(),
         latency: fixed(args.backend_latency),
+        clock_skew: args.backend_clock_skew,
         ..mock::BackendConfig::default()
     };
     let config = MockConfig {

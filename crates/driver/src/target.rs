@@ -73,9 +73,12 @@ impl Target {
                     label,
                     signing_cost,
                 } = credentials::generate(scenario, mode).await?;
-                let backend_latency = match &scenario.backend {
-                    BackendSpec::Embedded { latency } => *latency,
-                    BackendSpec::External { .. } => mock::Latency::None,
+                let (backend_latency, backend_skew) = match &scenario.backend {
+                    BackendSpec::Embedded {
+                        latency,
+                        clock_skew,
+                    } => (*latency, *clock_skew),
+                    BackendSpec::External { .. } => (mock::Latency::None, Duration::ZERO),
                 };
                 // One resource per API; the gateway's client may call each, and the one
                 // backend accepts them all.
@@ -99,6 +102,7 @@ impl Target {
                     },
                     backend: mock::BackendConfig {
                         latency: backend_latency,
+                        clock_skew: backend_skew,
                         audience: resources[0].clone(),
                         other_audiences: resources[1..].to_vec(),
                         ..mock::BackendConfig::default()

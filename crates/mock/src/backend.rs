@@ -122,10 +122,13 @@ impl std::fmt::Debug for ProtectedBackend {
 }
 
 impl ProtectedBackend {
-    /// A backend trusting `idp`'s tokens as `config.backend` says (with its clock, skew
-    /// and seed), fetching its JWKS now.
+    /// A backend trusting `idp`'s tokens as `config.backend` says (with its skew), on
+    /// `config`'s clock and seed, fetching its JWKS now.
     pub fn new(idp: Arc<IdentityProvider>, config: &MockConfig, stats: Arc<Stats>) -> Self {
-        let (clock, skew_secs) = (Arc::clone(&config.clock), config.clock_skew.as_secs());
+        let (clock, skew_secs) = (
+            Arc::clone(&config.clock),
+            config.backend.clock_skew.as_secs(),
+        );
         // Its own stream of draws, apart from the identity provider's.
         let draws = Draws::new(config.seed.map(|seed| seed ^ BACKEND_DRAWS));
         let config = &config.backend;

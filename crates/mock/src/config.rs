@@ -96,6 +96,10 @@ pub struct BackendConfig {
     pub required_role: String,
     /// Added latency before each answer.
     pub latency: Latency,
+    /// Tolerated clock skew on a token's `exp` and `nbf`: 0 by default, as APIM's
+    /// `validate-jwt` (`clock-skew` defaults to 0), so a token is refused from its `exp` on.
+    /// (The identity provider's skew on assertions is [`MockConfig::clock_skew`].)
+    pub clock_skew: Duration,
 }
 
 impl Default for BackendConfig {
@@ -106,6 +110,7 @@ impl Default for BackendConfig {
             tenant: DEFAULT_TENANT.to_owned(),
             required_role: DEFAULT_ROLE.to_owned(),
             latency: Latency::None,
+            clock_skew: Duration::ZERO,
         }
     }
 }
@@ -125,7 +130,7 @@ pub struct MockConfig {
     /// `token_lifetime` to this, as Entra draws its access tokens' lifetimes from 60 to 90
     /// minutes so that clients do not refresh in step.
     pub token_lifetime_max: Option<Duration>,
-    /// Tolerated clock skew on assertion and token times.
+    /// Tolerated clock skew on assertion times at the token endpoint (Entra: 5 minutes).
     pub clock_skew: Duration,
     /// Token endpoint faults at start.
     pub token_faults: TokenFaults,

@@ -595,12 +595,16 @@ impl IdentityProvider {
         let mut uti = [0u8; 16];
         uti[..8].copy_from_slice(&sequence.to_be_bytes());
         rand::rng().fill(&mut uti[8..]);
+        // `exp` from the issue instant rounded up, so that a token lives at least its
+        // `expires_in` (Entra counts from the second rounded down, up to a second less:
+        // nothing against hour-long tokens, but a tenth of a 10 s one).
+        let exp = now_ms.div_ceil(1000).saturating_add(lifetime_secs);
         let mut claims = json!({
             "aud": resource,
             "iss": self.issuer(tenant),
             "iat": now,
             "nbf": now,
-            "exp": now.saturating_add(lifetime_secs),
+            "exp": exp,
             "azp": client.registration.client_id,
             "azpacr": if via_certificate { "2" } else { "1" },
             "oid": client.registration.client_id,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::{
     error::ScenarioError,
-    limits::{check_instances, MAX_APIS, MAX_CLIENTS, MAX_SIGNING_COST},
+    limits::{check_instances, MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_SIGNING_COST},
     model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec, DEFAULT_API},
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
@@ -331,9 +331,23 @@ impl Scenario {
                 }
             }
         }
-        if let BackendSpec::Embedded { latency } = &self.backend {
+        if let BackendSpec::Embedded {
+            latency,
+            clock_skew,
+        } = &self.backend
+        {
             if let Err(message) = latency.validate() {
                 problems.push(Problem::new("backend.latency", message));
+            }
+            if *clock_skew > MAX_BACKEND_CLOCK_SKEW || clock_skew.subsec_nanos() != 0 {
+                problems.push(Problem::new(
+                    "backend.clock_skew",
+                    format!(
+                        "must be whole seconds up to {} (token times are whole seconds), not {}",
+                        human(MAX_BACKEND_CLOCK_SKEW),
+                        human(*clock_skew)
+                    ),
+                ));
             }
         }
         for (i, event) in self.events.iter().enumerate() {

@@ -43,6 +43,8 @@
 //!
 //! [backend]
 //! latency = "2ms"            # the embedded mock backend … or url = "https://…" (external)
+//! clock_skew = "0s"          # its tolerance past a token's exp (default 0, as APIM's
+//!                            # validate-jwt; whole seconds, at most 1h)
 //!
 //! [[apis]]                   # optional: the APIs each instance calls, each with its own
 //! name = "orders"            #   scope, token client and tokens (embedded identity provider)
@@ -84,7 +86,9 @@ mod values;
 pub use builtin::{builtin, builtin_names, builtin_trace, DEFAULT_SCENARIO};
 pub use comparison::Comparison;
 pub use error::{Location, ScenarioError};
-pub use limits::{MAX_APIS, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST};
+pub use limits::{
+    MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST,
+};
 pub use model::{
     Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,
     Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_API, DEFAULT_DURATION,

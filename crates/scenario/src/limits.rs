@@ -13,6 +13,10 @@ pub const MAX_APIS: usize = 50;
 /// Most token clients (instances × APIs) a scenario may have: each holds its own state.
 pub const MAX_CLIENTS: u64 = 100_000;
 
+/// Largest clock skew the embedded backend may be told to tolerate (APIM's `validate-jwt`
+/// defaults to none; Entra tolerates 5 minutes on assertions).
+pub const MAX_BACKEND_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
 /// Largest signing cost a simulation may be told to charge (an RSA-4096 signature on the
 /// slowest backend takes about 10 ms).
 pub const MAX_SIGNING_COST: Duration = Duration::from_secs(1);

@@ -297,6 +297,9 @@ pub enum BackendSpec {
     Embedded {
         /// Added latency of each answer.
         latency: Latency,
+        /// Tolerated clock skew on a token's `exp` and `nbf` (`[backend] clock_skew`): 0 by
+        /// default, as APIM's `validate-jwt`.
+        clock_skew: Duration,
     },
     /// A real backend: requests go to this base URL plus the request path.
     External {
@@ -309,6 +312,7 @@ impl Default for BackendSpec {
     fn default() -> Self {
         BackendSpec::Embedded {
             latency: Latency::None,
+            clock_skew: Duration::ZERO,
         }
     }
 }

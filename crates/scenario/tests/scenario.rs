@@ -197,7 +197,8 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(
         s.backend,
         BackendSpec::Embedded {
-            latency: Latency::None
+            latency: Latency::None,
+            clock_skew: Duration::ZERO,
         }
     );
     assert!(s.events.is_empty() && s.compare.is_none());
@@ -304,6 +305,7 @@ kind = "revoke-tokens"
     assert_eq!(
         s.backend,
         BackendSpec::Embedded {
+            clock_skew: Duration::ZERO,
             latency: Latency::LogNormal {
                 median_ms: 2.0,
                 p99_ms: 20.0
@@ -373,7 +375,8 @@ fn other_traffic_kinds_and_latency_shorthand_parse() {
     assert_eq!(
         s.backend,
         BackendSpec::Embedded {
-            latency: Latency::Fixed { ms: 3.0 }
+            latency: Latency::Fixed { ms: 3.0 },
+            clock_skew: Duration::ZERO,
         }
     );
 }
@@ -714,6 +717,28 @@ fn impossible_values_name_file_line_and_key() {
         &format!("{TRAFFIC}[backend]\nurl = \"ftp://b\"\n"),
         5,
         "backend.url",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[backend]\nclock_skew = \"2h\"\n"),
+        5,
+        "backend.clock_skew",
+    );
+    fails_at(
+        &format!("{TRAFFIC}[backend]\nurl = \"https://b\"\nclock_skew = \"5s\"\n"),
+        6,
+        "backend.clock_skew",
+    );
+    let skewed = Scenario::from_toml_str(
+        &format!("{TRAFFIC}[backend]\nclock_skew = \"5m\"\n"),
+        "conf/ok.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        skewed.backend,
+        BackendSpec::Embedded {
+            latency: Latency::None,
+            clock_skew: Duration::from_secs(300),
+        }
     );
     // A URL the HTTP client would refuse mid-run, refused here.
     for url in ["http://[::1", "http://", "https://exa mple/", "http:///api"] {

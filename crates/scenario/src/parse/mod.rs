@@ -1,7 +1,7 @@
 //! Parsing: TOML → raw structs (serde, spans from toml) → a checked [`Scenario`], with every
 //! error located at its file, line, column and key.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use client::ClientSecret;
 use mock::Latency;
@@ -365,15 +365,19 @@ fn convert(
                 only(
                     doc,
                     "backend",
-                    &[("latency", b.latency.is_some())],
+                    &[
+                        ("latency", b.latency.is_some()),
+                        ("clock_skew", b.clock_skew.is_some()),
+                    ],
                     &[],
-                    "an external backend (only the embedded one has latency settings)",
+                    "an external backend (only the embedded one has latency and skew settings)",
                 )?;
                 check_url(doc, "backend.url", &url)?;
                 BackendSpec::External { url }
             }
             None => BackendSpec::Embedded {
                 latency: b.latency.map_or(Latency::None, |l| l.0),
+                clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
             },
         }
     };

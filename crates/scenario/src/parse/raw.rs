@@ -104,6 +104,7 @@ pub(crate) struct RawIdp {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBackend {
     pub(crate) latency: Option<LatencyValue>,
+    pub(crate) clock_skew: Option<Human>,
     pub(crate) url: Option<String>,
 }
 
