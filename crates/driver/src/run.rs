@@ -91,7 +91,8 @@ pub async fn run_shard(
     run_planned(scenario, Mode::RealTime, Some(plan), stop, on_progress).await
 }
 
-async fn run_planned(
+/// [`run`] or [`run_shard`]: a whole run when `shard` is `None`.
+pub(crate) async fn run_planned(
     scenario: &Scenario,
     mode: Mode,
     shard: Option<ShardPlan>,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::{
     error::RunError,
     mode::Mode,
-    run::{run, run_shard, Progress, ShardPlan},
+    run::{run_planned, Progress, ShardPlan},
 };
 
 /// Hooks for a caller that shows runs as they go (progress bars, summaries). Every method
@@ -54,7 +54,7 @@ pub async fn run_and_report(
     listener: &dyn RunListener,
 ) -> Result<PathBuf, RunError> {
     let Some(comparison) = comparison else {
-        run_one(scenario, None, mode, out, stop, listener).await?;
+        run_one(scenario, None, mode, None, out, stop, listener).await?;
         return Ok(out.join(REPORT_JSON));
     };
     let mut runs = Vec::new();
@@ -68,6 +68,7 @@ pub async fn run_and_report(
             &variant,
             Some((comparison.key, &value)),
             mode,
+            None,
             &dir,
             stop,
             listener,
@@ -84,9 +85,9 @@ pub async fn run_and_report(
     Ok(out.join(COMPARISON_JSON))
 }
 
-/// Runs one shard of `scenario` (see [`run_shard`]) and writes its reports and its
-/// `tally.json` into `out`; returns the path of its `report.json`. When `stop` turns true
-/// the shard ends early and its reports are marked interrupted.
+/// Runs one shard of `scenario` (see [`run_shard`](crate::run_shard)) and writes its reports
+/// and its `tally.json` into `out`; returns the path of its `report.json`. When `stop` turns
+/// true the shard ends early and its reports are marked interrupted.
 pub async fn run_shard_and_report(
     scenario: &Scenario,
     plan: ShardPlan,
@@ -94,28 +95,25 @@ pub async fn run_shard_and_report(
     stop: &watch::Receiver<bool>,
     listener: &dyn RunListener,
 ) -> Result<PathBuf, RunError> {
-    listener.started(scenario, None);
-    let mut stop = stop.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    };
-    let outcome = run_shard(scenario, plan, stopped, |progress| {
-        listener.progress(progress)
-    })
+    run_one(
+        scenario,
+        None,
+        Mode::RealTime,
+        Some(plan),
+        out,
+        stop,
+        listener,
+    )
     .await?;
-    outcome.report.write_all(out)?;
-    if let Some(tally) = &outcome.tally {
-        write_tally(out, tally)?;
-    }
-    listener.finished(&outcome.report, out);
     Ok(out.join(REPORT_JSON))
 }
 
-/// One run, its reports written to `dir`.
+/// One run (or one shard of it), its reports (and a shard's tally) written to `dir`.
 async fn run_one(
     scenario: &Scenario,
     variant: Option<(&str, &str)>,
     mode: Mode,
+    shard: Option<ShardPlan>,
     dir: &Path,
     stop: &watch::Receiver<bool>,
     listener: &dyn RunListener,
@@ -125,11 +123,14 @@ async fn run_one(
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let outcome = run(scenario, mode, stopped, |progress| {
+    let outcome = run_planned(scenario, mode, shard, stopped, |progress| {
         listener.progress(progress)
     })
     .await?;
     outcome.report.write_all(dir)?;
+    if let Some(tally) = &outcome.tally {
+        write_tally(dir, tally)?;
+    }
     listener.finished(&outcome.report, dir);
     Ok(outcome.report)
 }

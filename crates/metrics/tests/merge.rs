@@ -93,6 +93,25 @@ fn hlog(snapshot: &MetricsSnapshot) -> Vec<u8> {
     bytes
 }
 
+/// The run recorded by three shard recorders, each of its instances, measurements read back
+/// through JSON and the interval log's text as `tokenbench merge` reads them.
+fn three_shards(start: Instant) -> Vec<ShardMeasurements> {
+    (0..SHARDS)
+        .map(|shard| {
+            let mine: Vec<usize> = (0..INSTANCES).filter(|i| i % SHARDS == shard).collect();
+            let recorder = Metrics::for_shard(fleet(), mine.clone(), start, RUN).unwrap();
+            record(&recorder, |i| mine.contains(&i));
+            let (snapshot, tally) = recorder.snapshot_and_tally(RUN);
+            assert_eq!(snapshot.instances, mine.len());
+            let tally = serde_json::from_str(&serde_json::to_string(&tally).unwrap()).unwrap();
+            ShardMeasurements {
+                tally,
+                hlog: hlog(&snapshot),
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn three_shards_merge_into_the_unsharded_figures() {
     let start = Instant::now();
@@ -100,21 +119,7 @@ fn three_shards_merge_into_the_unsharded_figures() {
     record(&whole, |_| true);
     let expected = whole.snapshot(RUN);
 
-    let shards = (0..SHARDS)
-        .map(|shard| {
-            let mine: Vec<usize> = (0..INSTANCES).filter(|i| i % SHARDS == shard).collect();
-            let recorder = Metrics::for_shard(fleet(), mine.clone(), start, RUN).unwrap();
-            record(&recorder, |i| mine.contains(&i));
-            let (snapshot, tally) = recorder.snapshot_and_tally(RUN);
-            assert_eq!(snapshot.instances, mine.len());
-            // Through JSON, as `tokenbench merge` reads it.
-            let tally = serde_json::from_str(&serde_json::to_string(&tally).unwrap()).unwrap();
-            ShardMeasurements {
-                tally,
-                hlog: hlog(&snapshot),
-            }
-        })
-        .collect();
+    let shards = three_shards(start);
     let merged = merge_shards(shards).unwrap().snapshot;
 
     assert_eq!(merged.requests, expected.requests);
@@ -164,18 +169,7 @@ fn merged_percentiles_are_those_of_every_sample_in_one_histogram() {
         all.record((r.finished_at - r.intended_start).as_micros() as u64)
             .unwrap();
     }
-    let shards = (0..SHARDS)
-        .map(|shard| {
-            let mine: Vec<usize> = (0..INSTANCES).filter(|i| i % SHARDS == shard).collect();
-            let recorder = Metrics::for_shard(fleet(), mine.clone(), start, RUN).unwrap();
-            record(&recorder, |i| mine.contains(&i));
-            let (snapshot, tally) = recorder.snapshot_and_tally(RUN);
-            ShardMeasurements {
-                tally,
-                hlog: hlog(&snapshot),
-            }
-        })
-        .collect();
+    let shards = three_shards(start);
     let latency = merge_shards(shards).unwrap().snapshot.latency_us;
     assert_eq!(latency.p50, Some(all.value_at_quantile(0.5)));
     assert_eq!(latency.p90, Some(all.value_at_quantile(0.9)));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     document::{Report, SCHEMA_VERSION},
     error::ReportError,
-    files::{create_dir, read_bounded_text, to_json, write_file},
+    files::{create_dir, read_document, to_json, write_file},
     summary::{summary, Headline},
 };
 
@@ -80,22 +80,7 @@ impl ComparisonReport {
 
     /// Reads a `comparison.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let text = read_bounded_text(path).map_err(|source| ReportError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let document: ComparisonDocument =
-            serde_json::from_str(&text).map_err(|source| ReportError::Parse {
-                path: path.to_owned(),
-                source,
-            })?;
-        if document.schema_version != SCHEMA_VERSION {
-            return Err(ReportError::Schema {
-                path: path.to_owned(),
-                found: document.schema_version,
-                expected: SCHEMA_VERSION,
-            });
-        }
+        let document = read_document(path, |d: &ComparisonDocument| d.schema_version)?;
         Ok(ComparisonReport {
             key: document.key,
             values: document

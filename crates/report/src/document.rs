@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ReportError,
-    files::{create_dir, read_bounded_text, to_json, write_file},
+    files::{create_dir, read_document, to_json, write_file},
     format::num,
     shard::{MergeInfo, ShardHeader},
     summary::{summary, Headline},
@@ -115,22 +115,7 @@ impl Report {
 
     /// Reads a `report.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let text = read_bounded_text(path).map_err(|source| ReportError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let report: Report = serde_json::from_str(&text).map_err(|source| ReportError::Parse {
-            path: path.to_owned(),
-            source,
-        })?;
-        if report.schema_version != SCHEMA_VERSION {
-            return Err(ReportError::Schema {
-                path: path.to_owned(),
-                found: report.schema_version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        Ok(report)
+        read_document(path, |report: &Report| report.schema_version)
     }
 
     /// Writes `report.json`, `report.md`, `report.html` and `latency.hlog` into `dir`

@@ -8,7 +8,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::error::ReportError;
+use crate::{document::SCHEMA_VERSION, error::ReportError};
 
 /// `value` as pretty JSON with a final newline.
 pub(crate) fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<String, ReportError> {
@@ -58,6 +58,31 @@ pub(crate) fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// A JSON document of this version read from `path` (bounded), its `schema_version` (given
+/// by `version`) checked; each failure names the file.
+pub(crate) fn read_document<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    version: fn(&T) -> u32,
+) -> Result<T, ReportError> {
+    let text = read_bounded_text(path).map_err(|source| ReportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let document: T = serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    let found = version(&document);
+    if found != SCHEMA_VERSION {
+        return Err(ReportError::Schema {
+            path: path.to_owned(),
+            found,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    Ok(document)
 }
 
 /// [`read_bounded`] as UTF-8 text.

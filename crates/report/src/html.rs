@@ -122,13 +122,7 @@ impl ComparisonReport {
 /// names them in a comparison).
 fn summary_table(headlines: &[Headline], head: &[&str]) -> String {
     let mut out = String::from("<section class=\"summary\">\n<h2>Summary</h2>\n<table>\n");
-    if !head.is_empty() {
-        out.push_str("<thead><tr><th></th>");
-        for cell in head {
-            out.push_str(&format!("<th>{}</th>", esc(cell)));
-        }
-        out.push_str("</tr></thead>\n");
-    }
+    out.push_str(&thead(head));
     out.push_str("<tbody>\n");
     for headline in headlines {
         out.push_str(&format!(
@@ -148,15 +142,21 @@ fn summary_table(headlines: &[Headline], head: &[&str]) -> String {
     out
 }
 
+/// A table's head naming each report's column (none for a single report).
+fn thead(head: &[&str]) -> String {
+    if head.is_empty() {
+        return String::new();
+    }
+    let cells: String = head
+        .iter()
+        .map(|cell| format!("<th>{}</th>", esc(cell)))
+        .collect();
+    format!("<thead><tr><th></th>{cells}</tr></thead>\n")
+}
+
 fn html_table(table: &Table, head: &[&str]) -> String {
     let mut out = format!("<section>\n<h2>{}</h2>\n<table>\n", esc(table.title));
-    if !head.is_empty() {
-        out.push_str("<thead><tr><th></th>");
-        for cell in head {
-            out.push_str(&format!("<th>{}</th>", esc(cell)));
-        }
-        out.push_str("</tr></thead>\n");
-    }
+    out.push_str(&thead(head));
     out.push_str("<tbody>\n");
     for (label, cells) in &table.rows {
         out.push_str(&format!("<tr><th scope=\"row\">{}</th>", esc(label)));
