@@ -38,19 +38,18 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Some(out) => out.clone(),
         None => json.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
+    let text = report::read_text(&json).map_err(usage)?;
     let is_comparison = json.file_name().is_some_and(|name| name == COMPARISON_JSON)
-        || std::fs::read_to_string(&json).is_ok_and(|text| {
-            serde_json::from_str::<serde_json::Value>(&text)
-                .is_ok_and(|v| v.get("runs").is_some_and(serde_json::Value::is_array))
-        });
+        || serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|v| v.get("runs").is_some_and(serde_json::Value::is_array));
     let (pages, [md_name, html_name]) = if is_comparison {
-        let comparison = ComparisonReport::read(&json).map_err(usage)?;
+        let comparison = ComparisonReport::parse(&json, &text).map_err(usage)?;
         (
             [comparison.markdown(), comparison.html()],
             [COMPARISON_MD, COMPARISON_HTML],
         )
     } else {
-        let report = Report::read(&json).map_err(usage)?;
+        let report = Report::parse(&json, &text).map_err(usage)?;
         ([report.markdown(), report.html()], [REPORT_MD, REPORT_HTML])
     };
     let [md, html] = pages;

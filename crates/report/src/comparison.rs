@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     document::{Report, SCHEMA_VERSION},
     error::ReportError,
-    files::{create_dir, read_document, to_json, write_file},
+    files::{create_dir, parse_document, read_document, to_json, write_file},
     summary::{summary, Headline},
 };
 
@@ -49,6 +49,12 @@ struct ComparisonDocument {
     runs: Vec<RunDocument>,
 }
 
+impl ComparisonDocument {
+    fn version(&self) -> u32 {
+        self.schema_version
+    }
+}
+
 #[derive(Deserialize)]
 struct RunDocument {
     value: String,
@@ -80,15 +86,30 @@ impl ComparisonReport {
 
     /// Reads a `comparison.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let document = read_document(path, |d: &ComparisonDocument| d.schema_version)?;
-        Ok(ComparisonReport {
+        Ok(Self::from_document(read_document(
+            path,
+            ComparisonDocument::version,
+        )?))
+    }
+
+    /// Parses the text of a `comparison.json`; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ReportError> {
+        Ok(Self::from_document(parse_document(
+            path,
+            text,
+            ComparisonDocument::version,
+        )?))
+    }
+
+    fn from_document(document: ComparisonDocument) -> Self {
+        ComparisonReport {
             key: document.key,
             values: document
                 .runs
                 .into_iter()
                 .map(|run| (run.value, run.report))
                 .collect(),
-        })
+        }
     }
 
     /// Writes `comparison.md` and `comparison.html` into `dir` (created if missing), from

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ReportError,
-    files::{create_dir, read_document, to_json, write_file},
+    files::{create_dir, parse_document, read_document, to_json, write_file},
     format::num,
     shard::{MergeInfo, ShardHeader},
     summary::{summary, Headline},
@@ -115,7 +115,16 @@ impl Report {
 
     /// Reads a `report.json`.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        read_document(path, |report: &Report| report.schema_version)
+        read_document(path, Report::version)
+    }
+
+    /// Parses the text of a `report.json`; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ReportError> {
+        parse_document(path, text, Report::version)
+    }
+
+    fn version(&self) -> u32 {
+        self.schema_version
     }
 
     /// Writes `report.json`, `report.md`, `report.html` and `latency.hlog` into `dir`

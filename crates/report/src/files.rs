@@ -66,11 +66,24 @@ pub(crate) fn read_document<T: serde::de::DeserializeOwned>(
     path: &Path,
     version: fn(&T) -> u32,
 ) -> Result<T, ReportError> {
-    let text = read_bounded_text(path).map_err(|source| ReportError::Read {
+    parse_document(path, &read_text(path)?, version)
+}
+
+/// The text of the document at `path`, refusing one past [`MAX_DOCUMENT_BYTES`] or not UTF-8.
+pub fn read_text(path: &Path) -> Result<String, ReportError> {
+    read_bounded_text(path).map_err(|source| ReportError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    let document: T = serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+    })
+}
+
+/// [`read_document`] of `text`, read from `path`.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    version: fn(&T) -> u32,
+) -> Result<T, ReportError> {
+    let document: T = serde_json::from_str(text).map_err(|source| ReportError::Parse {
         path: path.to_owned(),
         source,
     })?;

@@ -45,6 +45,6 @@ pub use document::{
     Report, RunInfo, RunMode, LATENCY_HLOG, REPORT_HTML, REPORT_JSON, REPORT_MD, SCHEMA_VERSION,
 };
 pub use error::ReportError;
-pub use files::MAX_DOCUMENT_BYTES;
+pub use files::{read_text, MAX_DOCUMENT_BYTES};
 pub use shard::{merge_dirs, write_tally, MergeError, MergeInfo, ShardHeader, TALLY_JSON};
 pub use summary::Headline;

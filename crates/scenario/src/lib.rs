@@ -87,7 +87,8 @@ pub use builtin::{builtin, builtin_names, builtin_trace, DEFAULT_SCENARIO};
 pub use comparison::Comparison;
 pub use error::{Location, ScenarioError};
 pub use limits::{
-    MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SIGNING_COST,
+    MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SCENARIO_BYTES,
+    MAX_SIGNING_COST,
 };
 pub use model::{
     Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,

@@ -29,3 +29,6 @@ pub(crate) fn check_instances(n: u32) -> Result<(), String> {
         Err(format!("instances must be 1 to {MAX_INSTANCES}, not {n}"))
     }
 }
+
+/// The largest scenario file read: the shipped ones are a few KiB.
+pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;

@@ -160,6 +160,24 @@ fn find_takes_a_path_or_a_shipped_name_from_any_folder() {
 }
 
 #[test]
+fn a_file_too_large_to_be_a_scenario_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let comment = format!("# {}\n", "x".repeat(1021));
+    std::fs::write(&path, comment.repeat(1025)).unwrap();
+    match Scenario::load(&path) {
+        Err(ScenarioError::Read { origin, source }) => {
+            assert_eq!(origin, path.display().to_string());
+            assert!(
+                source.to_string().contains("not a scenario file"),
+                "{source}"
+            );
+        }
+        other => panic!("expected a read error, got {other:?}"),
+    }
+}
+
+#[test]
 fn defaults_fill_a_minimal_file() {
     let s = Scenario::from_toml_str(
         "[traffic]\nkind = \"constant\"\nrate = 10\n",

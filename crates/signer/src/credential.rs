@@ -7,8 +7,9 @@ use crate::{
 
 /// A private key loaded into a backend for one algorithm, together with its certificate.
 ///
-/// Construction checks that the certificate's public key is the private key's, so an
-/// assertion built from a `Credential` always names the certificate that verifies it.
+/// Construction checks that the certificate's public key is the private key's, and that a
+/// test signature verifies under it, so an assertion built from a `Credential` always names
+/// the certificate that verifies it.
 #[derive(Clone, Debug)]
 pub struct Credential {
     key: Arc<dyn SigningKey>,
@@ -81,6 +82,7 @@ impl Credential {
                 key: key.origin().to_owned(),
                 certificate: first_origin,
             })?;
+        self_test(backend, signing_key.as_ref(), &certificate, key.origin())?;
         Ok(Credential {
             key: Arc::from(signing_key),
             certificate,
@@ -101,4 +103,29 @@ impl Credential {
     pub fn algorithm(&self) -> Algorithm {
         self.key.algorithm()
     }
+}
+
+/// One signature, verified under the certificate: a key whose private components disagree
+/// with its public ones (a corrupted RSA CRT parameter, say) parses and matches its
+/// certificate, and then signs nothing the identity provider accepts — or nothing at all.
+/// Found here, the error names the key before any run starts.
+fn self_test(
+    backend: &dyn CryptoBackend,
+    signing_key: &dyn SigningKey,
+    certificate: &Certificate,
+    origin: &str,
+) -> Result<(), Error> {
+    const MESSAGE: &[u8] = b"tokenbench key self-test";
+    let inconsistent = |detail: String| Error::KeyRejected {
+        backend: backend.name(),
+        origin: origin.to_owned(),
+        reason: format!("its private and public components are inconsistent ({detail})"),
+    };
+    let signature = signing_key
+        .sign(MESSAGE)
+        .map_err(|e| inconsistent(format!("signing failed: {e}")))?;
+    backend
+        .load_verifying_key(certificate.public_key(), signing_key.algorithm())?
+        .verify(MESSAGE, &signature)
+        .map_err(|_| inconsistent("its signature does not verify under its public key".to_owned()))
 }

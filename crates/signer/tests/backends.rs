@@ -281,6 +281,50 @@ fn refuses_a_key_that_is_not_the_certificates(backend: &dyn CryptoBackend) {
     }
 }
 
+/// RSA keys with one private component off by one bit (as a fuzzer made one): each parses and its public half is
+/// the certificate's. The backend either refuses it, naming the key, or signs correctly
+/// (the `rsa` crate recomputes the CRT values from d, p and q); never a credential whose
+/// signatures the identity provider would refuse.
+fn refuses_a_key_whose_private_components_disagree(backend: &dyn CryptoBackend) {
+    use der::{asn1::UintRef, Decode, Encode};
+    if !backend.supports(Algorithm::Ps256) {
+        return;
+    }
+    let pkcs1 = pkcs1_der(KeySpec::Rsa2048);
+    for component in ["d", "dP", "dQ", "qInv"] {
+        let mut rsa = pkcs1::RsaPrivateKey::from_der(&pkcs1).unwrap();
+        let field = match component {
+            "d" => &mut rsa.private_exponent,
+            "dP" => &mut rsa.exponent1,
+            "dQ" => &mut rsa.exponent2,
+            _ => &mut rsa.coefficient,
+        };
+        // A bit in the middle: the last would make the exponent even, which ring checks.
+        let mut flipped = field.as_bytes().to_vec();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 1;
+        *field = UintRef::new(&flipped).unwrap();
+        let pem = pem("RSA PRIVATE KEY", &rsa.to_der().unwrap());
+        let key = PrivateKey::from_bytes(pem.as_bytes(), "corrupt.pem", None).unwrap();
+        match Credential::new(backend, &key, cert(KeySpec::Rsa2048), None) {
+            Err(Error::KeyRejected { origin, .. }) => assert_eq!(origin, "corrupt.pem"),
+            Ok(credential) => {
+                let token = AssertionBuilder::new(&credential, CLIENT_ID, AUDIENCE)
+                    .build()
+                    .unwrap();
+                signer::jws::verify_with_certificate(&token, &cert(KeySpec::Rsa2048), backend)
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "{}: {component} flipped: a credential that signs wrong: {e}",
+                            backend.name()
+                        )
+                    });
+            }
+            Err(other) => panic!("{}: {component} flipped: {other}", backend.name()),
+        }
+    }
+}
+
 fn debug_output_shows_no_secrets(backend: &dyn CryptoBackend) {
     let key = key(KeySpec::Rsa2048);
     let credential = Credential::new(backend, &key, cert(KeySpec::Rsa2048), None).unwrap();
@@ -324,6 +368,7 @@ macro_rules! backend_suite {
                 pkcs12_file_gives_key_and_certificate,
                 refuses_what_it_lacks_or_the_key_cannot_do,
                 refuses_a_key_that_is_not_the_certificates,
+                refuses_a_key_whose_private_components_disagree,
                 debug_output_shows_no_secrets,
             );
         }

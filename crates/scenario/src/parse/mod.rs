@@ -1,7 +1,7 @@
 //! Parsing: TOML → raw structs (serde, spans from toml) → a checked [`Scenario`], with every
 //! error located at its file, line, column and key.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{io::Read as _, path::Path, sync::Arc, time::Duration};
 
 use client::ClientSecret;
 use mock::Latency;
@@ -15,6 +15,7 @@ use crate::{
     builtin::{builtin, builtin_names, builtin_trace},
     comparison::Comparison,
     error::{Location, ScenarioError},
+    limits::MAX_SCENARIO_BYTES,
     model::{
         Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials,
         ExternalIdp, Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION,
@@ -29,10 +30,20 @@ impl Scenario {
     /// Reads and checks the scenario file at `path`; a replayed trace is found relative to it.
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            origin: path.display().to_string(),
-            source,
-        })?;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_SCENARIO_BYTES + 1).read_to_string(&mut text))
+            .and_then(|read| match read as u64 {
+                n if n > MAX_SCENARIO_BYTES => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than {MAX_SCENARIO_BYTES} bytes: not a scenario file"),
+                )),
+                _ => Ok(()),
+            })
+            .map_err(|source| ScenarioError::Read {
+                origin: path.display().to_string(),
+                source,
+            })?;
         Scenario::from_toml_str(&text, path)
     }
 
