@@ -48,6 +48,10 @@ pub struct MockArgs {
     /// clock-skew; 0 by default, as there).
     #[arg(long, default_value = "0s", value_parser = parse_backend_skew)]
     backend_clock_skew: Duration,
+    /// Serve HTTPS (TLS 1.3 and 1.2) with a CA generated at start; the JSON line's URLs are
+    /// https:// and its ca_file names the CA certificate (PEM) clients must trust
+    #[arg(long)]
+    tls: bool,
 }
 
 fn parse_backend_skew(text: &str) -> Result<Duration, String> {
@@ -96,6 +100,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
             ..TokenFaults::default()
         },
         backend,
+        tls: args.tls,
         ..MockConfig::default()
     };
     // A bad value is a usage error (exit 2); the message names the setting.
@@ -110,6 +115,12 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         for (key, value) in generated {
             line[key] = value.into();
         }
+        if let Some(ca_pem) = server.ca_pem() {
+            let ca_file = generated_dir.path().join("ca.pem");
+            std::fs::write(&ca_file, ca_pem)
+                .with_context(|| format!("cannot write {}", ca_file.display()))?;
+            line["ca_file"] = ca_file.display().to_string().into();
+        }
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{line}")?;
         stdout.flush()?;
@@ -120,7 +131,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })?;
-    // The generated key is deleted with its folder here.
+    // The generated key and CA certificate are deleted with their folder here.
     drop(generated_dir);
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! `tokenbench token`: one access token from a token endpoint, by certificate or secret.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
-use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
+use client::{
+    CachePolicy, ClientAuth, ClientSecret, HyperTransport, TokenClient, TokenClientConfig,
+};
 use signer::{backend, Algorithm, Credential};
 
 use crate::{parse_lifetime, runtime, usage};
@@ -56,6 +58,11 @@ pub struct TokenArgs {
     /// Print the access token itself instead of its fingerprint.
     #[arg(long)]
     show_token: bool,
+    /// Also trust the CA certificates in this PEM file for an https token URL (a private
+    /// CA; `tokenbench mock --tls` prints its ca_file); repeatable. Mozilla's roots and the
+    /// operating system's are always trusted.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<PathBuf>,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -100,12 +107,15 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     config.assertion_audience = args.audience;
     config.assertion_lifetime = args.lifetime.unwrap_or(signer::DEFAULT_LIFETIME);
     config.timeout = args.timeout;
+    let setting_error = |error: client::Error| match error {
+        client::Error::Config { .. } => usage(error),
+        other => other.into(),
+    };
+    let transport = HyperTransport::trusting(&args.ca_files).map_err(setting_error)?;
     let client = TokenClient::builder(config, auth)
+        .transport(Arc::new(transport))
         .build()
-        .map_err(|error| match error {
-            client::Error::Config { .. } => usage(error),
-            other => other.into(),
-        })?;
+        .map_err(setting_error)?;
     let token = runtime()?.block_on(client.get_token())?;
     let access_token = if args.show_token {
         token.access_token().to_owned()

@@ -295,3 +295,39 @@ fn mock_refuses_unpaired_client_options() {
         assert!(stderr.contains(field), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn mock_with_tls_serves_https_that_token_trusts_through_its_ca_file() {
+    let (mut server, urls) = Server::start(&["--tls", "--client-secret", "tls-secret"]);
+    let token_url = urls["token_url"].as_str().unwrap();
+    assert!(token_url.starts_with("https://127.0.0.1:"), "{token_url}");
+    let ca_file = urls["ca_file"].as_str().unwrap().to_owned();
+    assert!(std::fs::read_to_string(&ca_file)
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    let token = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+            .args(["token", "--token-url", token_url])
+            .args(["--client-id", urls["client_id"].as_str().unwrap()])
+            .args(["--scope", urls["scope"].as_str().unwrap()])
+            .args(["--client-secret", "tls-secret"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let untrusted = token(&[]);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    let trusted = token(&["--ca-file", &ca_file]);
+    assert!(trusted.status.success(), "{trusted:?}");
+    let answer: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert_eq!(answer["token_type"], "Bearer");
+    let unreadable = token(&["--ca-file", "/nonexistent/ca.pem"]);
+    let stderr = String::from_utf8_lossy(&unreadable.stderr);
+    assert_eq!(unreadable.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    // Its CA certificate goes with the generated client at exit.
+    assert!(server.terminate().success());
+    assert!(!Path::new(&ca_file).exists());
+}

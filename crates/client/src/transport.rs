@@ -1,15 +1,25 @@
 //! How a token request reaches the token endpoint.
 //!
 //! [`HyperTransport`] is the real one: hyper with hyper-util's pooled client, https through
-//! rustls (aws-lc-rs, Mozilla's roots) and plain http. Other implementations can answer in
-//! process (a mock identity provider, a test double).
+//! rustls (aws-lc-rs; Mozilla's roots, the operating system's, and given CA files) and plain
+//! http. Other implementations can answer in process (a mock identity provider, a test
+//! double).
 
-use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc};
+use std::{
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::Bytes;
 use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::{pem::PemObject as _, CertificateDer};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
@@ -117,15 +127,33 @@ pub struct HyperTransport {
 }
 
 impl HyperTransport {
-    /// A pooled HTTP/1.1 client with rustls on aws-lc-rs and Mozilla's root certificates.
+    /// A pooled HTTP/1.1 client with rustls on aws-lc-rs, trusting Mozilla's root
+    /// certificates (bundled) and the operating system's.
     pub fn new() -> Result<Self, Error> {
+        Self::trusting(&[])
+    }
+
+    /// [`HyperTransport::new`] that also trusts the CA certificates in the PEM files
+    /// `ca_files` (a staging identity provider's private CA, `tokenbench mock --tls`'s).
+    pub fn trusting(ca_files: &[PathBuf]) -> Result<Self, Error> {
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        roots.add_parsable_certificates(os_roots().iter().cloned());
+        for file in ca_files {
+            add_ca_file(&mut roots, file)?;
+        }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
             .map_err(|e| Error::Config {
                 field: "tls",
                 reason: format!("cannot set up rustls: {e}"),
             })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();
@@ -134,6 +162,34 @@ impl HyperTransport {
             .build(connector);
         Ok(HyperTransport { client })
     }
+}
+
+/// The operating system's trusted certificates, read once per process (none where it has no
+/// store; certificates it cannot parse are passed over, as browsers do).
+fn os_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// Adds every certificate of the PEM file `path` to `roots`; a file without one is an error.
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
+    let invalid = |reason: String| Error::Config {
+        field: "ca_file",
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let mut added = 0;
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| invalid(e.to_string()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| invalid(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(invalid("no CERTIFICATE in it".to_owned()));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for HyperTransport {

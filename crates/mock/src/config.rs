@@ -150,6 +150,10 @@ pub struct MockConfig {
     /// in the listen backlog until one closes. `None`: half the process's file-descriptor
     /// limit (the other half for the clients of a run in the same process), at most 65,536.
     pub max_connections: Option<usize>,
+    /// Serve HTTPS (TLS 1.3 and 1.2) on the loopback server, with a CA and a server
+    /// certificate for the loopback names generated at start
+    /// ([`MockServer::ca_pem`](crate::server::MockServer::ca_pem)). In-process use ignores it.
+    pub tls: bool,
 }
 
 impl Default for MockConfig {
@@ -167,6 +171,7 @@ impl Default for MockConfig {
             seed: None,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: None,
+            tls: false,
         }
     }
 }

@@ -36,6 +36,7 @@ mod jti;
 mod routes;
 pub mod server;
 mod stats;
+mod tls;
 mod token_form;
 
 pub use backend::{ProtectedBackend, Refusal};
@@ -48,6 +49,7 @@ pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};
 pub use idp::{IdentityProvider, MAX_ASSERTION_LIFETIME};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
+pub use tls::TlsIdentity;
 pub use token_form::MAX_BODY;
 
 /// Errors starting the mock servers, or rotating the provider's key.

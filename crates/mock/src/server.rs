@@ -1,6 +1,10 @@
 //! The thin hyper shell that serves a [`Mock`] on a loopback socket.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -12,12 +16,13 @@ use hyper_util::{
 };
 use serde_json::json;
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{oneshot, Semaphore},
     task::{JoinHandle, JoinSet},
 };
+use tokio_rustls::TlsAcceptor;
 
-use crate::{http_util::json_response, Mock, MockConfig, MockError, MockUrls, MAX_BODY};
+use crate::{http_util::json_response, tls::TlsIdentity, Mock, MockConfig, MockError, MockUrls, MAX_BODY};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,12 +37,14 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 pub struct MockServer {
     mock: Arc<Mock>,
     addr: SocketAddr,
+    tls: Option<TlsIdentity>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl MockServer {
-    /// Binds `addr` (port 0 for an ephemeral one) and serves until [`shutdown`](Self::shutdown).
+    /// Binds `addr` (port 0 for an ephemeral one) and serves until [`shutdown`](Self::shutdown);
+    /// over HTTPS with a freshly generated CA when [`MockConfig::tls`] is set.
     pub async fn start(config: MockConfig, addr: SocketAddr) -> Result<Self, MockError> {
         let listener = TcpListener::bind(addr)
             .await
@@ -45,7 +52,12 @@ impl MockServer {
         let addr = listener
             .local_addr()
             .map_err(|source| MockError::Bind { addr, source })?;
-        let mock = Arc::new(Mock::new(&config, &format!("http://{addr}"))?);
+        let tls = config.tls.then(TlsIdentity::generate).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mock = Arc::new(Mock::new(&config, &format!("{scheme}://{addr}"))?);
+        let acceptor = tls
+            .as_ref()
+            .map(|identity| TlsAcceptor::from(identity.server_config()));
         let (shutdown, stop) = oneshot::channel();
         let limits = Limits {
             body_read_timeout: config.body_read_timeout,
@@ -54,10 +66,11 @@ impl MockServer {
                 .unwrap_or_else(default_max_connections)
                 .max(1),
         };
-        let task = tokio::spawn(serve(listener, Arc::clone(&mock), limits, stop));
+        let task = tokio::spawn(serve(listener, Arc::clone(&mock), limits, acceptor, stop));
         Ok(MockServer {
             mock,
             addr,
+            tls,
             shutdown,
             task,
         })
@@ -71,6 +84,11 @@ impl MockServer {
     /// Where things are.
     pub fn urls(&self) -> &MockUrls {
         self.mock.urls()
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(TlsIdentity::ca_pem)
     }
 
     /// The in-process side: provider, backend, counters.
@@ -113,6 +131,7 @@ async fn serve(
     listener: TcpListener,
     mock: Arc<Mock>,
     limits: Limits,
+    acceptor: Option<TlsAcceptor>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -147,13 +166,15 @@ async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let mock = Arc::clone(&mock);
-                let service = service_fn(move |request| {
-                    answer(Arc::clone(&mock), limits.body_read_timeout, request)
-                });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let connection = Connection {
+                    mock: Arc::clone(&mock),
+                    builder: builder.clone(),
+                    watcher: graceful.watcher(),
+                    body_read_timeout: limits.body_read_timeout,
+                };
+                let acceptor = acceptor.clone();
                 connections.spawn(async move {
-                    let _ = connection.await;
+                    connection.serve(stream, acceptor).await;
                     drop(slot);
                 });
             }
@@ -167,6 +188,49 @@ async fn serve(
     // drain timeout, whatever is left is aborted.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
     connections.shutdown().await;
+}
+
+/// What one accepted connection is served with.
+struct Connection {
+    mock: Arc<Mock>,
+    builder: http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    body_read_timeout: Duration,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `stream`, after a TLS handshake (counted and timed) with `acceptor`.
+    async fn serve(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
+        let Some(acceptor) = acceptor else {
+            return self.serve_http(TokioIo::new(stream)).await;
+        };
+        let started = Instant::now();
+        // A client that never finishes its handshake is cut off like one that never sends
+        // its headers.
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                self.mock.stats.tls_handshake(started.elapsed());
+                self.serve_http(TokioIo::new(tls)).await;
+            }
+            Ok(Err(_)) | Err(_) => self.mock.stats.tls_handshake_failed(),
+        }
+    }
+
+    async fn serve_http<I>(self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            mock,
+            builder,
+            watcher,
+            body_read_timeout,
+        } = self;
+        let service = service_fn(move |request| {
+            answer(Arc::clone(&mock), body_read_timeout, request)
+        });
+        let _ = watcher.watch(builder.serve_connection(io, service)).await;
+    }
 }
 
 /// Reads the body (bounded in size and time), answers through the [`Mock`]; an injected reset

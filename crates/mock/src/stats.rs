@@ -48,6 +48,9 @@ pub struct Stats {
     signature_verifications: AtomicU64,
     slow_bodies: AtomicU64,
     connection_cap_waits: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_handshake_failures: AtomicU64,
+    tls_handshake_micros: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -69,6 +72,15 @@ pub struct StatsSnapshot {
     /// one to close before it was accepted.
     #[serde(default)]
     pub connection_cap_waits: u64,
+    /// TLS handshakes completed (HTTPS server only; each is a new connection).
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed or were not finished within 10 s.
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
+    /// Time the completed handshakes took on the server, from accept to the handshake's end.
+    #[serde(default)]
+    pub tls_handshake_micros: u64,
 }
 
 /// Token requests by outcome.
@@ -155,6 +167,16 @@ impl Stats {
         self.slow_bodies.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn tls_handshake(&self, took: std::time::Duration) {
+        self.tls_handshakes.fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.tls_handshake_micros.fetch_add(micros, Relaxed);
+    }
+
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn connection_cap_wait(&self) {
         self.connection_cap_waits.fetch_add(1, Relaxed);
     }
@@ -196,6 +218,9 @@ impl Stats {
             },
             slow_bodies_cut: self.slow_bodies.load(Relaxed),
             connection_cap_waits: self.connection_cap_waits.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            tls_handshake_micros: self.tls_handshake_micros.load(Relaxed),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The hyper shell on a real loopback socket: routing, the body limit, injected resets,
-//! and graceful shutdown.
+//! graceful shutdown, and HTTPS.
 
 use std::{
     io::{Read, Write},
@@ -348,4 +348,96 @@ async fn shutdown_aborts_requests_still_running_after_the_drain_timeout() {
     let (response, elapsed) = stuck.await.unwrap();
     assert_eq!(response, "", "aborted without an answer");
     assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+}
+
+/// A TLS client of `version` trusting `ca_pem` only, for 127.0.0.1.
+async fn tls_exchange(
+    addr: SocketAddr,
+    ca_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+    request: &[u8],
+) -> Result<String, std::io::Error> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request).await?;
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_it_serves_https_over_tls_1_3_and_1_2_and_counts_handshakes() {
+    let server = MockServer::start(
+        MockConfig {
+            tls: true,
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr();
+    for url in [&server.urls().token_url, &server.urls().issuer] {
+        assert!(url.starts_with(&format!("https://{addr}/")), "{url}");
+    }
+    let ca = server.ca_pem().expect("a CA when serving TLS").to_owned();
+    let token_request = post("/tokenbench/oauth2/v2.0/token", SECRET_FORM);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let answer = tls_exchange(addr, &ca, version, &token_request).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // A client trusting another CA refuses the server; plain HTTP gets no answer.
+    let other = MockServer::start(
+        MockConfig {
+            tls: true,
+            ..config()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let refused = tls_exchange(addr, other.ca_pem().unwrap(), &rustls::version::TLS13, b"")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
+    let plain = tokio::task::spawn_blocking(move || exchange(addr, &token_request))
+        .await
+        .unwrap();
+    assert!(!plain.contains("HTTP/1.1 200"), "{plain}");
+
+    // The server counts a failed handshake after the client has seen it fail.
+    let mut stats = server.mock().stats.snapshot();
+    for _ in 0..100 {
+        if stats.tls_handshake_failures == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = server.mock().stats.snapshot();
+    }
+    assert_eq!(stats.tls_handshakes, 2);
+    assert_eq!(stats.tls_handshake_failures, 2);
+    assert!(stats.tls_handshake_micros > 0);
+    assert_eq!(stats.token_requests.ok, 2);
+    assert!(MockServer::start(config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .ca_pem()
+        .is_none());
+    other.shutdown().await;
+    server.shutdown().await;
 }
