@@ -18,12 +18,12 @@ use bytes::Bytes;
 use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::{pem::PemObject as _, CertificateDer};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
 };
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::{pem::PemObject as _, CertificateDer};
 use zeroize::Zeroizing;
 
 use crate::Error;

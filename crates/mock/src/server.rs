@@ -22,7 +22,9 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::{http_util::json_response, tls::TlsIdentity, Mock, MockConfig, MockError, MockUrls, MAX_BODY};
+use crate::{
+    http_util::json_response, tls::TlsIdentity, Mock, MockConfig, MockError, MockUrls, MAX_BODY,
+};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -226,9 +228,8 @@ impl Connection {
             watcher,
             body_read_timeout,
         } = self;
-        let service = service_fn(move |request| {
-            answer(Arc::clone(&mock), body_read_timeout, request)
-        });
+        let service =
+            service_fn(move |request| answer(Arc::clone(&mock), body_read_timeout, request));
         let _ = watcher.watch(builder.serve_connection(io, service)).await;
     }
 }

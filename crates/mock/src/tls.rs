@@ -33,9 +33,8 @@ impl TlsIdentity {
     /// A new CA and a server certificate for 127.0.0.1, ::1 and localhost signed by it, both
     /// RSA-2048 with SHA-256 as Entra's endpoints present; TLS 1.3 and 1.2, HTTP/1.1 by ALPN.
     pub fn generate() -> Result<Self, MockError> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            MockError::Setup(format!("TLS {what}: {e}"))
-        };
+        let failed =
+            |what: &str, e: &dyn std::fmt::Display| MockError::Setup(format!("TLS {what}: {e}"));
         let rsa = || {
             KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048)
                 .map_err(|e| failed("key generation", &e))
@@ -56,9 +55,8 @@ impl TlsIdentity {
             .map_err(|e| failed("CA certificate", &e))?;
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut server_params =
-            CertificateParams::new(SERVER_NAMES.map(str::to_owned).to_vec())
-                .map_err(|e| failed("server certificate parameters", &e))?;
+        let mut server_params = CertificateParams::new(SERVER_NAMES.map(str::to_owned).to_vec())
+            .map_err(|e| failed("server certificate parameters", &e))?;
         server_params
             .distinguished_name
             .push(DnType::CommonName, "tokenbench mock");
@@ -73,7 +71,10 @@ impl TlsIdentity {
             .map_err(|e| failed("protocol versions", &e))?
             .with_no_client_auth()
             .with_single_cert(
-                vec![CertificateDer::from(server_cert.der().to_vec()), ca_cert.der().clone()],
+                vec![
+                    CertificateDer::from(server_cert.der().to_vec()),
+                    ca_cert.der().clone(),
+                ],
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
             )
             .map_err(|e| failed("server configuration", &e))?;

@@ -398,7 +398,9 @@ async fn with_tls_it_serves_https_over_tls_1_3_and_1_2_and_counts_handshakes() {
     let ca = server.ca_pem().expect("a CA when serving TLS").to_owned();
     let token_request = post("/tokenbench/oauth2/v2.0/token", SECRET_FORM);
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-        let answer = tls_exchange(addr, &ca, version, &token_request).await.unwrap();
+        let answer = tls_exchange(addr, &ca, version, &token_request)
+            .await
+            .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
     // A client trusting another CA refuses the server; plain HTTP gets no answer.
