@@ -466,6 +466,7 @@ fn sign_bench(seconds: f64, path: &Path) -> anyhow::Result<PathBuf> {
         algorithms: Algorithm::ALL.to_vec(),
         rsa_bits: 2048,
         measure_time: Duration::from_secs_f64(seconds),
+        threads: 1,
     };
     let results = bench::run(&config, |_| {})?;
     let mut text = serde_json::to_string_pretty(&results)?;

@@ -135,6 +135,10 @@ struct SignBenchArgs {
     /// Seconds spent on each figure (signature, assertion) per backend and algorithm.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Threads signing at once with each key (1 to 1024): the rates are their sum, a
+    /// gateway's signing capacity on that many cores.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
@@ -330,6 +334,7 @@ fn sign_bench_command(args: SignBenchArgs) -> anyhow::Result<()> {
         algorithms: parse_list(&args.alg, &Algorithm::ALL, |name| name.parse())?,
         rsa_bits: args.key_bits.parse()?,
         measure_time: Duration::from_secs_f64(args.seconds),
+        threads: args.threads,
     };
     let results = bench::run(&config, |event| match event {
         BenchEvent::Started { backend, alg } => {
@@ -373,15 +378,24 @@ fn parse_list<T: Copy>(
 
 fn print_table(results: &[BenchResult]) {
     println!(
-        "{:<10} {:<6} {:>5} {:>12} {:>12} {:>14} {:>14} {:>9}",
-        "backend", "alg", "bits", "signs/s", "ns/sign", "assertions/s", "ns/assertion", "overhead"
+        "{:<10} {:<6} {:>5} {:>7} {:>12} {:>12} {:>14} {:>14} {:>9}",
+        "backend",
+        "alg",
+        "bits",
+        "threads",
+        "signs/s",
+        "ns/sign",
+        "assertions/s",
+        "ns/assertion",
+        "overhead"
     );
     for r in results {
         println!(
-            "{:<10} {:<6} {:>5} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>8.2}%",
+            "{:<10} {:<6} {:>5} {:>7} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>8.2}%",
             r.backend,
             r.alg.as_str(),
             r.key_bits,
+            r.threads,
             r.signs_per_sec,
             r.ns_per_sign,
             r.assertions_per_sec,

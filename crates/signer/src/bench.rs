@@ -6,10 +6,16 @@
 //! makes their ratio (the assertion overhead) meaningful. The backends of one algorithm take
 //! their turns within each round too, so the ratio of two backends is measured side by side
 //! as well.
+//!
+//! With [`BenchConfig::threads`] above one, every slice runs on that many threads at once,
+//! started together, each signing with the same loaded key as a gateway's request threads
+//! do: the rates are their sum (a gateway's signing capacity on that many cores), the times
+//! what one signature takes each thread meanwhile.
 
 use std::{
     collections::{hash_map::Entry, HashMap},
     hint::black_box,
+    sync::Barrier,
     time::{Duration, Instant},
 };
 
@@ -39,6 +45,8 @@ pub struct BenchConfig {
     pub rsa_bits: usize,
     /// Time spent on each of the two figures (signature, assertion) per combination.
     pub measure_time: Duration,
+    /// Threads signing at once (at least 1).
+    pub threads: u32,
 }
 
 /// One backend × algorithm result: an object of the `sign-bench --json` array.
@@ -50,14 +58,21 @@ pub struct BenchResult {
     pub alg: Algorithm,
     /// Key size in bits (RSA modulus; 256 for P-256 and Ed25519).
     pub key_bits: usize,
-    /// Raw signatures per second over an assertion-sized message.
+    /// Threads that signed at once (1 in documents written before threads were measured).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
+    /// Raw signatures per second over an assertion-sized message, all threads together.
     pub signs_per_sec: f64,
-    /// Nanoseconds per raw signature.
+    /// Nanoseconds one raw signature takes a thread.
     pub ns_per_sign: f64,
-    /// Full assertions (claims, encoding, signature) per second.
+    /// Full assertions (claims, encoding, signature) per second, all threads together.
     pub assertions_per_sec: f64,
-    /// Nanoseconds per full assertion.
+    /// Nanoseconds one full assertion takes a thread.
     pub assertion_ns: f64,
+}
+
+fn one_thread() -> u32 {
+    1
 }
 
 /// Progress of a run, for the caller to report as it sees fit.
@@ -120,7 +135,12 @@ pub fn run(
                 alg,
             });
         }
-        for result in measure(&credentials, key.kind(), config.measure_time)? {
+        for result in measure(
+            &credentials,
+            key.kind(),
+            config.measure_time,
+            config.threads.max(1),
+        )? {
             on_event(BenchEvent::Finished(&result));
             results.push(result);
         }
@@ -134,6 +154,7 @@ fn measure(
     credentials: &[Credential],
     kind: KeyKind,
     budget: Duration,
+    threads: u32,
 ) -> Result<Vec<BenchResult>, Error> {
     struct Subject<'a> {
         credential: &'a Credential,
@@ -170,17 +191,17 @@ fn measure(
     // Warm-up: caches, lazy initialisation, CPU frequency.
     let warm_up = (budget / 10).min(Duration::from_millis(300));
     for subject in &subjects {
-        run_for(warm_up, || sign(subject))?;
-        run_for(warm_up, || assert(subject))?;
+        run_on(threads, warm_up, || sign(subject))?;
+        run_on(threads, warm_up, || assert(subject))?;
     }
 
     let slice = budget / ROUNDS;
     for _ in 0..ROUNDS {
         for subject in &mut subjects {
-            let (n, t) = run_for(slice, || sign(subject))?;
+            let (n, t) = run_on(threads, slice, || sign(subject))?;
             subject.signs.0 += n;
             subject.signs.1 += t;
-            let (n, t) = run_for(slice, || assert(subject))?;
+            let (n, t) = run_on(threads, slice, || assert(subject))?;
             subject.assertions.0 += n;
             subject.assertions.1 += t;
         }
@@ -195,9 +216,10 @@ fn measure(
                 backend: key.backend().to_owned(),
                 alg: key.algorithm(),
                 key_bits: kind.bits(),
-                signs_per_sec: 1e9 / ns_per_sign,
+                threads,
+                signs_per_sec: f64::from(threads) * 1e9 / ns_per_sign,
                 ns_per_sign,
-                assertions_per_sec: 1e9 / assertion_ns,
+                assertions_per_sec: f64::from(threads) * 1e9 / assertion_ns,
                 assertion_ns,
             }
         })
@@ -219,11 +241,46 @@ pub fn assertion_cost(credential: &Credential, samples: u32) -> Result<Duration,
     Ok(times[times.len() / 2])
 }
 
-/// Calls `op` until `slice` has passed (at least once); returns the calls and the time taken.
-fn run_for(
+/// [`run_for`] on `threads` threads released together; returns the calls and the time taken,
+/// each summed over the threads (so time ÷ calls is what one call takes a thread).
+fn run_on(
+    threads: u32,
     slice: Duration,
-    mut op: impl FnMut() -> Result<(), Error>,
+    op: impl Fn() -> Result<(), Error> + Sync,
 ) -> Result<(u64, Duration), Error> {
+    if threads <= 1 {
+        return run_for(slice, &op);
+    }
+    let start = Barrier::new(threads as usize);
+    let per_thread: Vec<Result<(u64, Duration), Error>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    run_for(slice, &op)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut total = (0, Duration::ZERO);
+    for result in per_thread {
+        let (calls, time) = result?;
+        total.0 += calls;
+        total.1 += time;
+    }
+    Ok(total)
+}
+
+/// Calls `op` until `slice` has passed (at least once); returns the calls and the time taken.
+fn run_for(slice: Duration, op: impl Fn() -> Result<(), Error>) -> Result<(u64, Duration), Error> {
     let start = Instant::now();
     let mut calls = 0;
     loop {
@@ -246,6 +303,7 @@ mod tests {
             backend: "aws-lc-rs".to_owned(),
             alg: Algorithm::EdDsa,
             key_bits: 256,
+            threads: 2,
             signs_per_sec: 40_000.0,
             ns_per_sign: 25_000.0,
             assertions_per_sec: 32_000.0,
@@ -255,12 +313,43 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
-                "backend": "aws-lc-rs", "alg": "EdDSA", "key_bits": 256,
+                "backend": "aws-lc-rs", "alg": "EdDSA", "key_bits": 256, "threads": 2,
                 "signs_per_sec": 40_000.0, "ns_per_sign": 25_000.0,
                 "assertions_per_sec": 32_000.0, "assertion_ns": 31_250.0,
             })
         );
         assert_eq!(serde_json::from_value::<BenchResult>(json).unwrap(), result);
+    }
+
+    #[test]
+    fn a_result_written_before_threads_were_measured_was_one_thread() {
+        let json = r#"{"backend": "ring", "alg": "ES256", "key_bits": 256,
+            "signs_per_sec": 1.0, "ns_per_sign": 1.0, "assertions_per_sec": 1.0, "assertion_ns": 1.0}"#;
+        assert_eq!(
+            serde_json::from_str::<BenchResult>(json).unwrap().threads,
+            1
+        );
+    }
+
+    #[test]
+    fn every_thread_runs_its_slice_and_every_call_is_counted() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let calls = AtomicU64::new(0);
+        let slice = Duration::from_millis(20);
+        let (counted, time) = run_on(3, slice, || {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(counted, calls.load(Ordering::Relaxed));
+        assert!(counted >= 3);
+        assert!(time >= slice * 3, "{time:?}");
+        let failed = run_on(2, slice, || {
+            Err(Error::UnknownAlgorithm {
+                name: "x".to_owned(),
+            })
+        });
+        assert!(matches!(failed, Err(Error::UnknownAlgorithm { .. })));
     }
 
     #[test]

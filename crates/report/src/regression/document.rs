@@ -197,9 +197,9 @@ impl Document {
             message,
         };
         let mut metrics = Vec::new();
-        // The first backend listed for each algorithm and key size is the reference of the
+        // The first backend listed for each algorithm, key size and thread count is the reference of the
         // ratios (`rsa` for PS256 and RS256 in sign-bench's order, `ring` for the others).
-        let mut reference: HashMap<(Algorithm, usize), &BenchResult> = HashMap::new();
+        let mut reference: HashMap<(Algorithm, usize, u32), &BenchResult> = HashMap::new();
         let mut seen = HashSet::new();
         for (i, e) in entries.iter().enumerate() {
             for (field, v) in [
@@ -221,13 +221,21 @@ impl Document {
                     )));
                 }
             }
-            if !seen.insert((e.backend.as_str(), e.alg, e.key_bits)) {
+            if e.threads == 0 {
+                return Err(invalid(format!("[{i}].threads must be at least 1")));
+            }
+            if !seen.insert((e.backend.as_str(), e.alg, e.key_bits, e.threads)) {
                 return Err(invalid(format!(
-                    "{} {} {} bits is there twice",
-                    e.backend, e.alg, e.key_bits
+                    "{} {} {} bits on {} threads is there twice",
+                    e.backend, e.alg, e.key_bits, e.threads
                 )));
             }
-            let prefix = format!("sign/{}/{}-{}", e.backend, e.alg, e.key_bits);
+            // One thread keeps the names of documents written before threads were measured.
+            let threads = match e.threads {
+                1 => String::new(),
+                n => format!("-x{n}"),
+            };
+            let prefix = format!("sign/{}/{}-{}{threads}", e.backend, e.alg, e.key_bits);
             let timing = |measure: &str, value: f64, unit: &'static str| Metric {
                 name: format!("{prefix}/{measure}"),
                 value,
@@ -249,7 +257,7 @@ impl Document {
                 direction: Direction::Lower,
                 class: Class::Ratio,
             });
-            let base = *reference.entry((e.alg, e.key_bits)).or_insert(e);
+            let base = *reference.entry((e.alg, e.key_bits, e.threads)).or_insert(e);
             if base.backend != e.backend {
                 metrics.push(Metric {
                     name: format!("{prefix}/signs_per_s_vs_{}", base.backend),

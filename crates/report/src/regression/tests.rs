@@ -144,6 +144,43 @@ fn sign_bench(aws_signs: f64) -> String {
 }
 
 #[test]
+fn sign_bench_on_several_threads_is_named_apart_and_compared_with_its_own_kind() {
+    let mut entries: Vec<serde_json::Value> = serde_json::from_str(&sign_bench(3500.0)).unwrap();
+    let threaded: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e["threads"] = 2.into();
+            e["signs_per_sec"] = (e["signs_per_sec"].as_f64().unwrap() * 2.0).into();
+            e
+        })
+        .collect();
+    entries.extend(threaded);
+    let doc = Document::parse(
+        Path::new("threads.json"),
+        &serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(value(&doc, "sign/rsa/PS256-2048/signs_per_s"), 700.0);
+    assert_eq!(value(&doc, "sign/rsa/PS256-2048-x2/signs_per_s"), 1400.0);
+    // The reference of the ratios is the first backend on as many threads.
+    assert_eq!(
+        value(&doc, "sign/aws-lc-rs/PS256-2048-x2/signs_per_s_vs_rsa"),
+        5.0
+    );
+    entries[0]["threads"] = 0.into();
+    let err = Document::parse(
+        Path::new("zero.json"),
+        &serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("[0].threads must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sign_bench_has_rates_ratios_and_the_higher_direction() {
     let old = Document::parse(Path::new("old.json"), &sign_bench(3500.0)).unwrap();
     assert_eq!(old.kind, Kind::SignBench);
