@@ -380,17 +380,19 @@ async fn tls_exchange(
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
+async fn start_tls() -> MockServer {
+    let config = MockConfig {
+        tls: true,
+        ..config()
+    };
+    MockServer::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tls_it_serves_https_over_tls_1_3_and_1_2_and_counts_handshakes() {
-    let server = MockServer::start(
-        MockConfig {
-            tls: true,
-            ..config()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let server = start_tls().await;
     let addr = server.addr();
     for url in [&server.urls().token_url, &server.urls().issuer] {
         assert!(url.starts_with(&format!("https://{addr}/")), "{url}");
@@ -404,15 +406,7 @@ async fn with_tls_it_serves_https_over_tls_1_3_and_1_2_and_counts_handshakes() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
     // A client trusting another CA refuses the server; plain HTTP gets no answer.
-    let other = MockServer::start(
-        MockConfig {
-            tls: true,
-            ..config()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let other = start_tls().await;
     let refused = tls_exchange(addr, other.ca_pem().unwrap(), &rustls::version::TLS13, b"")
         .await
         .unwrap_err();
