@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
 use client::{
-    CachePolicy, ClientAuth, ClientSecret, HyperTransport, TokenClient, TokenClientConfig,
+    CachePolicy, ClientAuth, ClientSecret, HyperTransport, TlsTrust, TokenClient, TokenClientConfig,
 };
 use signer::{backend, Algorithm, Credential};
 
@@ -111,7 +111,11 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         client::Error::Config { .. } => usage(error),
         other => other.into(),
     };
-    let transport = HyperTransport::trusting(&args.ca_files).map_err(setting_error)?;
+    let mut trust = TlsTrust::new();
+    for file in &args.ca_files {
+        trust.add_pem_file(file).map_err(setting_error)?;
+    }
+    let transport = HyperTransport::with_trust(&trust).map_err(setting_error)?;
     let client = TokenClient::builder(config, auth)
         .transport(Arc::new(transport))
         .build()

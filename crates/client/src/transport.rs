@@ -5,14 +5,7 @@
 //! http. Other implementations can answer in process (a mock identity provider, a test
 //! double).
 
-use std::{
-    error::Error as StdError,
-    fmt,
-    future::Future,
-    path::{Path, PathBuf},
-    pin::Pin,
-    sync::{Arc, OnceLock},
-};
+use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http::{header, Request, Response, Uri};
@@ -22,11 +15,10 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
 };
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::{pem::PemObject as _, CertificateDer};
+use rustls::ClientConfig;
 use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::{Error, TlsTrust};
 
 /// Largest token endpoint answer body read: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -130,66 +122,26 @@ impl HyperTransport {
     /// A pooled HTTP/1.1 client with rustls on aws-lc-rs, trusting Mozilla's root
     /// certificates (bundled) and the operating system's.
     pub fn new() -> Result<Self, Error> {
-        Self::trusting(&[])
+        Self::with_trust(&TlsTrust::new())
     }
 
-    /// [`HyperTransport::new`] that also trusts the CA certificates in the PEM files
-    /// `ca_files` (a staging identity provider's private CA, `tokenbench mock --tls`'s).
-    pub fn trusting(ca_files: &[PathBuf]) -> Result<Self, Error> {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        roots.add_parsable_certificates(os_roots().iter().cloned());
-        for file in ca_files {
-            add_ca_file(&mut roots, file)?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config {
-                field: "tls",
-                reason: format!("cannot set up rustls: {e}"),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    /// [`HyperTransport::new`] with `trust`'s certificate authorities.
+    pub fn with_trust(trust: &TlsTrust) -> Result<Self, Error> {
+        Ok(Self::with_tls(trust.client_config()?))
+    }
+
+    /// [`HyperTransport::new`] with this rustls configuration (one shared by many clients).
+    pub fn with_tls(tls: Arc<ClientConfig>) -> Self {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(Arc::unwrap_or_clone(tls))
             .https_or_http()
             .enable_http1()
             .build();
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Ok(HyperTransport { client })
+        HyperTransport { client }
     }
-}
-
-/// The operating system's trusted certificates, read once per process (none where it has no
-/// store; certificates it cannot parse are passed over, as browsers do).
-fn os_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
-}
-
-/// Adds every certificate of the PEM file `path` to `roots`; a file without one is an error.
-fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
-    let invalid = |reason: String| Error::Config {
-        field: "ca_file",
-        reason: format!("{}: {reason}", path.display()),
-    };
-    let mut added = 0;
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| invalid(e.to_string()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| invalid(format!("not a PEM certificate: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(invalid("no CERTIFICATE in it".to_owned()));
-    }
-    Ok(())
 }
 
 impl fmt::Debug for HyperTransport {

@@ -2,9 +2,11 @@
 //! a private CA only when given its file (`tokenbench mock --tls` stands in for a staging
 //! identity provider with a private CA).
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
-use client::{ClientAuth, ClientSecret, Error, HyperTransport, TokenClient, TokenClientConfig};
+use client::{
+    ClientAuth, ClientSecret, Error, HyperTransport, TlsTrust, TokenClient, TokenClientConfig,
+};
 use mock::{server::MockServer, ClientRegistration, MockConfig};
 
 const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
@@ -42,7 +44,9 @@ async fn a_private_ca_is_trusted_only_through_its_file() {
         "{message}"
     );
 
-    let trusting = client(&server, HyperTransport::trusting(&[ca_file]).unwrap());
+    let mut trust = TlsTrust::new();
+    trust.add_pem_file(&ca_file).unwrap();
+    let trusting = client(&server, HyperTransport::with_trust(&trust).unwrap());
     let token = trusting.get_token().await.unwrap();
     assert!(!token.access_token().is_empty());
     server.shutdown().await;
@@ -65,14 +69,14 @@ fn a_ca_file_that_holds_no_usable_certificate_is_refused_naming_it() {
         (&empty, "no CERTIFICATE"),
         (&garbled, "not a usable CA certificate"),
     ] {
-        match HyperTransport::trusting(std::slice::from_ref::<PathBuf>(file)) {
+        match TlsTrust::new().add_pem_file(file) {
             Err(Error::Config { field, reason }) => {
                 assert_eq!(field, "ca_file");
                 assert!(reason.contains(&file.display().to_string()), "{reason}");
                 assert!(reason.contains(says), "{reason}");
             }
             Err(other) => panic!("{}: {other}", file.display()),
-            Ok(_) => panic!("{}: accepted", file.display()),
+            Ok(()) => panic!("{}: accepted", file.display()),
         }
     }
 }
