@@ -62,7 +62,7 @@ impl Gateway {
                 // An instance's clients share its connections to the identity provider.
                 let transport: Arc<dyn Transport> = match &in_process {
                     Some(transport) => Arc::clone(transport),
-                    None => Arc::new(HyperTransport::new()?),
+                    None => Arc::new(HyperTransport::with_tls(Arc::clone(target.tls()))),
                 };
                 let clients = (0..scenario.apis.len())
                     .map(|api| {
@@ -91,6 +91,7 @@ impl Gateway {
                         &backend_base,
                         embedded_backend,
                         max_in_flight as usize,
+                        target.tls(),
                     )?),
                 };
                 Ok(Arc::new(Gateway {

@@ -6,14 +6,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use client::{ClientAuth, TokenClientConfig, Transport, VirtualTime};
+use client::{ClientAuth, TlsTrust, TokenClientConfig, Transport, VirtualTime};
 use metrics::Metrics;
 use mock::{clock::RuntimeClock, server::MockServer, Mock, MockConfig, TokenFaults};
+use rustls::ClientConfig;
 use scenario::{Api, BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec, DEFAULT_API};
 use signer::Credential;
 use tokio::{task::JoinSet, time::Instant};
 
 use crate::{
+    backend_client::BackendClient,
     credentials::{self, GatewayCredentials, EMBEDDED_CLIENT_ID},
     error::RunError,
     events::{apply_event, EventFaults},
@@ -25,8 +27,16 @@ use crate::{
 /// that resolves nowhere, so that nothing of a simulation can reach the network.
 const IN_PROCESS_BASE_URL: &str = "http://simulated.tokenbench.invalid";
 
-/// Where the gateway gets tokens and sends requests: the embedded mock servers, or real ones.
-pub(crate) enum Target {
+/// Where the gateway gets tokens and sends requests, and what it trusts to reach them.
+pub(crate) struct Target {
+    kind: TargetKind,
+    /// The TLS client settings of every https connection of the run: Mozilla's roots, the
+    /// operating system's, the embedded servers' CA and the scenario's `ca_file`s.
+    tls: Arc<ClientConfig>,
+}
+
+/// The embedded mock servers, or real ones.
+pub(crate) enum TargetKind {
     Embedded {
         mock: EmbeddedMock,
         auth: ClientAuth,
@@ -34,6 +44,9 @@ pub(crate) enum Target {
         label: (String, String),
         /// In a simulation with a certificate: the virtual time charged per signature.
         signing_cost: Option<Duration>,
+        /// A real backend (`[backend] url`) in front of which the embedded identity provider
+        /// runs; `None`: the embedded backend.
+        backend_url: Option<String>,
     },
     External {
         token_config: TokenClientConfig,
@@ -65,6 +78,45 @@ impl Target {
         if mode.is_simulated() {
             check_simulable(scenario)?;
         }
+        let mut trust = TlsTrust::new();
+        if let BackendSpec::External {
+            ca_file: Some(file),
+            ..
+        } = &scenario.backend
+        {
+            trust.add_pem_file(file)?;
+        }
+        let kind = TargetKind::start(scenario, mode, &mut trust).await?;
+        let target = Target {
+            kind,
+            tls: trust.client_config()?,
+        };
+        if !mode.is_simulated() {
+            let (base, embedded) = target.backend_base();
+            BackendClient::new(&base, embedded, 1, &target.tls)?
+                .check_reachable(&base)
+                .await?;
+        }
+        Ok(target)
+    }
+
+    /// The TLS client settings of the run's https connections.
+    pub(crate) fn tls(&self) -> &Arc<ClientConfig> {
+        &self.tls
+    }
+
+    pub(crate) fn mock(&self) -> Option<&Arc<Mock>> {
+        self.kind.mock()
+    }
+}
+
+impl TargetKind {
+    /// Starts the embedded servers (and trusts their CA) or describes the real ones.
+    async fn start(
+        scenario: &Scenario,
+        mode: Mode,
+        trust: &mut TlsTrust,
+    ) -> Result<Self, RunError> {
         match &scenario.idp {
             IdpSpec::Embedded(idp) => {
                 let GatewayCredentials {
@@ -107,12 +159,17 @@ impl Target {
                         other_audiences: resources[1..].to_vec(),
                         ..mock::BackendConfig::default()
                     },
+                    tls: scenario.tls,
                     ..MockConfig::default()
                 };
                 let mock = match mode {
                     Mode::RealTime => {
                         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-                        EmbeddedMock::Server(MockServer::start(config, loopback).await?)
+                        let server = MockServer::start(config, loopback).await?;
+                        if let Some(ca) = server.ca_pem() {
+                            trust.add_pem("the embedded servers' CA", ca.as_bytes())?;
+                        }
+                        EmbeddedMock::Server(server)
                     }
                     Mode::Simulated { .. } => {
                         let (origin, epoch) = (Instant::now(), SystemTime::now());
@@ -136,11 +193,16 @@ impl Target {
                         }
                     }
                 };
-                Ok(Target::Embedded {
+                let backend_url = match &scenario.backend {
+                    BackendSpec::External { url, .. } => Some(url.clone()),
+                    BackendSpec::Embedded { .. } => None,
+                };
+                Ok(TargetKind::Embedded {
                     mock,
                     auth,
                     label,
                     signing_cost,
+                    backend_url,
                 })
             }
             IdpSpec::External(idp) => {
@@ -170,8 +232,11 @@ impl Target {
                     idp.scope.clone(),
                 );
                 token_config.assertion_audience = idp.audience.clone();
+                if let Some(file) = &idp.ca_file {
+                    trust.add_pem_file(file)?;
+                }
                 let backend_url = match &scenario.backend {
-                    BackendSpec::External { url } => url.clone(),
+                    BackendSpec::External { url, .. } => url.clone(),
                     BackendSpec::Embedded { .. } => {
                         return Err(RunError::BackendUrl {
                             url: String::new(),
@@ -180,7 +245,7 @@ impl Target {
                         })
                     }
                 };
-                Ok(Target::External {
+                Ok(TargetKind::External {
                     token_config,
                     auth,
                     backend_url,
@@ -189,17 +254,19 @@ impl Target {
         }
     }
 
-    pub(crate) fn mock(&self) -> Option<&Arc<Mock>> {
+    fn mock(&self) -> Option<&Arc<Mock>> {
         match self {
-            Target::Embedded { mock, .. } => Some(mock.mock()),
-            Target::External { .. } => None,
+            TargetKind::Embedded { mock, .. } => Some(mock.mock()),
+            TargetKind::External { .. } => None,
         }
     }
+}
 
+impl Target {
     /// The in-process mock and its virtual clock, when the run is simulated.
     pub(crate) fn in_process(&self) -> Option<(&Arc<Mock>, VirtualTime)> {
-        match self {
-            Target::Embedded {
+        match &self.kind {
+            TargetKind::Embedded {
                 mock: EmbeddedMock::InProcess { mock, virtual_time },
                 ..
             } => Some((mock, *virtual_time)),
@@ -209,18 +276,18 @@ impl Target {
 
     /// The virtual time charged per signature, in a simulation with a certificate.
     pub(crate) fn charged_signing_cost(&self) -> Option<Duration> {
-        match self {
-            Target::Embedded { signing_cost, .. } => *signing_cost,
-            Target::External { .. } => None,
+        match &self.kind {
+            TargetKind::Embedded { signing_cost, .. } => *signing_cost,
+            TargetKind::External { .. } => None,
         }
     }
 
     /// The signer backend and algorithm a report names: the scenario's, or for a client
     /// secret `client-secret` and `none`.
     pub(crate) fn signer_label(&self) -> (String, String) {
-        match self {
-            Target::Embedded { label, .. } => label.clone(),
-            Target::External { auth, .. } => match auth {
+        match &self.kind {
+            TargetKind::Embedded { label, .. } => label.clone(),
+            TargetKind::External { auth, .. } => match auth {
                 ClientAuth::Certificate(credential) => (
                     credential.signing_key().backend().to_owned(),
                     credential.algorithm().as_str().to_owned(),
@@ -238,13 +305,13 @@ impl Target {
 
     /// The token client settings for API `api` (an index of `scenario.apis`).
     pub(crate) fn token_config(&self, scenario: &Scenario, api: usize) -> TokenClientConfig {
-        let mut config = match self {
-            Target::Embedded { mock, .. } => TokenClientConfig::new(
+        let mut config = match &self.kind {
+            TargetKind::Embedded { mock, .. } => TokenClientConfig::new(
                 mock.mock().urls().token_url.clone(),
                 EMBEDDED_CLIENT_ID,
                 format!("{}/.default", api_resource(&scenario.apis[api])),
             ),
-            Target::External { token_config, .. } => token_config.clone(),
+            TargetKind::External { token_config, .. } => token_config.clone(),
         };
         config.policy = scenario.gateway.policy;
         config.cache_fraction = scenario.gateway.cache_fraction;
@@ -252,18 +319,26 @@ impl Target {
     }
 
     pub(crate) fn auth(&self) -> &ClientAuth {
-        match self {
-            Target::Embedded { auth, .. } | Target::External { auth, .. } => auth,
+        match &self.kind {
+            TargetKind::Embedded { auth, .. } | TargetKind::External { auth, .. } => auth,
         }
     }
 
     /// The backend's base URL, and whether it is the embedded one.
     pub(crate) fn backend_base(&self) -> (String, bool) {
-        match self {
-            Target::Embedded { mock, .. } => (mock.mock().urls().backend_url.clone(), true),
-            Target::External { backend_url, .. } => {
-                (backend_url.trim_end_matches('/').to_owned(), false)
+        match &self.kind {
+            TargetKind::Embedded {
+                backend_url: None,
+                mock,
+                ..
+            } => (mock.mock().urls().backend_url.clone(), true),
+            TargetKind::Embedded {
+                backend_url: Some(url),
+                ..
             }
+            | TargetKind::External {
+                backend_url: url, ..
+            } => (url.trim_end_matches('/').to_owned(), false),
         }
     }
 
@@ -293,10 +368,10 @@ impl Target {
     }
 
     pub(crate) async fn shutdown(self) {
-        if let Target::Embedded {
+        if let TargetKind::Embedded {
             mock: EmbeddedMock::Server(server),
             ..
-        } = self
+        } = self.kind
         {
             server.shutdown().await;
         }
@@ -323,11 +398,18 @@ fn check_simulable(scenario: &Scenario) -> Result<(), RunError> {
             idp.token_url
         )));
     }
-    if let BackendSpec::External { url } = &scenario.backend {
+    if let BackendSpec::External { url, .. } = &scenario.backend {
         return Err(RunError::NotSimulable(format!(
             "[backend] url = {url:?} is a real backend; a simulation runs the embedded one \
              (remove url)"
         )));
+    }
+    if scenario.tls {
+        return Err(RunError::NotSimulable(
+            "tls = true: a simulation has no connections to encrypt (run it in real time, \
+             or remove tls)"
+                .to_owned(),
+        ));
     }
     Ok(())
 }

@@ -310,3 +310,89 @@ async fn a_seeded_run_counts_what_it_counted_before_the_split() {
         assert_eq!(now.pointer(path), before.pointer(path), "{path}");
     }
 }
+
+/// `tls = true`: the embedded servers over HTTPS, with tokens expiring every second so that
+/// each instance fetches several over TLS.
+fn over_tls(policy: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+        name = "tls-{policy}"
+        duration = "2s"
+        seed = 5
+        tls = true
+        [traffic]
+        kind = "constant"
+        rate = 100
+        [gateway]
+        instances = 2
+        policy = "{policy}"
+        [idp]
+        token_lifetime = "1s"
+        "#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_policy_runs_over_tls() {
+    for policy in ["apim", "single-flight", "refresh-ahead"] {
+        let outcome = run(&over_tls(policy)).await;
+        let metrics = &outcome.report.metrics;
+        assert_eq!(metrics.requests.sent, 200, "{policy}");
+        assert_eq!(metrics.requests.ok, 200, "{policy}: {:?}", metrics.requests);
+        assert!(
+            metrics.idp.token_requests >= 4,
+            "{policy}: {:?}",
+            metrics.idp
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_is_reached_only_through_the_ca_file_it_needs() {
+    let backend = mock::server::MockServer::start(
+        mock::MockConfig {
+            tls: true,
+            ..mock::MockConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("backend-ca.pem");
+    std::fs::write(&ca_file, backend.ca_pem().unwrap()).unwrap();
+    let url = &backend.urls().backend_url;
+    let with = |ca: &str| {
+        scenario(&format!(
+            r#"
+            duration = "1s"
+            [traffic]
+            kind = "constant"
+            rate = 20
+            [backend]
+            url = "{url}"
+            {ca}
+            "#
+        ))
+    };
+    let refused = match driver::run(&with(""), driver::Mode::RealTime, pending(), |_| {}).await {
+        Ok(_) => panic!("an untrusted certificate must stop the run"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        refused.contains(url.as_str())
+            && refused.contains("TLS handshake failed")
+            && refused.contains("ca_file"),
+        "{refused}"
+    );
+    // Trusted, the run reaches it (the other mock's backend refuses this run's tokens).
+    let ca = format!("ca_file = {:?}", ca_file.display().to_string());
+    let report = run(&with(&ca)).await.report;
+    assert_eq!(report.metrics.requests.sent, 20);
+    assert_eq!(
+        report.metrics.requests.unauthorized, 20,
+        "{:?}",
+        report.metrics.requests
+    );
+    backend.shutdown().await;
+}

@@ -5,6 +5,8 @@
 //! name = "stampede"          # default: the file name without .toml
 //! duration = "40s"           # default: 30s (a replay: the trace's length)
 //! seed = 7                   # default: 1; the same seed gives the same arrivals
+//! tls = false                # true: the embedded identity provider and backend serve
+//!                            # HTTPS with a CA made for the run, which the gateway trusts
 //!
 //! [traffic]                  # the arrival process (required), one of:
 //! kind = "constant"          #   constant, poisson:  rate (req/s)
@@ -39,10 +41,12 @@
 //! error_rate = 0.0           # share of token requests answered 500/503
 //! throttle_rps = 50          # per-client token bucket (429 with Retry-After)
 //! # … or an external one: token_url, client_id, scope, audience (optional), and
-//! # key + cert (+ password) or client_secret
+//! # key + cert (+ password) or client_secret; ca_file (PEM, a private CA to trust
+//! # besides Mozilla's and the operating system's roots)
 //!
 //! [backend]
-//! latency = "2ms"            # the embedded mock backend … or url = "https://…" (external)
+//! latency = "2ms"            # the embedded mock backend … or url = "https://…" (external,
+//!                            # with ca_file as for [idp])
 //! clock_skew = "0s"          # its tolerance past a token's exp (default 0, as APIM's
 //!                            # validate-jwt; whole seconds, at most 1h)
 //!

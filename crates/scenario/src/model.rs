@@ -52,6 +52,10 @@ pub struct Scenario {
     pub events: Vec<Event>,
     /// Runs to compare, if the scenario asks for a comparison.
     pub compare: Option<Comparison>,
+    /// Whether the embedded identity provider and backend serve HTTPS (`tls = true`), with
+    /// a CA generated for the run that the gateway trusts. An external server's URL says
+    /// whether it is https.
+    pub tls: bool,
     /// Whether `duration` came from the replayed trace (it follows the speed then).
     pub(crate) duration_from_trace: bool,
 }
@@ -271,6 +275,9 @@ pub struct ExternalIdp {
     pub audience: Option<String>,
     /// The client's credentials.
     pub credentials: ExternalCredentials,
+    /// CA certificates (PEM) to trust for an https token URL besides Mozilla's and the
+    /// operating system's (resolved against the scenario file's folder).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Credentials for an external identity provider.
@@ -305,6 +312,9 @@ pub enum BackendSpec {
     External {
         /// Base URL.
         url: String,
+        /// CA certificates (PEM) to trust for an https URL besides Mozilla's and the
+        /// operating system's (resolved against the scenario file's folder).
+        ca_file: Option<PathBuf>,
     },
 }
 

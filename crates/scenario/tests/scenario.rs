@@ -418,9 +418,11 @@ client_id = "6731de76-14a6-49ae-97bc-6eba6914391e"
 scope = "api://backend/.default"
 key = "creds/app.pfx"
 password = "hunter2"
+ca_file = "creds/staging-ca.pem"
 
 [backend]
 url = "https://backend.contoso.com"
+ca_file = "/etc/backend-ca.pem"
 "#;
     std::fs::write(&path, text).unwrap();
     let s = Scenario::load(&path).unwrap();
@@ -429,6 +431,8 @@ url = "https://backend.contoso.com"
     };
     assert_eq!(idp.client_id, "6731de76-14a6-49ae-97bc-6eba6914391e");
     assert_eq!(idp.scope, "api://backend/.default");
+    assert_eq!(idp.ca_file, Some(dir.path().join("creds/staging-ca.pem")));
+    assert!(!s.tls);
     let ExternalCredentials::Certificate {
         key,
         cert,
@@ -445,7 +449,8 @@ url = "https://backend.contoso.com"
     assert_eq!(
         s.backend,
         BackendSpec::External {
-            url: "https://backend.contoso.com".into()
+            url: "https://backend.contoso.com".into(),
+            ca_file: Some("/etc/backend-ca.pem".into()),
         }
     );
 
@@ -1174,4 +1179,42 @@ fn fleet_day_is_a_day_of_a_fleet() {
             duration: Duration::from_secs(300)
         }
     );
+}
+
+#[test]
+fn tls_is_for_the_embedded_servers_and_ca_files_for_external_ones() {
+    let base = "[traffic]\nkind = \"constant\"\nrate = 5\n";
+    let s = Scenario::from_toml_str(&format!("tls = true\n{base}"), "tls.toml").unwrap();
+    assert!(s.tls);
+    let external_idp = "[idp]\ntoken_url = \"https://idp.test/token\"\nclient_id = \"c\"\n\
+                        scope = \"api://b/.default\"\nclient_secret = \"s\"\n";
+    let external_backend = "[backend]\nurl = \"https://backend.test\"\n";
+    // The embedded identity provider in front of an external backend still takes tls = true.
+    let half = format!("tls = true\n{base}{external_backend}");
+    assert!(Scenario::from_toml_str(&half, "half.toml").unwrap().tls);
+    for (text, key, says) in [
+        (
+            format!("tls = true\n{base}{external_idp}{external_backend}"),
+            "tls",
+            "neither",
+        ),
+        (
+            format!("{base}[backend]\nca_file = \"ca.pem\"\n"),
+            "ca_file",
+            "embedded backend",
+        ),
+        (
+            format!("{base}[idp]\nca_file = \"ca.pem\"\n"),
+            "ca_file",
+            "embedded identity provider",
+        ),
+    ] {
+        let err = Scenario::from_toml_str(&text, "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains(key) && err.contains(says),
+            "{err}"
+        );
+    }
 }

@@ -104,6 +104,16 @@ enum TraceSource<'a> {
     Builtin,
 }
 
+impl TraceSource<'_> {
+    /// The folder other files the scenario names (keys, CA certificates) are relative to.
+    fn dir(&self) -> &Path {
+        match self {
+            TraceSource::Dir(dir) => dir,
+            TraceSource::Builtin => Path::new(""),
+        }
+    }
+}
+
 /// A parsed document, to turn spans and keys into locations.
 struct Doc<'a> {
     text: &'a str,
@@ -384,14 +394,36 @@ fn convert(
                     "an external backend (only the embedded one has latency and skew settings)",
                 )?;
                 check_url(doc, "backend.url", &url)?;
-                BackendSpec::External { url }
+                BackendSpec::External {
+                    url,
+                    ca_file: b.ca_file.map(|file| traces.dir().join(file)),
+                }
             }
-            None => BackendSpec::Embedded {
-                latency: b.latency.map_or(Latency::None, |l| l.0),
-                clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
-            },
+            None => {
+                only(
+                    doc,
+                    "backend",
+                    &[("ca_file", b.ca_file.is_some())],
+                    &[],
+                    "the embedded backend (with tls = true the gateway trusts its CA; \
+                     ca_file is for an external one)",
+                )?;
+                BackendSpec::Embedded {
+                    latency: b.latency.map_or(Latency::None, |l| l.0),
+                    clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
+                }
+            }
         }
     };
+    let tls = raw.tls.unwrap_or(false);
+    if tls && matches!(idp, IdpSpec::External(_)) && matches!(backend, BackendSpec::External { .. })
+    {
+        return Err(doc.invalid(
+            "tls",
+            "applies to the embedded identity provider and backend, and this scenario has \
+             neither (an external server is reached over https when its URL says so)",
+        ));
+    }
     let mut events = Vec::with_capacity(raw.events.len());
     for (i, event) in raw.events.into_iter().enumerate() {
         let present = [
@@ -500,6 +532,7 @@ fn convert(
         apis,
         events,
         compare,
+        tls,
         duration_from_trace,
     })
 }
@@ -614,6 +647,7 @@ fn convert_idp(
         ("cert", i.cert.is_some()),
         ("password", i.password.is_some()),
         ("client_secret", i.client_secret.is_some()),
+        ("ca_file", i.ca_file.is_some()),
     ];
     let Some(token_url) = i.token_url else {
         only(
@@ -643,10 +677,7 @@ fn convert_idp(
         "an external identity provider (token_url is set)",
     )?;
     check_url(doc, "idp.token_url", &token_url)?;
-    let dir = match traces {
-        TraceSource::Dir(dir) => *dir,
-        TraceSource::Builtin => Path::new(""),
-    };
+    let dir = traces.dir();
     let credentials = match (i.key, i.client_secret) {
         (Some(key), None) => ExternalCredentials::Certificate {
             key: dir.join(key),
@@ -690,6 +721,7 @@ fn convert_idp(
         )?,
         audience: i.audience,
         credentials,
+        ca_file: i.ca_file.map(|file| dir.join(file)),
     }))
 }
 

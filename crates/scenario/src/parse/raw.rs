@@ -24,6 +24,7 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) events: Vec<RawEvent>,
     pub(crate) compare: Option<RawCompare>,
+    pub(crate) tls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +99,7 @@ pub(crate) struct RawIdp {
     pub(crate) cert: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) client_secret: Option<String>,
+    pub(crate) ca_file: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -106,6 +108,7 @@ pub(crate) struct RawBackend {
     pub(crate) latency: Option<LatencyValue>,
     pub(crate) clock_skew: Option<Human>,
     pub(crate) url: Option<String>,
+    pub(crate) ca_file: Option<String>,
 }
 
 /// `shared_cache`: `false`, `true` or `"region"`.
