@@ -5,7 +5,15 @@
 //! http. Other implementations can answer in process (a mock identity provider, a test
 //! double).
 
-use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc};
+use std::{
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http::{header, Request, Response, Uri};
@@ -112,10 +120,18 @@ impl TransportError {
     }
 }
 
+/// Told of every new connection a transport opens (its pool reuses them between requests).
+pub trait ConnectionObserver: Send + Sync {
+    /// A connection was opened in `took`: the TCP connect and, if `tls`, the TLS handshake.
+    fn opened(&self, took: Duration, tls: bool);
+    /// A connection could not be opened (refused, unreachable, a certificate not trusted).
+    fn failed(&self);
+}
+
 /// The real transport: hyper-util's pooled client over rustls (https) or plain TCP (http).
 #[derive(Clone)]
 pub struct HyperTransport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<Observed<HttpsConnector<HttpConnector>>, Full<Bytes>>,
 }
 
 impl HyperTransport {
@@ -132,15 +148,59 @@ impl HyperTransport {
 
     /// [`HyperTransport::new`] with this rustls configuration (one shared by many clients).
     pub fn with_tls(tls: Arc<ClientConfig>) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        Self::observed(tls, None)
+    }
+
+    /// [`HyperTransport::with_tls`] telling `observer` of each new connection.
+    pub fn observed(tls: Arc<ClientConfig>, observer: Option<Arc<dyn ConnectionObserver>>) -> Self {
+        let inner = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(Arc::unwrap_or_clone(tls))
             .https_or_http()
             .enable_http1()
             .build();
+        let connector = Observed { inner, observer };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
         HyperTransport { client }
+    }
+}
+
+/// A connector that times each connection it opens and tells an observer.
+#[derive(Clone)]
+struct Observed<C> {
+    inner: C,
+    observer: Option<Arc<dyn ConnectionObserver>>,
+}
+
+impl<C> tower_service::Service<Uri> for Observed<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = BoxFuture<'static, Result<C::Response, C::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let started = Instant::now();
+        let connecting = self.inner.call(uri);
+        let observer = self.observer.clone();
+        Box::pin(async move {
+            let result = connecting.await;
+            if let Some(observer) = observer {
+                match &result {
+                    Ok(_) => observer.opened(started.elapsed(), tls),
+                    Err(_) => observer.failed(),
+                }
+            }
+            result
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use client::transport::ConnectionObserver;
 use http::{header, uri::Scheme, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -52,6 +53,8 @@ pub(crate) struct BackendClient {
     max_idle: usize,
     /// For an `https://` backend: the TLS client and the name its certificate must carry.
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Told of each new connection.
+    observer: Option<Arc<dyn ConnectionObserver>>,
 }
 
 /// hyper's half of a connection: it reads and writes the socket when polled.
@@ -185,11 +188,18 @@ impl BackendClient {
             idle: Mutex::new(Vec::new()),
             max_idle,
             tls,
+            observer: None,
         };
         client.default_target = client
             .target(DEFAULT_PATH)
             .ok_or_else(|| invalid("its path cannot start a request target"))?;
         Ok(client)
+    }
+
+    /// Tells `observer` of each new connection (its open time; a failed one).
+    pub(crate) fn observed(mut self, observer: Arc<dyn ConnectionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The origin-form request target for `path` (a trace's path, or the default).
@@ -280,7 +290,15 @@ impl BackendClient {
     }
 
     async fn connect(&self) -> Option<Connection> {
-        let stream = self.open().await.ok()?;
+        let started = std::time::Instant::now();
+        let opened = self.open().await;
+        if let Some(observer) = &self.observer {
+            match &opened {
+                Ok(_) => observer.opened(started.elapsed(), self.tls.is_some()),
+                Err(_) => observer.failed(),
+            }
+        }
+        let stream = opened.ok()?;
         let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.ok()?;
         Some(Connection {
             sender,

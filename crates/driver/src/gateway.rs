@@ -10,7 +10,7 @@ use std::{
 
 use client::{HyperTransport, TokenCache, TokenClient, Transport};
 use http::{HeaderValue, StatusCode};
-use metrics::{InstanceObserver, Metrics, RequestOutcome, RequestRecord};
+use metrics::{ConnectionRecorder, InstanceObserver, Metrics, Peer, RequestOutcome, RequestRecord};
 use mock::Mock;
 use scenario::{CacheScope, Scenario};
 use tokio::sync::Semaphore;
@@ -62,7 +62,13 @@ impl Gateway {
                 // An instance's clients share its connections to the identity provider.
                 let transport: Arc<dyn Transport> = match &in_process {
                     Some(transport) => Arc::clone(transport),
-                    None => Arc::new(HyperTransport::with_tls(Arc::clone(target.tls()))),
+                    None => Arc::new(HyperTransport::observed(
+                        Arc::clone(target.tls()),
+                        Some(Arc::new(ConnectionRecorder::new(
+                            Arc::clone(metrics),
+                            Peer::Idp,
+                        ))),
+                    )),
                 };
                 let clients = (0..scenario.apis.len())
                     .map(|api| {
@@ -87,12 +93,18 @@ impl Gateway {
                     .collect::<Result<Vec<_>, _>>()?;
                 let backend = match target.in_process() {
                     Some((mock, _)) => Backend::InProcess(Arc::clone(mock)),
-                    None => Backend::Http(BackendClient::new(
-                        &backend_base,
-                        embedded_backend,
-                        max_in_flight as usize,
-                        target.tls(),
-                    )?),
+                    None => Backend::Http(
+                        BackendClient::new(
+                            &backend_base,
+                            embedded_backend,
+                            max_in_flight as usize,
+                            target.tls(),
+                        )?
+                        .observed(Arc::new(ConnectionRecorder::new(
+                            Arc::clone(metrics),
+                            Peer::Backend,
+                        ))),
+                    ),
                 };
                 Ok(Arc::new(Gateway {
                     clients,

@@ -74,6 +74,12 @@ async fn coordinated_policies_fetch_once_per_episode_where_apim_stampedes() {
         assert_eq!(report.metrics.requests.sent, 1000, "{}", report.run.policy);
         assert_eq!(report.metrics.requests.ok, 1000, "{}", report.run.policy);
         assert!(report.metrics.signing.count > 0);
+        // Plain HTTP: connections, reused, and no handshake.
+        let connections = report.metrics.connections;
+        for c in [connections.idp, connections.backend] {
+            assert!(c.opened >= 1 && c.opened < 1000, "{connections:?}");
+            assert_eq!((c.tls_handshakes, c.failed), (0, 0), "{connections:?}");
+        }
     }
 }
 
@@ -344,6 +350,16 @@ async fn every_policy_runs_over_tls() {
             "{policy}: {:?}",
             metrics.idp
         );
+        // Every new connection began with a handshake; each instance opened its own.
+        for (server, c) in [
+            ("idp", metrics.connections.idp),
+            ("backend", metrics.connections.backend),
+        ] {
+            assert!(c.opened >= 2, "{policy} {server}: {c:?}");
+            assert_eq!(c.tls_handshakes, c.opened, "{policy} {server}: {c:?}");
+            assert_eq!(c.failed, 0, "{policy} {server}: {c:?}");
+            assert!(c.open_us.p50.is_some(), "{policy} {server}: {c:?}");
+        }
     }
 }
 

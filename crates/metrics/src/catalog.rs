@@ -116,13 +116,15 @@ pub enum Section {
     Stampede,
     /// Recovery after revocations.
     Invalidation,
+    /// New connections to the identity provider and to the backend.
+    Connections,
     /// Memory.
     Memory,
 }
 
 impl Section {
     /// Every section, in report order.
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Requests,
         Section::Latency,
         Section::ServiceTime,
@@ -131,6 +133,7 @@ impl Section {
         Section::Signing,
         Section::Stampede,
         Section::Invalidation,
+        Section::Connections,
         Section::Memory,
     ];
 
@@ -145,6 +148,7 @@ impl Section {
             Section::Signing => "Signing",
             Section::Stampede => "Stampede",
             Section::Invalidation => "401 invalidation",
+            Section::Connections => "New connections",
             Section::Memory => "Memory",
         }
     }
@@ -214,10 +218,12 @@ const fn entry(
 }
 
 use Section::{
-    Cache, Idp, Invalidation, Latency, Memory, Requests, ServiceTime, Signing, Stampede,
+    Cache, Connections, Idp, Invalidation, Latency, Memory, Requests, ServiceTime, Signing,
+    Stampede,
 };
 
 const REQUESTS: Unit = Unit::Count("requests");
+const CONNECTIONS: Unit = Unit::Count("connections");
 
 /// Every figure of a run, in report order.
 pub const CATALOG: &[MetricDescription] = &[
@@ -615,6 +621,87 @@ pub const CATALOG: &[MetricDescription] = &[
         REQUESTS,
         LOWER_COUNT,
         |s| count(s.invalidation.redundant_fetches),
+    ),
+    // Reuse keeps these low; how low depends on timing, so they are judged as timings.
+    entry(
+        Connections,
+        "connections.idp.opened",
+        "to the identity provider",
+        CONNECTIONS,
+        LOWER_TIMING,
+        |s| count(s.connections.idp.opened),
+    ),
+    entry(
+        Connections,
+        "connections.idp.tls_handshakes",
+        "… of them with a TLS handshake",
+        CONNECTIONS,
+        None,
+        |s| count(s.connections.idp.tls_handshakes),
+    ),
+    entry(
+        Connections,
+        "connections.idp.failed",
+        "… failed to open",
+        CONNECTIONS,
+        LOWER_COUNT,
+        |s| count(s.connections.idp.failed),
+    ),
+    entry(
+        Connections,
+        "connections.idp.open_us.p50",
+        "time to open p50 (TCP + TLS)",
+        Unit::Micros,
+        LOWER_TIMING,
+        |s| maybe(s.connections.idp.open_us.p50),
+    ),
+    entry(
+        Connections,
+        "connections.idp.open_us.p99",
+        "time to open p99",
+        Unit::Micros,
+        LOWER_TIMING,
+        |s| maybe(s.connections.idp.open_us.p99),
+    ),
+    entry(
+        Connections,
+        "connections.backend.opened",
+        "to the backend",
+        CONNECTIONS,
+        LOWER_TIMING,
+        |s| count(s.connections.backend.opened),
+    ),
+    entry(
+        Connections,
+        "connections.backend.tls_handshakes",
+        "… of them with a TLS handshake",
+        CONNECTIONS,
+        None,
+        |s| count(s.connections.backend.tls_handshakes),
+    ),
+    entry(
+        Connections,
+        "connections.backend.failed",
+        "… failed to open",
+        CONNECTIONS,
+        LOWER_COUNT,
+        |s| count(s.connections.backend.failed),
+    ),
+    entry(
+        Connections,
+        "connections.backend.open_us.p50",
+        "time to open p50 (TCP + TLS)",
+        Unit::Micros,
+        LOWER_TIMING,
+        |s| maybe(s.connections.backend.open_us.p50),
+    ),
+    entry(
+        Connections,
+        "connections.backend.open_us.p99",
+        "time to open p99",
+        Unit::Micros,
+        LOWER_TIMING,
+        |s| maybe(s.connections.backend.open_us.p99),
     ),
     entry(
         Memory,

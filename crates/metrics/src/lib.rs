@@ -52,6 +52,7 @@
 
 mod batch;
 pub mod catalog;
+mod connections;
 mod error;
 mod fleet;
 mod histogram;
@@ -67,12 +68,13 @@ mod tally;
 mod window;
 
 pub use batch::Batch;
+pub use connections::{ConnectionStats, ConnectionsStats, Peer};
 pub use error::MetricsError;
 pub use fleet::{Fleet, GroupStats, Slot};
 pub use histogram::{MAX_LATENCY_US, MAX_SIGNING_NS, SIGNIFICANT_DIGITS};
 pub use latency_log::{LatencyLog, SERVICE_TIME_TAG};
 pub use merge::{merge_shards, Merged, ShardMeasurements};
-pub use observer::InstanceObserver;
+pub use observer::{ConnectionRecorder, InstanceObserver};
 pub use record::{RequestOutcome, RequestRecord, TokenAnswer};
 pub use recorder::Metrics;
 pub use rss::{peak_rss_bytes, reset_peak_rss};

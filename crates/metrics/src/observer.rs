@@ -1,13 +1,15 @@
-//! The token client's observer that feeds one gateway instance's events into a [`Metrics`].
+//! The observers that feed a gateway instance's events into a [`Metrics`]: its token
+//! client's, and its connections'.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use client::{
     observer::{EpisodeEnded, FetchFinished, FetchOutcome, FetchStarted, Retrying, Signed},
+    transport::ConnectionObserver,
     CacheKey, TokenObserver,
 };
 
-use crate::{fleet::Slot, record::TokenAnswer, recorder::Metrics};
+use crate::{connections::Peer, fleet::Slot, record::TokenAnswer, recorder::Metrics};
 
 /// Feeds one gateway instance's token client events into a [`Metrics`]: build the
 /// instance's `TokenClient` with `.observer(Arc::new(InstanceObserver::new(metrics, i)))`,
@@ -77,5 +79,31 @@ impl TokenObserver for InstanceObserver {
 
     fn episode_ended(&self, _key: &CacheKey, event: &EpisodeEnded) {
         self.metrics.episode_ended(self.slot, event.herd_size);
+    }
+}
+
+/// Feeds the new connections to one server into a [`Metrics`]: give it to the token
+/// transport (`HyperTransport::observed`) for [`Peer::Idp`], to the backend pool for
+/// [`Peer::Backend`].
+#[derive(Clone, Debug)]
+pub struct ConnectionRecorder {
+    metrics: Arc<Metrics>,
+    peer: Peer,
+}
+
+impl ConnectionRecorder {
+    /// The recorder of the connections to `peer`.
+    pub fn new(metrics: Arc<Metrics>, peer: Peer) -> Self {
+        ConnectionRecorder { metrics, peer }
+    }
+}
+
+impl ConnectionObserver for ConnectionRecorder {
+    fn opened(&self, took: Duration, tls: bool) {
+        self.metrics.connection_opened(self.peer, took, tls);
+    }
+
+    fn failed(&self) {
+        self.metrics.connection_failed(self.peer);
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::{
     batch::{Batch, Kept},
+    connections::{ConnectionCounters, Peer},
     error::MetricsError,
     fleet::{ClientCounters, Fleet, Slot},
     histogram::{new_histogram, MAX_HERD, MAX_LATENCY_US, MAX_SIGNING_NS},
@@ -22,7 +23,7 @@ use crate::{
     record::{Class, RequestRecord, TokenAnswer},
     rss::{peak_rss_bytes, rss_bytes},
     snapshot::{MemoryStats, MetricsSnapshot, RequestCounts},
-    tally::{IdpTally, Tally},
+    tally::{ConnectionsTally, IdpTally, Tally},
     window::{second, timeline_interval, Window, WindowView},
 };
 
@@ -39,6 +40,9 @@ pub struct Metrics {
     instances: Vec<ClientCounters>,
     apis: Vec<ClientCounters>,
     idp: IdpCounters,
+    /// New connections to the identity provider and to the backend.
+    idp_connections: ConnectionCounters,
+    backend_connections: ConnectionCounters,
     window: Mutex<Window>,
     signing: Mutex<SigningState>,
     /// Waits of the requests that waited for a token, µs.
@@ -134,6 +138,8 @@ impl Metrics {
             apis: counters(fleet.apis.len()),
             fleet,
             idp: IdpCounters::default(),
+            idp_connections: ConnectionCounters::new()?,
+            backend_connections: ConnectionCounters::new()?,
             window: Mutex::new(Window::new(interval)?),
             signing: Mutex::new(SigningState {
                 histogram: new_histogram(MAX_SIGNING_NS, "signing")?,
@@ -327,6 +333,24 @@ impl Metrics {
         signing.sum_ns += u128::from(ns);
     }
 
+    /// A new connection to `peer` was opened in `took` (connect, and the TLS handshake if
+    /// `tls`).
+    pub fn connection_opened(&self, peer: Peer, took: Duration, tls: bool) {
+        self.connections(peer).opened(took, tls);
+    }
+
+    /// A new connection to `peer` could not be opened.
+    pub fn connection_failed(&self, peer: Peer) {
+        self.connections(peer).failed();
+    }
+
+    fn connections(&self, peer: Peer) -> &ConnectionCounters {
+        match peer {
+            Peer::Idp => &self.idp_connections,
+            Peer::Backend => &self.backend_connections,
+        }
+    }
+
     /// Sets the identity provider's peak of concurrent token requests (for the embedded
     /// mock, `StatsSnapshot::token_requests_peak_in_flight`). Without it, the report gives
     /// the peak of concurrent fetches counted by the gateway.
@@ -407,6 +431,10 @@ impl Metrics {
             token_wait: lock(&self.token_wait).clone(),
             herds: lock(&self.herds).clone(),
             invalidation: lock(&self.invalidation).tally(),
+            connections: ConnectionsTally {
+                idp: self.idp_connections.tally(),
+                backend: self.backend_connections.tally(),
+            },
             memory: MemoryStats {
                 peak_rss_bytes: peak_rss_bytes(),
                 start_rss_bytes: self.start_rss,
@@ -458,7 +486,7 @@ pub(crate) fn micros(duration: Duration) -> u64 {
 }
 
 /// Locks `mutex`, ignoring poisoning: every critical section leaves consistent state.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::connections::ConnectionsStats;
 use crate::{fleet::GroupStats, latency_log::LatencyLog};
 
 /// Request counts (`requests` in the report).
@@ -304,6 +305,10 @@ pub struct MetricsSnapshot {
     pub stampede: StampedeStats,
     /// 401-invalidation.
     pub invalidation: InvalidationStats,
+    /// New connections to the identity provider and to the backend (zero in a simulation,
+    /// which has none, and in reports written before they were counted).
+    #[serde(default)]
+    pub connections: ConnectionsStats,
     /// Memory.
     pub memory: MemoryStats,
     /// Token lookups and fetches per region of the fleet (one region without `regions`).

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    connections::{ConnectionTally, ConnectionsStats},
     fleet::{api_stats, region_stats, Fleet, Totals},
     histogram::merge,
     invalidation::InvalidationTally,
@@ -60,7 +61,15 @@ pub struct Tally {
     #[serde(with = "encoded")]
     pub(crate) herds: Histogram<u64>,
     pub(crate) invalidation: InvalidationTally,
+    pub(crate) connections: ConnectionsTally,
     pub(crate) memory: MemoryStats,
+}
+
+/// New connections to each server, in mergeable form.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ConnectionsTally {
+    pub(crate) idp: ConnectionTally,
+    pub(crate) backend: ConnectionTally,
 }
 
 /// Token requests to the identity provider, in mergeable form.
@@ -145,6 +154,10 @@ impl Tally {
             signing: self.signing_stats(),
             stampede: self.stampede_stats(&totals),
             invalidation: self.invalidation.stats(),
+            connections: ConnectionsStats {
+                idp: self.connections.idp.stats(),
+                backend: self.connections.backend.stats(),
+            },
             memory: self.memory,
             regions: region_stats(&self.fleet, &self.instances, &self.measured),
             apis: api_stats(&self.fleet, &self.apis, self.measured.len()),
@@ -296,6 +309,8 @@ impl Tally {
         merge(&mut self.token_wait, &other.token_wait);
         merge(&mut self.herds, &other.herds);
         self.invalidation.add(&other.invalidation);
+        self.connections.idp.add(&other.connections.idp);
+        self.connections.backend.add(&other.connections.backend);
         // Each shard is its own process: the merged figure is the largest shard's.
         let max = |a: Option<u64>, b: Option<u64>| a.max(b);
         self.memory = MemoryStats {
@@ -308,7 +323,7 @@ impl Tally {
 
 /// A histogram as base64 of its V2 DEFLATE encoding (HdrHistogram's interchange format);
 /// `null` when empty.
-mod encoded {
+pub(crate) mod encoded {
     use base64::{engine::general_purpose::STANDARD, Engine as _};
     use hdrhistogram::{
         serialization::{Deserializer as HistogramReader, Serializer as _, V2DeflateSerializer},

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use metrics::{
-    merge_shards, Fleet, Metrics, MetricsSnapshot, RequestOutcome, RequestRecord,
+    merge_shards, Fleet, Metrics, MetricsSnapshot, Peer, RequestOutcome, RequestRecord,
     ShardMeasurements, Slot, TokenAnswer,
 };
 use tokio::time::Instant;
@@ -78,6 +78,20 @@ fn record(recorder: &Metrics, owns: impl Fn(usize) -> bool) {
             recorder.cache_hit(slot);
         }
         recorder.record_request(&record);
+        // Each instance's connections: a new one every 400th request, over TLS on even
+        // instances, and a failed attempt every 3,000th.
+        if n % 400 == 0 {
+            let peer = if n % 800 == 0 {
+                Peer::Idp
+            } else {
+                Peer::Backend
+            };
+            let tls = record.instance % 2 == 0;
+            recorder.connection_opened(peer, Duration::from_micros(200 + n % 1_700), tls);
+        }
+        if n % 3_000 == 0 {
+            recorder.connection_failed(Peer::Backend);
+        }
     }
     // Arrivals dropped at instances 3, 5 and 6 (a drop belongs to its instance's shard).
     for instance in [3, 5, 6] {
@@ -96,10 +110,18 @@ fn hlog(snapshot: &MetricsSnapshot) -> Vec<u8> {
 /// The run recorded by three shard recorders, each of its instances, measurements read back
 /// through JSON and the interval log's text as `tokenbench merge` reads them.
 fn three_shards(start: Instant) -> Vec<ShardMeasurements> {
-    (0..SHARDS)
+    // All made first, so that they start within the same second of wall-clock time, as
+    // shards started with --start-at do (merging aligns shards on whole seconds of it).
+    let recorders: Vec<(Vec<usize>, Metrics)> = (0..SHARDS)
         .map(|shard| {
             let mine: Vec<usize> = (0..INSTANCES).filter(|i| i % SHARDS == shard).collect();
             let recorder = Metrics::for_shard(fleet(), mine.clone(), start, RUN).unwrap();
+            (mine, recorder)
+        })
+        .collect();
+    recorders
+        .into_iter()
+        .map(|(mine, recorder)| {
             record(&recorder, |i| mine.contains(&i));
             let (snapshot, tally) = recorder.snapshot_and_tally(RUN);
             assert_eq!(snapshot.instances, mine.len());
@@ -136,6 +158,10 @@ fn three_shards_merge_into_the_unsharded_figures() {
     assert_eq!(merged.signing, expected.signing);
     assert_eq!(merged.stampede, expected.stampede);
     assert_eq!(merged.invalidation, expected.invalidation);
+    assert_eq!(merged.connections, expected.connections);
+    assert!(
+        expected.connections.backend.tls_handshakes > 0 && expected.connections.backend.failed > 0
+    );
     assert_eq!(merged.regions, expected.regions);
     assert_eq!(merged.apis, expected.apis);
     assert_eq!(merged.timeline, expected.timeline);

@@ -38,9 +38,16 @@ fn run(data: &[u8]) -> Outcome {
     Outcome::of(&result)
 }
 
+/// Lines of the shipped trace kept as a seed: its header and a few records are what the
+/// fuzzer needs; all 124 KB of it made every execution parse a thousand records.
+const SHIPPED_LINES: usize = 12;
+
 fn seeds() -> Vec<(String, Vec<u8>)> {
     let path = "traces/apim-gateway-logs.csv";
     scenario::builtin_trace(path)
-        .map(|text| vec![(path.replace('/', "-"), text.as_bytes().to_vec())])
+        .map(|text| {
+            let head: String = text.split_inclusive('\n').take(SHIPPED_LINES).collect();
+            vec![(path.replace('/', "-"), head.into_bytes())]
+        })
         .unwrap_or_default()
 }
