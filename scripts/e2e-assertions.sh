@@ -29,14 +29,8 @@ AUDIENCE=https://login.microsoftonline.com/contoso/oauth2/v2.0/token
 KINDS=(rsa2048 rsa3072 rsa4096 p256 ed25519)
 BACKENDS=(rsa ring aws-lc-rs)
 
-if [[ -n "${TOKENBENCH:-}" ]]; then
-    BIN=$TOKENBENCH
-else
-    (cd "$ROOT" && cargo build --release -p tokenbench)
-    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-    BIN=$target_dir/release/tokenbench
-fi
+# shellcheck source=scripts/tokenbench-bin.sh
+source "$SCRIPT_DIR/tokenbench-bin.sh"
 if [[ ! -x $BIN ]]; then
     echo "e2e-assertions: $BIN is not an executable" >&2
     exit 1

@@ -24,14 +24,8 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 RATE=${RATE:-150000}
 SHARDS=${SHARDS:-4}
 
-if [[ -n "${TOKENBENCH:-}" ]]; then
-    BIN=$TOKENBENCH
-else
-    (cd "$ROOT" && cargo build --release -p tokenbench)
-    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-    BIN=$target_dir/release/tokenbench
-fi
+# shellcheck source=scripts/tokenbench-bin.sh
+source "$SCRIPT_DIR/tokenbench-bin.sh"
 
 WORK=$(mktemp -d)
 # shellcheck source=scripts/external-mock.sh

@@ -30,14 +30,8 @@ TOKEN_INSTANCES=${TOKEN_INSTANCES:-200}
 if ! command -v oha >/dev/null; then
     cargo install oha --locked
 fi
-if [[ -n "${TOKENBENCH:-}" ]]; then
-    BIN=$TOKENBENCH
-else
-    (cd "$ROOT" && cargo build --release -p tokenbench)
-    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-    BIN=$target_dir/release/tokenbench
-fi
+# shellcheck source=scripts/tokenbench-bin.sh
+source "$SCRIPT_DIR/tokenbench-bin.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
