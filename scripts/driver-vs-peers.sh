@@ -49,9 +49,11 @@ TOKEN=$("$BIN" token --token-url "$(field token_url)" --client-id "$(field clien
 URL="$(field backend_url)/api/orders"
 AUTH="Authorization: Bearer $TOKEN"
 
-wrk_rate() {
-    wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" -H "$AUTH" "$URL" |
-        awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }'
+wrk_rate() { # answers that were not 2xx or 3xx are taken off wrk's request count
+    wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" -H "$AUTH" "$URL" | awk '
+        / requests in / { requests = $1; seconds = $4 + 0 }
+        /Non-2xx or 3xx responses:/ { failed = $NF }
+        END { printf "%.0f\n", (requests - failed) / seconds }'
 }
 oha_json() { # extra oha options
     oha -c 64 -z "${SECONDS_PER_RUN}s" --no-tui --output-format json -H "$AUTH" "$@" "$URL"

@@ -49,10 +49,12 @@ fuzz_one() {
 }
 
 if [ "$target" = all ]; then
-    mapfile -t names < <("$bin" --list | cut -f1)
+    "$bin" --list >target/fuzz-targets.txt
+    mapfile -t names < <(cut -f1 target/fuzz-targets.txt)
 else
     names=("$target")
 fi
+[ "${#names[@]}" -gt 0 ] || { echo "fuzz.sh: no targets" >&2; exit 1; }
 mkdir -p target/fuzz
 failed=0
 running=0

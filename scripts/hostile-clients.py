@@ -158,7 +158,9 @@ def main():
                         target=attack, args=(host, port, ready, done)
                     )
                     attacker.start()
-                    ready.wait()
+                    if not ready.wait(timeout=60):
+                        attacker.kill()
+                        raise SystemExit("the attacking process did not get its connections up")
                 kept, fresh = asyncio.run(measure(host, port, token))
                 if attacker:
                     done.set()

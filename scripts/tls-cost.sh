@@ -33,7 +33,8 @@ fi
 # shellcheck source=scripts/tokenbench-bin.sh
 source "$SCRIPT_DIR/tokenbench-bin.sh"
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+MOCK_PID=
+trap '[[ -n $MOCK_PID ]] && kill "$MOCK_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 scenario() { # tls rate policy token_lifetime instances
     cat <<SCENARIO
@@ -60,14 +61,16 @@ field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)
 
 # One `tokenbench mock` (--tls or not) answering oha's new connections for a run.
 handshakes() { # extra mock options
+    rm -f "$WORK/mock.json"
     "$BIN" mock --client-secret tls-cost "$@" >"$WORK/mock.json" 2>/dev/null &
-    local pid=$!
+    MOCK_PID=$!
     for _ in $(seq 50); do [[ -s $WORK/mock.json ]] && break; sleep 0.1; done
     local url
     url=$(field "$WORK/mock.json" "r['backend_url']")/api/orders
     oha -c 64 -z "${SECONDS_PER_RUN}s" --no-tui --output-format json --disable-keepalive --insecure "$url" |
         python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["summary"]["requestsPerSec"]))'
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true
+    MOCK_PID=
 }
 
 declare -A runs

@@ -124,8 +124,43 @@ impl TransportError {
 pub trait ConnectionObserver: Send + Sync {
     /// A connection was opened in `took`: the TCP connect and, if `tls`, the TLS handshake.
     fn opened(&self, took: Duration, tls: bool);
-    /// A connection could not be opened (refused, unreachable, a certificate not trusted).
+    /// A connection could not be opened (refused, unreachable, a certificate not trusted),
+    /// or the attempt was given up (a request timeout dropped it).
     fn failed(&self);
+}
+
+/// One connection attempt, told to an observer once: [`opened`](Self::opened) when it
+/// succeeds, else `failed`, also when it is dropped unfinished (a timeout cancelled it).
+pub struct ConnectionAttempt {
+    observer: Option<Arc<dyn ConnectionObserver>>,
+    started: Instant,
+    tls: bool,
+}
+
+impl ConnectionAttempt {
+    /// An attempt starting now, `tls` if it ends with a TLS handshake.
+    pub fn start(observer: Option<Arc<dyn ConnectionObserver>>, tls: bool) -> Self {
+        ConnectionAttempt {
+            observer,
+            started: Instant::now(),
+            tls,
+        }
+    }
+
+    /// The attempt gave a connection.
+    pub fn opened(mut self) {
+        if let Some(observer) = self.observer.take() {
+            observer.opened(self.started.elapsed(), self.tls);
+        }
+    }
+}
+
+impl Drop for ConnectionAttempt {
+    fn drop(&mut self) {
+        if let Some(observer) = self.observer.take() {
+            observer.failed();
+        }
+    }
 }
 
 /// The real transport: hyper-util's pooled client over rustls (https) or plain TCP (http).
@@ -188,16 +223,12 @@ where
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let started = Instant::now();
+        let attempt = ConnectionAttempt::start(self.observer.clone(), tls);
         let connecting = self.inner.call(uri);
-        let observer = self.observer.clone();
         Box::pin(async move {
             let result = connecting.await;
-            if let Some(observer) = observer {
-                match &result {
-                    Ok(_) => observer.opened(started.elapsed(), tls),
-                    Err(_) => observer.failed(),
-                }
+            if result.is_ok() {
+                attempt.opened();
             }
             result
         })

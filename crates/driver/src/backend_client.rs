@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use client::transport::ConnectionObserver;
+use client::transport::{ConnectionAttempt, ConnectionObserver};
 use http::{header, uri::Scheme, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -35,6 +35,15 @@ use crate::error::RunError;
 
 /// The path requests use when the traffic does not name one.
 const DEFAULT_PATH: &str = "/api/orders";
+/// How long opening a connection (TCP connect and TLS handshake) may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a connection could not be opened.
+enum OpenError {
+    Connect(io::Error),
+    Tls(io::Error),
+    TimedOut,
+}
 
 /// Keep-alive connections to one backend, shared by the requests of a gateway instance.
 pub(crate) struct BackendClient {
@@ -290,15 +299,9 @@ impl BackendClient {
     }
 
     async fn connect(&self) -> Option<Connection> {
-        let started = std::time::Instant::now();
-        let opened = self.open().await;
-        if let Some(observer) = &self.observer {
-            match &opened {
-                Ok(_) => observer.opened(started.elapsed(), self.tls.is_some()),
-                Err(_) => observer.failed(),
-            }
-        }
-        let stream = opened.ok()?;
+        let attempt = ConnectionAttempt::start(self.observer.clone(), self.tls.is_some());
+        let stream = self.open().await.ok()?;
+        attempt.opened();
         let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.ok()?;
         Some(Connection {
             sender,
@@ -311,34 +314,51 @@ impl BackendClient {
 }
 
 impl BackendClient {
-    /// A new connection's socket, after its TLS handshake for an https backend.
-    async fn open(&self) -> io::Result<Stream> {
-        let tcp = TcpStream::connect(&self.authority).await?;
-        tcp.set_nodelay(true)?;
-        Ok(match &self.tls {
-            None => Stream::Plain(tcp),
-            Some((connector, name)) => {
-                Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
-            }
-        })
+    /// A new connection's socket, after its TLS handshake for an https backend, within
+    /// [`CONNECT_TIMEOUT`].
+    async fn open(&self) -> Result<Stream, OpenError> {
+        let open = async {
+            let tcp = TcpStream::connect(&self.authority)
+                .await
+                .map_err(OpenError::Connect)?;
+            tcp.set_nodelay(true).map_err(OpenError::Connect)?;
+            Ok(match &self.tls {
+                None => Stream::Plain(tcp),
+                Some((connector, name)) => Stream::Tls(Box::new(
+                    connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(OpenError::Tls)?,
+                )),
+            })
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, open)
+            .await
+            .unwrap_or(Err(OpenError::TimedOut))
     }
 
-    /// Opens one connection and closes it: an https backend whose certificate the run does
-    /// not trust is an error saying so before the run starts, not a run of failed requests.
+    /// Opens one connection to an https backend and closes it: a backend whose certificate
+    /// the run does not trust is an error saying so before the run starts, not a run of
+    /// failed requests.
     pub(crate) async fn check_reachable(&self, url: &str) -> Result<(), RunError> {
         if self.tls.is_none() {
             return Ok(());
         }
-        self.open()
-            .await
-            .map(drop)
-            .map_err(|e| RunError::BackendUrl {
-                url: url.to_owned(),
-                reason: format!(
-                    "the TLS handshake failed: {e} (a private CA: give its certificate as \
+        let reason = match self.open().await {
+            Ok(_) => return Ok(()),
+            Err(OpenError::Connect(e)) => format!("cannot connect: {e}"),
+            Err(OpenError::Tls(e)) => format!(
+                "the TLS handshake failed: {e} (a private CA: give its certificate as \
                  [backend] ca_file)"
-                ),
-            })
+            ),
+            Err(OpenError::TimedOut) => {
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+            }
+        };
+        Err(RunError::BackendUrl {
+            url: url.to_owned(),
+            reason,
+        })
     }
 }
 

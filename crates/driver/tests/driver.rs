@@ -401,6 +401,17 @@ async fn an_https_backend_is_reached_only_through_the_ca_file_it_needs() {
             && refused.contains("ca_file"),
         "{refused}"
     );
+    // Nothing listening is another error than a certificate the run does not trust.
+    let unused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = format!("https://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let toml = format!("duration = \"1s\"\n[traffic]\nkind = \"constant\"\nrate = 5\n[backend]\nurl = \"{closed}\"\n");
+    let unreachable =
+        match driver::run(&scenario(&toml), driver::Mode::RealTime, pending(), |_| {}).await {
+            Ok(_) => panic!("a backend nobody listens on must stop the run"),
+            Err(error) => error.to_string(),
+        };
+    assert!(unreachable.contains("cannot connect"), "{unreachable}");
     // Trusted, the run reaches it (the other mock's backend refuses this run's tokens).
     let ca = format!("ca_file = {:?}", ca_file.display().to_string());
     let report = run(&with(&ca)).await.report;

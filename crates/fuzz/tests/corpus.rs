@@ -88,52 +88,31 @@ fn check(name: &str) {
     );
 }
 
-#[test]
-fn token_endpoint() {
-    check("token_endpoint");
+/// A test per target, and one that the list is every target (a target added to
+/// `fuzz::TARGETS` fails it until it is listed here, which gives it its test).
+macro_rules! targets {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name));
+            }
+        )*
+
+        #[test]
+        fn every_target_is_tested_here() {
+            let names: Vec<&str> = fuzz::TARGETS.iter().map(|t| t.name).collect();
+            assert_eq!(names, [$(stringify!($name)),*]);
+        }
+    };
 }
 
-#[test]
-fn backend_bearer() {
-    check("backend_bearer");
-}
-
-#[test]
-fn token_response() {
-    check("token_response");
-}
-
-#[test]
-fn scenario_toml() {
-    check("scenario_toml");
-}
-
-#[test]
-fn trace() {
-    check("trace");
-}
-
-#[test]
-fn documents() {
-    check("documents");
-}
-
-#[test]
-fn keys() {
-    check("keys");
-}
-
-#[test]
-fn every_target_is_tested_here() {
-    let tested = [
-        "token_endpoint",
-        "backend_bearer",
-        "token_response",
-        "scenario_toml",
-        "trace",
-        "documents",
-        "keys",
-    ];
-    let names: Vec<&str> = fuzz::TARGETS.iter().map(|t| t.name).collect();
-    assert_eq!(names, tested);
-}
+targets!(
+    token_endpoint,
+    backend_bearer,
+    token_response,
+    scenario_toml,
+    trace,
+    documents,
+    keys,
+);

@@ -34,7 +34,8 @@ pub enum Peer {
 pub struct ConnectionStats {
     /// Connections opened (connected and, over TLS, handshaken).
     pub opened: u64,
-    /// Attempts that failed (refused, unreachable, a TLS handshake refused).
+    /// Attempts that failed (refused, unreachable, a TLS handshake refused) or were given
+    /// up (a timeout).
     pub failed: u64,
     /// Of `opened`, those that began with a TLS handshake.
     pub tls_handshakes: u64,

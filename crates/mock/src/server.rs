@@ -54,7 +54,13 @@ impl MockServer {
         let addr = listener
             .local_addr()
             .map_err(|source| MockError::Bind { addr, source })?;
-        let tls = config.tls.then(TlsIdentity::generate).transpose()?;
+        // Two RSA keys take a while to generate: not on the runtime's thread.
+        let tls = if config.tls {
+            let generated = tokio::task::spawn_blocking(TlsIdentity::generate).await;
+            Some(generated.map_err(|e| MockError::Setup(format!("TLS setup task: {e}")))??)
+        } else {
+            None
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mock = Arc::new(Mock::new(&config, &format!("{scheme}://{addr}"))?);
         let acceptor = tls

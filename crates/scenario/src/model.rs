@@ -275,8 +275,10 @@ pub struct ExternalIdp {
     pub audience: Option<String>,
     /// The client's credentials.
     pub credentials: ExternalCredentials,
-    /// CA certificates (PEM) to trust for an https token URL besides Mozilla's and the
-    /// operating system's (resolved against the scenario file's folder).
+    /// CA certificates (PEM) to trust besides Mozilla's and the operating system's, for an
+    /// https token URL (resolved against the scenario file's folder). A run trusts one set
+    /// of CAs for all its connections: this file, `[backend] ca_file`, and the embedded
+    /// servers' CA alike.
     pub ca_file: Option<PathBuf>,
 }
 
@@ -312,8 +314,9 @@ pub enum BackendSpec {
     External {
         /// Base URL.
         url: String,
-        /// CA certificates (PEM) to trust for an https URL besides Mozilla's and the
-        /// operating system's (resolved against the scenario file's folder).
+        /// CA certificates (PEM) to trust besides Mozilla's and the operating system's, for
+        /// an https URL (resolved against the scenario file's folder; trusted for every
+        /// connection of the run, as `[idp] ca_file` is).
         ca_file: Option<PathBuf>,
     },
 }
