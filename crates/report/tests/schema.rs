@@ -14,7 +14,7 @@ const BEFORE: &str = include_str!("data/report-v1.json");
 
 /// Keys added to schema 1 since `report-v1.json` (their paths, as JSON pointers), and the
 /// value an older report reads as.
-const ADDED: [(&str, &str); 11] = [
+const ADDED: [(&str, &str); 12] = [
     ("/mode", r#""real-time""#),
     ("/signing_cost_us", "null"),
     ("/timeline_interval_s", "1"),
@@ -28,6 +28,15 @@ const ADDED: [(&str, &str); 11] = [
     (
         "/token_wait_us",
         r#"{"p50": null, "p90": null, "p99": null, "p999": null, "max": null}"#,
+    ),
+    (
+        "/connections",
+        r#"{
+            "idp": {"opened": 0, "failed": 0, "tls_handshakes": 0, "open_us":
+                {"p50": null, "p90": null, "p99": null, "p999": null, "max": null}},
+            "backend": {"opened": 0, "failed": 0, "tls_handshakes": 0, "open_us":
+                {"p50": null, "p90": null, "p99": null, "p999": null, "max": null}}
+        }"#,
     ),
 ];
 
