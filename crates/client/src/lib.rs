@@ -14,6 +14,7 @@
 //! Under the last two a 401/403 removes the token only if it is still the cached one.
 //! A [`TokenObserver`] sees hits, misses, miss episodes with their herd sizes, fetches,
 //! signatures and retries. Clients built on one [`TokenCache`] share tokens per key.
+//! [`openid`] fetches a provider's discovery document and JWKS.
 //!
 //! ```no_run
 //! use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
@@ -40,6 +41,7 @@ pub mod config;
 mod error;
 mod flight;
 pub mod observer;
+pub mod openid;
 mod response;
 mod tls;
 mod token;

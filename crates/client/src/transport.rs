@@ -28,6 +28,8 @@ use zeroize::Zeroizing;
 
 use crate::{Error, TlsTrust};
 
+const USER_AGENT: &str = concat!("tokenbench/", env!("CARGO_PKG_VERSION"));
+
 /// Largest token endpoint answer body read: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -241,6 +243,44 @@ impl fmt::Debug for HyperTransport {
     }
 }
 
+impl HyperTransport {
+    /// GETs `url` (a JSON document: discovery, JWKS) and returns the answer with its whole
+    /// body, of at most `max_body` bytes.
+    pub async fn get(&self, url: &Uri, max_body: usize) -> Result<Response<Bytes>, TransportError> {
+        let request = Request::get(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| TransportError::request(&e))?;
+        self.send(request, max_body).await
+    }
+
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        max_body: usize,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| TransportError::request(&e))?;
+        let (parts, body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let bytes = match Limited::new(body, max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(TransportError::BodyTooLarge {
+                    status,
+                    limit: max_body,
+                })
+            }
+            Err(e) => return Err(TransportError::request(e.as_ref())),
+        };
+        Ok(Response::from_parts(parts, bytes))
+    }
+}
+
 impl Transport for HyperTransport {
     fn post_form<'a>(
         &'a self,
@@ -256,30 +296,10 @@ impl Transport for HyperTransport {
             let request = Request::post(url.clone())
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::ACCEPT, "application/json")
-                .header(
-                    header::USER_AGENT,
-                    concat!("tokenbench/", env!("CARGO_PKG_VERSION")),
-                )
+                .header(header::USER_AGENT, USER_AGENT)
                 .body(Full::new(body))
                 .map_err(|e| TransportError::request(&e))?;
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| TransportError::request(&e))?;
-            let (parts, body) = response.into_parts();
-            let status = parts.status.as_u16();
-            let bytes = match Limited::new(body, max_body).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(TransportError::BodyTooLarge {
-                        status,
-                        limit: max_body,
-                    })
-                }
-                Err(e) => return Err(TransportError::request(e.as_ref())),
-            };
-            Ok(Response::from_parts(parts, bytes))
+            self.send(request, max_body).await
         })
     }
 }

@@ -118,7 +118,7 @@ async fn after_a_key_rotation_the_apim_policy_recovers_on_the_next_request() {
     let old = client.get_token().await.unwrap();
     assert!(setup.backend_accepts(&old));
     setup.server.mock().idp.rotate_keys().await.unwrap();
-    setup.server.mock().backend.reload_keys();
+    setup.server.mock().backend.reload_keys().await.unwrap();
     assert!(!setup.backend_accepts(&old));
     assert!(client.report_rejected(&old, StatusCode::UNAUTHORIZED));
     let new = client.get_token().await.unwrap();

@@ -32,6 +32,14 @@ pub enum RunError {
     /// Anything else at start-up.
     #[error("run setup: {0}")]
     Setup(String),
+    /// The embedded backend cannot get the external identity provider's signing keys.
+    #[error("[backend] issuer {issuer:?}: cannot get the provider's signing keys: {reason}")]
+    ProviderKeys {
+        /// The issuer.
+        issuer: String,
+        /// What failed (discovery or the JWKS, with its URL).
+        reason: String,
+    },
     /// The backend URL is not usable.
     #[error("backend URL {url:?}: {reason}")]
     BackendUrl {

@@ -31,6 +31,7 @@ mod fast_hits;
 mod gateway;
 mod in_process;
 mod mode;
+mod provider_keys;
 mod run;
 mod runner;
 mod simulate;

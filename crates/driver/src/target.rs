@@ -8,7 +8,7 @@ use std::{
 
 use client::{ClientAuth, TlsTrust, TokenClientConfig, Transport, VirtualTime};
 use metrics::Metrics;
-use mock::{clock::RuntimeClock, server::MockServer, Mock, MockConfig, TokenFaults};
+use mock::{clock::RuntimeClock, server::MockServer, BackendTrust, Mock, MockConfig, TokenFaults};
 use rustls::ClientConfig;
 use scenario::{Api, BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec, DEFAULT_API};
 use signer::Credential;
@@ -21,6 +21,7 @@ use crate::{
     events::{apply_event, EventFaults},
     in_process::InProcessIdp,
     mode::Mode,
+    provider_keys::RemoteJwks,
 };
 
 /// The base URL the in-process mock's URLs (issuer, token endpoint) are made from: a name
@@ -51,8 +52,16 @@ pub(crate) enum TargetKind {
     External {
         token_config: TokenClientConfig,
         auth: ClientAuth,
-        backend_url: String,
+        backend: BackendBehindExternalIdp,
     },
+}
+
+/// The backend of a run against an external identity provider.
+pub(crate) enum BackendBehindExternalIdp {
+    /// A real one at this base URL (`[backend] url`).
+    Real(String),
+    /// The embedded backend, validating the provider's tokens (`[backend] issuer`).
+    Embedded(MockServer),
 }
 
 /// The embedded mock: a loopback server, or in-process on a virtual clock.
@@ -129,6 +138,7 @@ impl TargetKind {
                     BackendSpec::Embedded {
                         latency,
                         clock_skew,
+                        ..
                     } => (*latency, *clock_skew),
                     BackendSpec::External { .. } => (mock::Latency::None, Duration::ZERO),
                 };
@@ -235,12 +245,54 @@ impl TargetKind {
                 if let Some(file) = &idp.ca_file {
                     trust.add_pem_file(file)?;
                 }
-                let backend_url = match &scenario.backend {
-                    BackendSpec::External { url, .. } => url.clone(),
-                    BackendSpec::Embedded { .. } => {
+                let backend = match &scenario.backend {
+                    BackendSpec::External { url, .. } => {
+                        BackendBehindExternalIdp::Real(url.clone())
+                    }
+                    BackendSpec::Embedded {
+                        latency,
+                        clock_skew,
+                        trust: Some(provider),
+                    } => {
+                        let keys = RemoteJwks::locate(provider, trust.client_config()?).await?;
+                        let config = MockConfig {
+                            seed: Some(scenario.seed),
+                            backend: mock::BackendConfig {
+                                trust: BackendTrust::OpenId {
+                                    issuer: provider.issuer.clone(),
+                                    keys: Arc::new(keys),
+                                },
+                                audience: provider.audience.clone(),
+                                required_role: provider.role.clone(),
+                                latency: *latency,
+                                clock_skew: *clock_skew,
+                                ..mock::BackendConfig::default()
+                            },
+                            tls: scenario.tls,
+                            ..MockConfig::default()
+                        };
+                        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                        let server = MockServer::start(config, loopback).await?;
+                        if let Some(ca) = server.ca_pem() {
+                            trust.add_pem("the embedded backend's CA", ca.as_bytes())?;
+                        }
+                        // Fetched before the run, so that an unreachable JWKS fails here
+                        // rather than as every request refused.
+                        let backend_keys = &server.mock().backend;
+                        if let Err(e) = backend_keys.reload_keys().await {
+                            server.shutdown().await;
+                            return Err(RunError::ProviderKeys {
+                                issuer: provider.issuer.clone(),
+                                reason: e.to_string(),
+                            });
+                        }
+                        BackendBehindExternalIdp::Embedded(server)
+                    }
+                    BackendSpec::Embedded { trust: None, .. } => {
                         return Err(RunError::BackendUrl {
                             url: String::new(),
-                            reason: "an external identity provider needs an external backend"
+                            reason: "an external identity provider needs an external backend \
+                                     or [backend] issuer"
                                 .to_owned(),
                         })
                     }
@@ -248,7 +300,7 @@ impl TargetKind {
                 Ok(TargetKind::External {
                     token_config,
                     auth,
-                    backend_url,
+                    backend,
                 })
             }
         }
@@ -332,12 +384,17 @@ impl Target {
                 mock,
                 ..
             } => (mock.mock().urls().backend_url.clone(), true),
+            TargetKind::External {
+                backend: BackendBehindExternalIdp::Embedded(server),
+                ..
+            } => (server.urls().backend_url.clone(), true),
             TargetKind::Embedded {
                 backend_url: Some(url),
                 ..
             }
             | TargetKind::External {
-                backend_url: url, ..
+                backend: BackendBehindExternalIdp::Real(url),
+                ..
             } => (url.trim_end_matches('/').to_owned(), false),
         }
     }
@@ -368,12 +425,16 @@ impl Target {
     }
 
     pub(crate) async fn shutdown(self) {
-        if let TargetKind::Embedded {
-            mock: EmbeddedMock::Server(server),
-            ..
-        } = self.kind
-        {
-            server.shutdown().await;
+        match self.kind {
+            TargetKind::Embedded {
+                mock: EmbeddedMock::Server(server),
+                ..
+            }
+            | TargetKind::External {
+                backend: BackendBehindExternalIdp::Embedded(server),
+                ..
+            } => server.shutdown().await,
+            _ => {}
         }
     }
 }

@@ -11,19 +11,19 @@ use std::{
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bytes::Bytes;
-use der::Encode;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use signer::{jws::Jws, Algorithm, KeyKind, PublicKey, VerifyingKey};
+use signer::{jws::Jws, Algorithm};
 
 use crate::{
     clock::Clock,
-    config::MockConfig,
+    config::{BackendTrust, MockConfig},
     error::ConfigError,
     faults::{Draws, Latency},
     http_util::json_response,
     idp::IdentityProvider,
+    jwks::{JwksError, JwksSource, KeySet},
     stats::Stats,
 };
 
@@ -43,10 +43,11 @@ pub enum Refusal {
     /// 401: no bearer token.
     #[error("no bearer token")]
     Missing,
-    /// 401: not a well-formed RS256 JWT.
+    /// 401: not a well-formed JWT.
     #[error("the token is malformed")]
     Malformed,
-    /// 401: signed by a key not in the provider's JWKS, or the signature does not verify.
+    /// 401: signed by a key not in the provider's JWKS (or not for the token's algorithm), or
+    /// the signature does not verify.
     #[error("the token signature is invalid or its key is unknown")]
     BadSignature,
     /// 401: wrong issuer or audience.
@@ -77,32 +78,38 @@ impl Refusal {
 /// the SHA-256 of the whole token, never the token itself).
 struct Verified {
     kid: Box<str>,
-    /// The provider's issue sequence, from `uti`.
-    sequence: u64,
+    /// The embedded provider's issue sequence, from `uti`; `None` for another provider's.
+    sequence: Option<u64>,
     nbf: u64,
     exp: u64,
     has_role: bool,
 }
 
-/// The provider's keys as the backend last fetched them.
-struct KeySet {
-    keys: HashMap<String, Box<dyn VerifyingKey>>,
+/// Where the backend's keys come from.
+enum KeySource {
+    /// The embedded provider's JWKS, read in-process.
+    Provider(Arc<IdentityProvider>),
+    /// Another OpenID provider's JWKS, fetched.
+    Remote(Arc<dyn JwksSource>),
 }
 
 /// The mock protected backend. [`ProtectedBackend::check`] is the whole validation, callable
 /// in-process; [`ProtectedBackend::handle`] adds latency and the HTTP answer.
 pub struct ProtectedBackend {
-    idp: Arc<IdentityProvider>,
+    source: KeySource,
     issuer: String,
     /// `aud` values accepted.
     audiences: Vec<String>,
-    required_role: String,
+    required_role: Option<String>,
     skew_secs: u64,
     latency: RwLock<Latency>,
     keys: RwLock<Arc<KeySet>>,
     /// The earliest time (ms) an unknown `kid` may trigger the next JWKS refresh; claimed
     /// with a compare-exchange, so concurrent unknown `kid`s cause one refresh, not several.
     next_refresh_ms: AtomicU64,
+    /// Held while a remote JWKS is fetched for an unknown `kid`: requests with an unknown
+    /// `kid` meanwhile wait for that fetch rather than fail.
+    remote_fetch: tokio::sync::Mutex<()>,
     verified: RwLock<HashMap<[u8; 32], Verified>>,
     /// Tokens whose issue sequence is at most this are revoked (0: none).
     revoked_through: AtomicU64,
@@ -122,8 +129,10 @@ impl std::fmt::Debug for ProtectedBackend {
 }
 
 impl ProtectedBackend {
-    /// A backend trusting `idp`'s tokens as `config.backend` says (with its skew), on
-    /// `config`'s clock and seed, fetching its JWKS now.
+    /// A backend checking tokens as `config.backend` says (with its skew), on `config`'s
+    /// clock and seed. Trusting `idp` ([`BackendTrust::Embedded`]), it reads its JWKS now;
+    /// trusting another provider, it has no key until [`reload_keys`](Self::reload_keys) or
+    /// the first token fetches them.
     pub fn new(idp: Arc<IdentityProvider>, config: &MockConfig, stats: Arc<Stats>) -> Self {
         let (clock, skew_secs) = (
             Arc::clone(&config.clock),
@@ -132,9 +141,18 @@ impl ProtectedBackend {
         // Its own stream of draws, apart from the identity provider's.
         let draws = Draws::new(config.seed.map(|seed| seed ^ BACKEND_DRAWS));
         let config = &config.backend;
+        let (source, issuer) = match &config.trust {
+            BackendTrust::Embedded => {
+                let issuer = idp.issuer(&config.tenant);
+                (KeySource::Provider(idp), issuer)
+            }
+            BackendTrust::OpenId { issuer, keys } => {
+                (KeySource::Remote(Arc::clone(keys)), issuer.clone())
+            }
+        };
         let backend = ProtectedBackend {
-            issuer: idp.issuer(&config.tenant),
-            idp,
+            source,
+            issuer,
             audiences: std::iter::once(&config.audience)
                 .chain(&config.other_audiences)
                 .cloned()
@@ -142,17 +160,19 @@ impl ProtectedBackend {
             required_role: config.required_role.clone(),
             skew_secs,
             latency: RwLock::new(config.latency),
-            keys: RwLock::new(Arc::new(KeySet {
-                keys: HashMap::new(),
-            })),
+            keys: RwLock::new(Arc::new(KeySet::default())),
             next_refresh_ms: AtomicU64::new(0),
+            remote_fetch: tokio::sync::Mutex::new(()),
             verified: RwLock::new(HashMap::new()),
             revoked_through: AtomicU64::new(0),
             stats,
             clock,
             draws,
         };
-        backend.refresh_keys();
+        if let KeySource::Provider(idp) = &backend.source {
+            backend.read_provider_keys(idp);
+            backend.hold_off_refresh();
+        }
         backend
     }
 
@@ -162,7 +182,13 @@ impl ProtectedBackend {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let response = match self.check(authorization.map(HeaderValue::as_bytes)) {
+        let authorization = authorization.map(HeaderValue::as_bytes);
+        let mut verdict = self.check(authorization);
+        if verdict == Err(Refusal::BadSignature) && self.fetch_for_unknown_kid(authorization).await
+        {
+            verdict = self.check(authorization);
+        }
+        let response = match verdict {
             Ok(()) => json_response(StatusCode::OK, &json!({"ok": true})),
             Err(refusal) => {
                 let mut response =
@@ -187,7 +213,9 @@ impl ProtectedBackend {
     /// Validates an `Authorization` header value. A token is verified at most once; after
     /// that only its times, the revocation mark and the key's presence are checked. Verified
     /// tokens are found by the SHA-256 of the whole token: any other token, even one carrying
-    /// a remembered token's signature, is verified in full.
+    /// a remembered token's signature, is verified in full. An unknown `kid` refreshes the
+    /// embedded provider's keys at once (at most once a second); another provider's keys
+    /// are fetched only by [`handle`](Self::handle), which awaits them.
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), Refusal> {
         let token = bearer_token(authorization.ok_or(Refusal::Missing)?)?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -224,10 +252,13 @@ impl ProtectedBackend {
         {
             return Err(Refusal::Expired);
         }
-        if entry.sequence <= self.revoked_through.load(Ordering::Acquire) {
+        if entry
+            .sequence
+            .is_some_and(|sequence| sequence <= self.revoked_through.load(Ordering::Acquire))
+        {
             return Err(Refusal::Revoked);
         }
-        if !self.current_keys().keys.contains_key(&*entry.kid) {
+        if !self.current_keys().contains(&entry.kid) {
             return Err(Refusal::BadSignature);
         }
         if !entry.has_role {
@@ -239,53 +270,57 @@ impl ProtectedBackend {
     /// Full validation of a token not seen before.
     fn verify(&self, token: &str) -> Result<Verified, Refusal> {
         let jws = Jws::parse(token).map_err(|_| Refusal::Malformed)?;
-        if jws.algorithm() != Algorithm::Rs256 {
+        // Entra signs its access tokens with RS256 only; another provider's JWKS says which
+        // algorithms its keys verify.
+        if matches!(self.source, KeySource::Provider(_)) && jws.algorithm() != Algorithm::Rs256 {
             return Err(Refusal::BadSignature);
         }
         let kid = jws.header().kid.clone().ok_or(Refusal::BadSignature)?;
         let mut keys = self.current_keys();
-        if !keys.keys.contains_key(&kid) {
-            keys = self.refresh_keys_rate_limited();
+        if !keys.contains(&kid) {
+            keys = self.refresh_provider_keys_rate_limited();
         }
-        let key = keys.keys.get(&kid).ok_or(Refusal::BadSignature)?;
+        let key = keys
+            .verifier(&kid, jws.algorithm())
+            .ok_or(Refusal::BadSignature)?;
         // Counted per attempt: a bad signature under a known key counts too.
         self.stats.signature_verified();
-        let claims: Value = jws
-            .verify_claims(key.as_ref())
-            .map_err(|_| Refusal::BadSignature)?;
+        let claims: Value = jws.verify_claims(key).map_err(|_| Refusal::BadSignature)?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         let time = |name: &str| claims.get(name).and_then(Value::as_u64);
-        let audience_ok = text("aud").is_some_and(|aud| self.audiences.iter().any(|a| a == aud));
+        // `aud` is a string (Entra) or an array of them (RFC 7519).
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => self.audiences.contains(aud),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|aud| self.audiences.iter().any(|a| a == aud)),
+            _ => false,
+        };
         if text("iss") != Some(self.issuer.as_str()) || !audience_ok {
             return Err(Refusal::WrongIssuerOrAudience);
         }
-        let (exp, iat) = (
-            time("exp").ok_or(Refusal::Malformed)?,
-            time("iat").ok_or(Refusal::Malformed)?,
-        );
-        // `uti` starts with the provider's issue sequence: revocation orders tokens by it,
-        // finer than any clock (two tokens of one millisecond are still ordered).
-        let sequence = text("uti")
-            .and_then(|uti| URL_SAFE_NO_PAD.decode(uti).ok())
-            .and_then(|bytes| {
-                bytes
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-            })
-            .ok_or(Refusal::Malformed)?;
-        let has_role = claims
-            .get("roles")
-            .and_then(Value::as_array)
-            .is_some_and(|roles| {
-                roles
-                    .iter()
-                    .any(|r| r.as_str() == Some(self.required_role.as_str()))
-            });
+        let exp = time("exp").ok_or(Refusal::Malformed)?;
+        let sequence = match self.source {
+            // `uti` starts with the provider's issue sequence: revocation orders tokens by
+            // it, finer than any clock (two tokens of one millisecond are still ordered).
+            KeySource::Provider(_) => Some(
+                text("uti")
+                    .and_then(issue_sequence)
+                    .ok_or(Refusal::Malformed)?,
+            ),
+            KeySource::Remote(_) => None,
+        };
+        let has_role = self.required_role.as_ref().is_none_or(|required| {
+            claims
+                .get("roles")
+                .and_then(Value::as_array)
+                .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some(required)))
+        });
         Ok(Verified {
             kid: kid.into(),
             sequence,
-            nbf: time("nbf").unwrap_or(iat),
+            nbf: time("nbf").or(time("iat")).unwrap_or(0),
             exp,
             has_role,
         })
@@ -293,18 +328,28 @@ impl ProtectedBackend {
 
     /// From now on, every token issued before this call is refused (401), even one issued
     /// in the same millisecond: tokens are ordered by the provider's issue sequence (the first
-    /// 8 bytes of their `uti`), not by time. Returns the last sequence revoked.
-    pub fn revoke_all(&self) -> u64 {
-        let through = self.idp.last_issue_sequence();
+    /// 8 bytes of their `uti`), not by time. Returns the last sequence revoked; `None` when
+    /// the backend trusts another provider, whose tokens it cannot order.
+    pub fn revoke_all(&self) -> Option<u64> {
+        let KeySource::Provider(idp) = &self.source else {
+            return None;
+        };
+        let through = idp.last_issue_sequence();
         self.revoked_through.fetch_max(through, Ordering::AcqRel);
-        through
+        Some(through)
     }
 
     /// Drops the cached JWKS and refetches it: what a validate-jwt policy does when its
     /// metadata refresh runs, so that tokens under a rotated-out key fail at once. Counted in
     /// `jwks_refreshes`, and restarts the one-second wait before an unknown `kid` may refresh.
-    pub fn reload_keys(&self) {
-        self.refresh_keys();
+    /// Returns how many keys the set holds; a failed fetch keeps the keys it had.
+    pub async fn reload_keys(&self) -> Result<usize, JwksError> {
+        self.hold_off_refresh();
+        let keys = match &self.source {
+            KeySource::Provider(idp) => self.read_provider_keys(idp),
+            KeySource::Remote(source) => self.fetch_remote_keys(source.as_ref()).await?,
+        };
+        Ok(keys.len())
     }
 
     /// The added latency now in force.
@@ -323,14 +368,26 @@ impl ProtectedBackend {
         Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Refreshes the JWKS for an unknown `kid`, at most once per [`JWKS_REFRESH_INTERVAL_MS`]:
-    /// of concurrent callers, the one whose compare-exchange claims the slot refreshes; the
-    /// others (and callers within the interval) get the keys as they are.
-    fn refresh_keys_rate_limited(&self) -> Arc<KeySet> {
+    fn install_keys(&self, keys: KeySet) -> Arc<KeySet> {
+        let keys = Arc::new(keys);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&keys);
+        keys
+    }
+
+    /// An unknown `kid` may refresh the keys again only [`JWKS_REFRESH_INTERVAL_MS`] from now.
+    fn hold_off_refresh(&self) {
+        let next = self.clock.now_ms().saturating_add(JWKS_REFRESH_INTERVAL_MS);
+        self.next_refresh_ms.fetch_max(next, Ordering::AcqRel);
+    }
+
+    /// Claims the next refresh for an unknown `kid`, at most one per
+    /// [`JWKS_REFRESH_INTERVAL_MS`]: of concurrent callers, the one whose compare-exchange
+    /// wins.
+    fn claim_refresh(&self) -> bool {
         let now = self.clock.now_ms();
         let next = self.next_refresh_ms.load(Ordering::Acquire);
-        if now < next
-            || self
+        now >= next
+            && self
                 .next_refresh_ms
                 .compare_exchange(
                     next,
@@ -338,38 +395,66 @@ impl ProtectedBackend {
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 )
-                .is_err()
-        {
-            return self.current_keys();
+                .is_ok()
+    }
+
+    /// Rereads the embedded provider's JWKS for an unknown `kid` if a refresh may run now;
+    /// otherwise (or trusting another provider) the keys as they are.
+    fn refresh_provider_keys_rate_limited(&self) -> Arc<KeySet> {
+        match &self.source {
+            KeySource::Provider(idp) if self.claim_refresh() => self.read_provider_keys(idp),
+            _ => self.current_keys(),
         }
-        self.fetch_keys()
     }
 
-    /// Refetches the JWKS unconditionally (at start and on [`reload_keys`](Self::reload_keys));
-    /// an unknown `kid` may refresh again only a second later.
-    fn refresh_keys(&self) -> Arc<KeySet> {
-        let next = self.clock.now_ms().saturating_add(JWKS_REFRESH_INTERVAL_MS);
-        self.next_refresh_ms.fetch_max(next, Ordering::AcqRel);
-        self.fetch_keys()
-    }
-
-    /// Fetches the provider's JWKS and parses every RSA key in it, as a validate-jwt policy does.
-    fn fetch_keys(&self) -> Arc<KeySet> {
+    /// Reads the embedded provider's JWKS, as a validate-jwt policy fetches it.
+    fn read_provider_keys(&self, idp: &IdentityProvider) -> Arc<KeySet> {
         self.stats.jwks_refreshed();
-        let backend = signer::backend::default_backend();
-        let jwks = self.idp.jwks();
-        let mut keys = HashMap::new();
-        for jwk in jwks["keys"].as_array().into_iter().flatten() {
-            let Some((kid, public_key)) = rsa_jwk(jwk) else {
-                continue;
-            };
-            if let Ok(verifier) = backend.load_verifying_key(&public_key, Algorithm::Rs256) {
-                keys.insert(kid, verifier);
-            }
+        self.install_keys(KeySet::from_jwks(&idp.jwks()))
+    }
+
+    /// Trusting another provider, fetches its JWKS when a token's `kid` is not in the keys
+    /// (rate-limited as [`claim_refresh`](Self::claim_refresh) says; requests meanwhile wait
+    /// for the fetch in flight). Returns whether the keys now hold that `kid`, so that the
+    /// token is worth checking again.
+    async fn fetch_for_unknown_kid(&self, authorization: Option<&[u8]>) -> bool {
+        let KeySource::Remote(source) = &self.source else {
+            return false;
+        };
+        let Some(kid) = authorization
+            .and_then(|value| bearer_token(value).ok())
+            .and_then(|token| Jws::parse(token).ok())
+            .and_then(|jws| jws.header().kid.clone())
+        else {
+            return false;
+        };
+        if self.current_keys().contains(&kid) {
+            return false;
         }
-        let set = Arc::new(KeySet { keys });
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&set);
-        set
+        let _fetching = self.remote_fetch.lock().await;
+        if self.current_keys().contains(&kid) {
+            return true;
+        }
+        if !self.claim_refresh() {
+            return false;
+        }
+        self.fetch_remote_keys(source.as_ref())
+            .await
+            .is_ok_and(|keys| keys.contains(&kid))
+    }
+
+    /// Fetches another provider's JWKS and installs its keys. A fetch that fails, or finds no
+    /// usable key, keeps the keys the backend had.
+    async fn fetch_remote_keys(&self, source: &dyn JwksSource) -> Result<Arc<KeySet>, JwksError> {
+        self.stats.jwks_refreshed();
+        let keys = KeySet::from_jwks(&source.fetch().await?);
+        if keys.len() == 0 {
+            return Err(JwksError {
+                location: source.location().to_owned(),
+                reason: "no RSA, EC P-256 or Ed25519 signature key with a kid".to_owned(),
+            });
+        }
+        Ok(self.install_keys(keys))
     }
 }
 
@@ -410,25 +495,10 @@ fn bearer_token(value: &[u8]) -> Result<&str, Refusal> {
     Ok(token)
 }
 
-/// `kid` and public key of an RSA JWK (`n`, `e` base64url big-endian integers).
-fn rsa_jwk(jwk: &Value) -> Option<(String, PublicKey)> {
-    if jwk["kty"] != "RSA" {
-        return None;
-    }
-    let kid = jwk["kid"].as_str()?.to_owned();
-    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str()?).ok()?;
-    let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str()?).ok()?;
-    let der = pkcs1::RsaPublicKey {
-        modulus: pkcs1::UintRef::new(&n).ok()?,
-        public_exponent: pkcs1::UintRef::new(&e).ok()?,
-    }
-    .to_der()
-    .ok()?;
-    let bits = n
-        .iter()
-        .position(|b| *b != 0)
-        .map_or(0, |i| (n.len() - i) * 8 - n[i].leading_zeros() as usize);
-    Some((kid, PublicKey::from_raw(KeyKind::Rsa { bits }, der)))
+/// The issue sequence at the start of an embedded provider's `uti` (8 bytes, big-endian).
+fn issue_sequence(uti: &str) -> Option<u64> {
+    let bytes = URL_SAFE_NO_PAD.decode(uti).ok()?;
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -438,7 +508,7 @@ mod tests {
     fn entry(exp: u64) -> Verified {
         Verified {
             kid: "k".into(),
-            sequence: 1,
+            sequence: Some(1),
             nbf: 0,
             exp,
             has_role: true,

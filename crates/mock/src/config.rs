@@ -8,6 +8,7 @@ use crate::{
     clock::{Clock, SystemClock},
     error::ConfigError,
     faults::{Latency, TokenFaults},
+    jwks::JwksSource,
 };
 
 /// Token lifetime when none is set: 3599 s, as Entra issues.
@@ -82,18 +83,39 @@ impl ClientRegistration {
     }
 }
 
+/// Whose tokens the protected backend accepts.
+#[derive(Clone, Debug, Default)]
+pub enum BackendTrust {
+    /// The mock's own identity provider (the issuer of [`BackendConfig::tenant`]), whose
+    /// keys it reads in-process; revocation applies to its tokens.
+    #[default]
+    Embedded,
+    /// Another OpenID provider: tokens whose `iss` is `issuer`, verified with the keys of
+    /// the JWKS `keys` fetches (RSA, EC P-256 or Ed25519, each for the algorithms its JWK
+    /// allows), fetched again when a token names an unknown `kid`.
+    OpenId {
+        /// The required `iss`.
+        issuer: String,
+        /// Where its JWKS comes from.
+        keys: std::sync::Arc<dyn JwksSource>,
+    },
+}
+
 /// What the protected backend checks (as an APIM validate-jwt policy would).
 #[derive(Clone, Debug)]
 pub struct BackendConfig {
+    /// Whose tokens it accepts.
+    pub trust: BackendTrust,
     /// Required `aud`: the resource identifier.
     pub audience: String,
     /// Further resource identifiers whose tokens it accepts too: one mock backend standing
     /// for several APIs, each with its own resource (and so its own tokens).
     pub other_audiences: Vec<String>,
-    /// The tenant whose issuer is required.
+    /// The tenant whose issuer is required (trusting the embedded provider).
     pub tenant: String,
-    /// The app role a token must carry.
-    pub required_role: String,
+    /// The app role a token must carry in its `roles` claim (403 without it); `None`: no
+    /// role is required.
+    pub required_role: Option<String>,
     /// Added latency before each answer.
     pub latency: Latency,
     /// Tolerated clock skew on a token's `exp` and `nbf`: 0 by default, as APIM's
@@ -105,10 +127,11 @@ pub struct BackendConfig {
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
+            trust: BackendTrust::Embedded,
             audience: DEFAULT_RESOURCE.to_owned(),
             other_audiences: Vec::new(),
             tenant: DEFAULT_TENANT.to_owned(),
-            required_role: DEFAULT_ROLE.to_owned(),
+            required_role: Some(DEFAULT_ROLE.to_owned()),
             latency: Latency::None,
             clock_skew: Duration::ZERO,
         }
@@ -210,6 +233,10 @@ impl MockConfig {
                     client_id: client.client_id.clone(),
                 });
             }
+        }
+        if let BackendTrust::OpenId { .. } = self.backend.trust {
+            // Its issuer and audiences are another provider's, not this one's.
+            return Ok(());
         }
         if !self.tenants.contains(&self.backend.tenant) {
             return Err(ConfigError::BackendTenant {

@@ -3,7 +3,8 @@
 //! - [`IdentityProvider`]: the v2 token endpoint (client credentials with a certificate
 //!   assertion or a client secret, validated as Entra does), the OpenID discovery document
 //!   and the JWKS; RS256 access tokens with Entra's claims.
-//! - [`ProtectedBackend`]: `/api/…` guarded as an APIM `validate-jwt` policy would guard it.
+//! - [`ProtectedBackend`]: `/api/…` guarded as an APIM `validate-jwt` policy would guard it,
+//!   trusting the embedded provider or any OpenID provider's JWKS ([`BackendTrust`]).
 //! - Faults: token endpoint latency, error rate, per-client throttling, outages; backend
 //!   latency; revocation and key rotation ([`Mock::handle`]'s `/admin` endpoints).
 //! - Revocation orders tokens by issue, not by clock: each token's `uti` claim is 16 bytes
@@ -33,6 +34,7 @@ mod faults;
 mod http_util;
 mod idp;
 mod jti;
+mod jwks;
 mod routes;
 pub mod server;
 mod stats;
@@ -41,12 +43,14 @@ mod token_form;
 
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
-    BackendConfig, ClientRegistration, MockConfig, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CLOCK_SKEW,
-    DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
+    BackendConfig, BackendTrust, ClientRegistration, MockConfig, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME,
 };
 pub use error::ConfigError;
 pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};
 pub use idp::{IdentityProvider, MAX_ASSERTION_LIFETIME};
+pub use jwks::{BoxFuture, JwksError, JwksSource};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};
 pub use tls::TlsIdentity;

@@ -112,18 +112,25 @@ impl Mock {
                 self.idp.openid_configuration(tenant)
             }
             (&Method::GET, [tenant, "discovery", "v2.0", "keys"]) => self.idp.jwks_response(tenant),
-            (&Method::POST, ["admin", "revoke"]) => {
-                let revoked_through = self.backend.revoke_all();
-                json_response(
+            (&Method::POST, ["admin", "revoke"]) => match self.backend.revoke_all() {
+                Some(revoked_through) => json_response(
                     StatusCode::OK,
                     &json!({ "revoked_through_sequence": revoked_through }),
-                )
-            }
+                ),
+                None => json_response(
+                    StatusCode::CONFLICT,
+                    &json!({ "error": "the backend trusts another identity provider, whose \
+                                       tokens it cannot revoke" }),
+                ),
+            },
             (&Method::POST, ["admin", "rotate-keys"]) => match self.idp.rotate_keys().await {
-                Ok(kid) => {
-                    self.backend.reload_keys();
-                    json_response(StatusCode::OK, &json!({ "kid": kid }))
-                }
+                Ok(kid) => match self.backend.reload_keys().await {
+                    Ok(_) => json_response(StatusCode::OK, &json!({ "kid": kid })),
+                    Err(e) => json_response(
+                        StatusCode::BAD_GATEWAY,
+                        &json!({ "kid": kid, "error": e.to_string() }),
+                    ),
+                },
                 Err(e) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &json!({ "error": e.to_string() }),

@@ -266,6 +266,21 @@ impl Scenario {
         }
         match &self.idp {
             IdpSpec::Embedded(idp) => {
+                if let BackendSpec::Embedded {
+                    trust: Some(trust), ..
+                } = &self.backend
+                {
+                    problems.push(Problem::new(
+                        "backend.issuer",
+                        format!(
+                            "{:?} is an external identity provider, and this scenario runs the \
+                             embedded one (whose tokens the embedded backend validates without \
+                             settings): give [idp] token_url and credentials, or remove \
+                             issuer",
+                            trust.issuer
+                        ),
+                    ));
+                }
                 for lifetime in std::iter::once(idp.token_lifetime).chain(idp.token_lifetime_max) {
                     if lifetime < Duration::from_secs(1)
                         || lifetime > mock::MAX_TOKEN_LIFETIME
@@ -310,11 +325,12 @@ impl Scenario {
                 }
             }
             IdpSpec::External(_) => {
-                if matches!(self.backend, BackendSpec::Embedded { .. }) {
+                if matches!(self.backend, BackendSpec::Embedded { trust: None, .. }) {
                     problems.push(Problem::new(
                         "idp.token_url",
                         "an external identity provider needs an external backend ([backend] \
-                         url): the embedded backend accepts only the embedded provider's tokens",
+                         url) or the embedded one validating its tokens ([backend] issuer and \
+                         audience)",
                     ));
                 }
                 if let SignerSpec::Secret(_) = self.signer {
@@ -334,6 +350,7 @@ impl Scenario {
         if let BackendSpec::Embedded {
             latency,
             clock_skew,
+            ..
         } = &self.backend
         {
             if let Err(message) = latency.validate() {

@@ -96,8 +96,9 @@ pub use limits::{
 };
 pub use model::{
     Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,
-    Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_API, DEFAULT_DURATION,
-    DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED, DEFAULT_TOKEN_LIFETIME,
+    Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec, DEFAULT_API,
+    DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED,
+    DEFAULT_TOKEN_LIFETIME,
 };
 pub use overrides::Overrides;
 pub use shard::{Shard, MAX_SHARDS};

@@ -302,13 +302,17 @@ pub enum ExternalCredentials {
 /// The protected backend.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BackendSpec {
-    /// The embedded mock backend (it accepts the embedded identity provider's tokens).
+    /// The embedded mock backend: it accepts the embedded identity provider's tokens, or
+    /// with `trust` those of an external one.
     Embedded {
         /// Added latency of each answer.
         latency: Latency,
         /// Tolerated clock skew on a token's `exp` and `nbf` (`[backend] clock_skew`): 0 by
         /// default, as APIM's `validate-jwt`.
         clock_skew: Duration,
+        /// The external identity provider whose tokens it validates (`[backend] issuer`);
+        /// `None`: the embedded one's.
+        trust: Option<ProviderTrust>,
     },
     /// A real backend: requests go to this base URL plus the request path.
     External {
@@ -326,8 +330,25 @@ impl Default for BackendSpec {
         BackendSpec::Embedded {
             latency: Latency::None,
             clock_skew: Duration::ZERO,
+            trust: None,
         }
     }
+}
+
+/// An OpenID provider the embedded backend validates tokens of, as an APIM `validate-jwt`
+/// policy with `openid-config` would: signature (keys from the provider's JWKS), issuer,
+/// audience, times, and optionally a role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderTrust {
+    /// The required `iss` (`[backend] issuer`); its discovery document
+    /// (`{issuer}/.well-known/openid-configuration`) names the JWKS unless `jwks_url` does.
+    pub issuer: String,
+    /// The JWKS URL (`[backend] jwks_url`), skipping discovery.
+    pub jwks_url: Option<String>,
+    /// The required `aud` (`[backend] audience`).
+    pub audience: String,
+    /// An app role the token's `roles` must hold (`[backend] role`); 403 without it.
+    pub role: Option<String>,
 }
 
 /// Something that happens at a time of the run (to the embedded identity provider).

@@ -7,8 +7,8 @@ use client::CachePolicy;
 use mock::Latency;
 use scenario::{
     builtin, builtin_names, Api, BackendSpec, CacheScope, Comparison, EventKind,
-    ExternalCredentials, IdpSpec, Overrides, Scenario, ScenarioError, SignerSpec, Traffic,
-    DEFAULT_SCENARIO,
+    ExternalCredentials, IdpSpec, Overrides, ProviderTrust, Scenario, ScenarioError, SignerSpec,
+    Traffic, DEFAULT_SCENARIO,
 };
 use signer::{Algorithm, KeySpec};
 
@@ -217,6 +217,7 @@ fn defaults_fill_a_minimal_file() {
         BackendSpec::Embedded {
             latency: Latency::None,
             clock_skew: Duration::ZERO,
+            trust: None,
         }
     );
     assert!(s.events.is_empty() && s.compare.is_none());
@@ -327,7 +328,8 @@ kind = "revoke-tokens"
             latency: Latency::LogNormal {
                 median_ms: 2.0,
                 p99_ms: 20.0
-            }
+            },
+            trust: None,
         }
     );
     // Sorted by time; equal times keep file order.
@@ -395,6 +397,7 @@ fn other_traffic_kinds_and_latency_shorthand_parse() {
         BackendSpec::Embedded {
             latency: Latency::Fixed { ms: 3.0 },
             clock_skew: Duration::ZERO,
+            trust: None,
         }
     );
 }
@@ -761,6 +764,7 @@ fn impossible_values_name_file_line_and_key() {
         BackendSpec::Embedded {
             latency: Latency::None,
             clock_skew: Duration::from_secs(300),
+            trust: None,
         }
     );
     // A URL the HTTP client would refuse mid-run, refused here.
@@ -852,10 +856,79 @@ fn unknown_names_name_file_line_and_key() {
 }
 
 #[test]
+fn the_embedded_backend_validates_an_external_providers_tokens_with_issuer_and_audience() {
+    let external = "[idp]\ntoken_url = \"https://idp.test/t/oauth2/v2.0/token\"\nclient_id = \"c\"\nscope = \"api://orders/.default\"\nclient_secret = \"x\"\n";
+    let trust = "[backend]\nissuer = \"https://idp.test/t/v2.0\"\naudience = \"api://orders\"\n";
+    let s = Scenario::from_toml_str(
+        &format!("{TRAFFIC}{external}{trust}role = \"Orders.Read\"\njwks_url = \"https://idp.test/keys\"\nlatency = \"1ms\"\n"),
+        "conf/ok.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        s.backend,
+        BackendSpec::Embedded {
+            latency: Latency::Fixed { ms: 1.0 },
+            clock_skew: Duration::ZERO,
+            trust: Some(ProviderTrust {
+                issuer: "https://idp.test/t/v2.0".to_owned(),
+                jwks_url: Some("https://idp.test/keys".to_owned()),
+                audience: "api://orders".to_owned(),
+                role: Some("Orders.Read".to_owned()),
+            }),
+        }
+    );
+    // Discovery when jwks_url is absent; no role required when role is.
+    let s =
+        Scenario::from_toml_str(&format!("{TRAFFIC}{external}{trust}"), "conf/ok.toml").unwrap();
+    assert!(matches!(
+        s.backend,
+        BackendSpec::Embedded {
+            trust: Some(ProviderTrust {
+                jwks_url: None,
+                role: None,
+                ..
+            }),
+            ..
+        }
+    ));
+
+    let m = fails_at(
+        &format!("{TRAFFIC}{external}[backend]\nissuer = \"https://idp.test/t/v2.0\"\n"),
+        9,
+        "backend.audience",
+    );
+    assert!(m.contains("missing"), "{m}");
+    fails_at(
+        &format!("{TRAFFIC}{external}[backend]\njwks_url = \"https://idp.test/keys\"\n"),
+        10,
+        "backend.jwks_url",
+    );
+    fails_at(
+        &format!("{TRAFFIC}{external}{trust}url = \"https://orders.test\"\n"),
+        10,
+        "backend.issuer",
+    );
+    fails_at(
+        &format!("{TRAFFIC}{external}[backend]\nissuer = \"login.test\"\naudience = \"a\"\n"),
+        10,
+        "backend.issuer",
+    );
+    fails_at(
+        &format!("{TRAFFIC}{external}{trust}role = \"\"\n"),
+        12,
+        "backend.role",
+    );
+    // The embedded provider's tokens need no issuer: one given is an error, not ignored.
+    let m = fails_at(&format!("{TRAFFIC}{trust}"), 5, "backend.issuer");
+    assert!(m.contains("external identity provider"), "{m}");
+}
+
+#[test]
 fn inconsistent_sections_name_file_line_and_key() {
     let external = "[idp]\ntoken_url = \"https://idp/token\"\nclient_id = \"c\"\nscope = \"s\"\nclient_secret = \"x\"\n";
     let m = fails_at(&format!("{TRAFFIC}{external}"), 5, "idp.token_url");
     assert!(m.contains("external backend"), "{m}");
+    assert!(m.contains("[backend] issuer"), "{m}");
     let backend = "[backend]\nurl = \"https://b\"\n";
     fails_at(
         &format!("{TRAFFIC}{external}{backend}[[events]]\nat = \"1s\"\nkind = \"revoke-tokens\"\n"),

@@ -9,7 +9,9 @@ use toml::de::{DeTable, DeValue};
 
 mod raw;
 
-use raw::{EventKindName, RawIdp, RawScenario, RawTraffic, ScopeName, SharedCache, TrafficKind};
+use raw::{
+    EventKindName, RawBackend, RawIdp, RawScenario, RawTraffic, ScopeName, SharedCache, TrafficKind,
+};
 
 use crate::{
     builtin::{builtin, builtin_names, builtin_trace},
@@ -18,8 +20,8 @@ use crate::{
     limits::MAX_SCENARIO_BYTES,
     model::{
         Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials,
-        ExternalIdp, Gateway, IdpSpec, KeyPassword, Scenario, SignerSpec, DEFAULT_DURATION,
-        DEFAULT_KEY_BITS, DEFAULT_SEED,
+        ExternalIdp, Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec,
+        DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_SEED,
     },
     trace::{Trace, TraceFormat},
     traffic::{replay_duration, RateStep, Traffic},
@@ -307,6 +309,92 @@ fn require<T>(doc: &Doc<'_>, key: &str, value: Option<T>, why: &str) -> Result<T
     value.ok_or_else(|| doc.invalid(key, format!("missing: {why}")))
 }
 
+/// `[backend]`: an external backend (`url`), or the embedded one, trusting the embedded
+/// identity provider or the external one `issuer` names.
+fn convert_backend(
+    b: RawBackend,
+    doc: &Doc<'_>,
+    traces: &TraceSource<'_>,
+) -> Result<BackendSpec, ScenarioError> {
+    let trust_keys = [
+        ("issuer", b.issuer.is_some()),
+        ("jwks_url", b.jwks_url.is_some()),
+        ("audience", b.audience.is_some()),
+        ("role", b.role.is_some()),
+    ];
+    if let Some(url) = b.url {
+        only(
+            doc,
+            "backend",
+            &[
+                [
+                    ("latency", b.latency.is_some()),
+                    ("clock_skew", b.clock_skew.is_some()),
+                ]
+                .as_slice(),
+                &trust_keys,
+            ]
+            .concat(),
+            &[],
+            "an external backend (only the embedded one has latency, skew and token \
+             validation settings)",
+        )?;
+        check_url(doc, "backend.url", &url)?;
+        return Ok(BackendSpec::External {
+            url,
+            ca_file: b.ca_file.map(|file| traces.dir().join(file)),
+        });
+    }
+    only(
+        doc,
+        "backend",
+        &[("ca_file", b.ca_file.is_some())],
+        &[],
+        "the embedded backend (with tls = true the gateway trusts its CA; an external \
+         identity provider's CA goes in [idp] ca_file; ca_file here is for an external backend)",
+    )?;
+    let trust = match b.issuer {
+        Some(issuer) => {
+            check_url(doc, "backend.issuer", &issuer)?;
+            if let Some(url) = &b.jwks_url {
+                check_url(doc, "backend.jwks_url", url)?;
+            }
+            for (key, value) in [("audience", &b.audience), ("role", &b.role)] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    return Err(doc.invalid(format!("backend.{key}"), "must not be empty"));
+                }
+            }
+            Some(ProviderTrust {
+                issuer,
+                jwks_url: b.jwks_url,
+                audience: require(
+                    doc,
+                    "backend.audience",
+                    b.audience,
+                    "the aud the identity provider's tokens carry, e.g. api://backend",
+                )?,
+                role: b.role,
+            })
+        }
+        None => {
+            only(
+                doc,
+                "backend",
+                &trust_keys,
+                &["issuer"],
+                "the embedded backend without an issuer: it then trusts the embedded \
+                 identity provider (set issuer to validate an external one's tokens)",
+            )?;
+            None
+        }
+    };
+    Ok(BackendSpec::Embedded {
+        latency: b.latency.map_or(Latency::None, |l| l.0),
+        clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
+        trust,
+    })
+}
+
 fn convert(
     raw: RawScenario,
     doc: &Doc<'_>,
@@ -379,42 +467,7 @@ fn convert(
             })
             .collect()
     };
-    let backend = {
-        let b = raw.backend;
-        match b.url {
-            Some(url) => {
-                only(
-                    doc,
-                    "backend",
-                    &[
-                        ("latency", b.latency.is_some()),
-                        ("clock_skew", b.clock_skew.is_some()),
-                    ],
-                    &[],
-                    "an external backend (only the embedded one has latency and skew settings)",
-                )?;
-                check_url(doc, "backend.url", &url)?;
-                BackendSpec::External {
-                    url,
-                    ca_file: b.ca_file.map(|file| traces.dir().join(file)),
-                }
-            }
-            None => {
-                only(
-                    doc,
-                    "backend",
-                    &[("ca_file", b.ca_file.is_some())],
-                    &[],
-                    "the embedded backend (with tls = true the gateway trusts its CA; \
-                     ca_file is for an external one)",
-                )?;
-                BackendSpec::Embedded {
-                    latency: b.latency.map_or(Latency::None, |l| l.0),
-                    clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
-                }
-            }
-        }
-    };
+    let backend = convert_backend(raw.backend, doc, traces)?;
     let tls = raw.tls.unwrap_or(false);
     if tls && matches!(idp, IdpSpec::External(_)) && matches!(backend, BackendSpec::External { .. })
     {

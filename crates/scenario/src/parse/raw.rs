@@ -109,6 +109,10 @@ pub(crate) struct RawBackend {
     pub(crate) clock_skew: Option<Human>,
     pub(crate) url: Option<String>,
     pub(crate) ca_file: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) role: Option<String>,
 }
 
 /// `shared_cache`: `false`, `true` or `"region"`.
