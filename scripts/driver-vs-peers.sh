@@ -5,8 +5,9 @@
 #   wrk         wrk -t2 -c64 (Debian's), closed model
 #   oha         oha -c 64 (installed with cargo install oha --locked), closed model; at the
 #               fixed rate with -q RATE --latency-correction (latency from the intended start)
-#   tokenbench  tokenbench run of 2 gateway instances (open model), offered far above
-#               capacity (SATURATE req/s), or RATE req/s for the latency comparison
+#   tokenbench  tokenbench run of 2 gateway instances of 32 requests in flight each (open
+#               model; 64 in all, as the peers' connections), offered far above capacity
+#               (SATURATE req/s), or RATE req/s for the latency comparison
 #
 # All three send GET /api/orders with a valid token to the same mock backend (tokenbench's
 # gateways fetch theirs from the mock's token endpoint). Each figure is completed requests
@@ -39,8 +40,8 @@ SECRET=driver-vs-peers
 MOCK_ARGS="--client-secret $SECRET --token-lifetime 24h"
 # shellcheck source=scripts/external-mock.sh
 source "$SCRIPT_DIR/external-mock.sh"
-external_scenario driver-saturated 2 "$SATURATE" "$SECONDS_PER_RUN" >"$WORK/saturated.toml"
-external_scenario driver-fixed 2 "$RATE" "$SECONDS_PER_RUN" >"$WORK/fixed.toml"
+external_scenario driver-saturated 2 "$SATURATE" "$SECONDS_PER_RUN" 32 >"$WORK/saturated.toml"
+external_scenario driver-fixed 2 "$RATE" "$SECONDS_PER_RUN" 32 >"$WORK/fixed.toml"
 
 # The peers' token: one from the mock's token endpoint, valid for the whole benchmark.
 TOKEN=$("$BIN" token --token-url "$(field token_url)" --client-id "$(field client_id)" \

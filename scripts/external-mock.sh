@@ -2,9 +2,10 @@
 # Needs BIN (the tokenbench binary) and WORK (a scratch folder) set; starts the mock with
 # MOCK_ARGS, stops it at exit, and defines:
 #   field NAME                      a field of the mock's JSON line (token_url, backend_url, …)
-#   external_scenario NAME INSTANCES RATE SECONDS
+#   external_scenario NAME INSTANCES RATE SECONDS [MAX_IN_FLIGHT]
 #                                   a scenario against the mock as an external identity
-#                                   provider and backend, offered RATE req/s (on stdout)
+#                                   provider and backend, offered RATE req/s, at most
+#                                   MAX_IN_FLIGHT (default 1000) per instance (on stdout)
 #   completed REPORT_JSON           requests answered 200 per second of the run
 # shellcheck shell=bash
 
@@ -27,7 +28,7 @@ done
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$WORK/mock.json" "$1"; }
 
 # The external identity provider and backend, as a team would point a run at theirs.
-external_scenario() { # name instances rate seconds
+external_scenario() { # name instances rate seconds [max_in_flight]
     cat <<SCENARIO
 name = "$1"
 duration = "$4s"
@@ -40,7 +41,7 @@ rate = $3
 [gateway]
 instances = $2
 policy = "single-flight"
-max_in_flight = 1000
+max_in_flight = ${5:-1000}
 
 [idp]
 token_url = "$(field token_url)"

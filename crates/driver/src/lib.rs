@@ -25,6 +25,7 @@
 mod api_picker;
 mod backend_client;
 mod credentials;
+mod dispatch;
 mod error;
 mod events;
 mod fast_hits;

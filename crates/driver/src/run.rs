@@ -3,34 +3,32 @@
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize},
         Arc,
     },
     time::{Duration, SystemTime},
 };
 
-use metrics::{Fleet, Metrics, RequestOutcome, RequestRecord, Slot, Tally};
+use metrics::{Fleet, Metrics, Tally};
 use report::{Report, RunInfo, ShardHeader};
 use scenario::{Scenario, Shard, Traffic};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{oneshot, watch},
+    time::Instant,
+};
 
 use crate::{
-    api_picker::ApiPicker, error::RunError, fast_hits::FastHits, gateway::Gateway, mode::Mode,
+    api_picker::ApiPicker,
+    dispatch::{Dispatcher, Watchdog},
+    error::RunError,
+    fast_hits::FastHits,
+    gateway::Gateway,
+    mode::Mode,
     target::Target,
 };
 
-/// How long a request (its token and its backend call) may take before it counts as an
-/// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
-/// driver's throughput.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Behind schedule the arrival loop does not wait; it yields after this many arrivals so
-/// that a stop, the progress bar and the tasks it spawned get their turn.
-const ARRIVALS_PER_YIELD: u32 = 64;
-/// How far ahead of a simulation's clock its fast path may record hits: far enough to skip
-/// most waits, near enough that requests still in flight record their completions in time
-/// order with the hits (the timeline keeps three intervals open).
-const FAST_LEAD: Duration = Duration::from_millis(100);
 /// How long the driver waits for requests in flight after the last arrival's run time.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -149,14 +147,14 @@ pub(crate) async fn run_planned(
             Metrics::for_shard(fleet, measured, start, scenario.duration)?
         }
     });
-    let mut pick_api = ApiPicker::new(scenario)?;
+    let pick_api = ApiPicker::new(scenario)?;
     let removals = Arc::new(AtomicU64::new(0));
     // Requests running on any instance: while fewer than half an instance's limit, no
     // instance can be near it (one load, instead of reading the instance's semaphore).
     let running = Arc::new(AtomicUsize::new(0));
     let gateways = Gateway::build_all(scenario, &target, &metrics, instances, &removals)?;
     let mut events = target.schedule_events(scenario, start, &metrics);
-    let mut fast_hits = target
+    let fast_hits = target
         .in_process()
         .filter(|_| mode == Mode::Simulated { fast_hits: true })
         .map(|(mock, _)| {
@@ -189,132 +187,51 @@ pub(crate) async fn run_planned(
         }
     });
 
-    let mut next_instance = 0usize;
-    let mut arrivals_behind = 0u32;
-    'arrivals: for arrival in schedule {
-        if interrupted {
-            break;
+    if !interrupted {
+        let (stop_dispatch, dispatch_stopped) = oneshot::channel();
+        let dispatcher = Dispatcher {
+            schedule,
+            start,
+            mode,
+            serves,
+            pick_api,
+            gateways: gateways.clone(),
+            metrics: Arc::clone(&metrics),
+            fast_hits,
+            running,
+            watchdog: watchdog_rx,
         }
-        let due = start + arrival.at;
-        let instance = match arrival.instance {
-            Some(hint) => usize::try_from(hint).unwrap_or(0) % instances,
-            None => {
-                let instance = next_instance;
-                next_instance = (next_instance + 1) % instances;
-                instance
-            }
-        };
-        // Picked for every arrival, so that a shard's draws are the unsharded run's.
-        let api = pick_api.pick(arrival.api.as_deref());
-        if !serves[instance] {
-            continue;
-        }
-        let gateway = &gateways[instance];
-        let slot = Slot { instance, api };
-        // A simulation records a plain hit at once, even a little ahead of its clock. Its
-        // clock moves only while this loop awaits: read once per wait, not per arrival (a
-        // paused clock is read under a lock).
-        if let Some((fast, clock)) = &mut fast_hits {
-            if due > *clock + FAST_LEAD {
-                *clock = Instant::now();
-                fast.flush(*clock - start, &metrics);
-            }
-            if due <= *clock + FAST_LEAD
-                && fast.record(
-                    gateway.client(api),
-                    slot,
-                    arrival.at,
-                    *clock - start,
-                    spare_permits(&running, gateway),
-                    &metrics,
-                )
-            {
-                continue;
-            }
-        }
-        if Instant::now() < due {
-            arrivals_behind = 0;
-            loop {
-                tokio::select! {
-                    biased;
-                    () = &mut stop => {
-                        interrupted = true;
-                        break 'arrivals;
-                    }
-                    () = tokio::time::sleep_until(due) => break,
-                    _ = progress_tick.tick() => report_progress(),
-                }
-            }
+        .run(dispatch_stopped);
+        // In real time the loop runs on a worker thread, where a freed slot wakes it without
+        // a thread switch (on the caller's thread it parked and woke once per request); a
+        // simulation has one thread.
+        let mut dispatch: Pin<Box<dyn Future<Output = bool> + Send>> = if mode.is_simulated() {
+            Box::pin(dispatcher)
         } else {
-            // Already due: no timer (registering one per arrival cost a tenth of the
-            // driver's throughput).
-            arrivals_behind += 1;
-            if arrivals_behind % ARRIVALS_PER_YIELD == 0 {
-                tokio::select! {
-                    biased;
-                    () = &mut stop => {
-                        interrupted = true;
-                        break 'arrivals;
-                    }
-                    _ = progress_tick.tick() => report_progress(),
-                    () = tokio::task::yield_now() => {}
+            let task = tokio::spawn(dispatcher);
+            Box::pin(async move {
+                match task.await {
+                    Ok(stopped) => stopped,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => true,
                 }
-            }
-        }
-        if let Some((fast, clock)) = &mut fast_hits {
-            *clock = Instant::now();
-            fast.flush(*clock - start, &metrics);
-            if fast.record(
-                gateway.client(api),
-                slot,
-                arrival.at,
-                *clock - start,
-                spare_permits(&running, gateway),
-                &metrics,
-            ) {
-                continue;
-            }
-        }
-        let Ok(permit) = Arc::clone(&gateway.in_flight).try_acquire_owned() else {
-            metrics.record_dropped(arrival.at);
-            continue;
+            })
         };
-        running.fetch_add(1, Ordering::Relaxed);
-        let running = Arc::clone(&running);
-        let (gateway, metrics, mut watchdog) = (
-            Arc::clone(gateway),
-            Arc::clone(&metrics),
-            watchdog_rx.clone(),
-        );
-        tokio::spawn(async move {
-            let sent_at = metrics.elapsed();
-            let request = gateway.request(
-                instance,
-                api,
-                arrival.at,
-                sent_at,
-                arrival.path.as_deref(),
-                &metrics,
-            );
-            let record = tokio::select! {
-                record = request => record,
-                _ = watchdog.wait_for(|state| state.ends(sent_at)) => RequestRecord {
-                    instance,
-                    intended_start: arrival.at,
-                    sent_at,
-                    finished_at: metrics.elapsed(),
-                    outcome: RequestOutcome::BackendError,
-                    token_obtained_at: None,
-                },
-            };
-            metrics.record_request(&record);
-            drop(permit);
-            running.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-
-    if let Some((fast, _)) = &mut fast_hits {
-        fast.flush(Duration::MAX, &metrics);
+        let mut stop_dispatch = Some(stop_dispatch);
+        let stopped = loop {
+            tokio::select! {
+                biased;
+                () = &mut stop, if stop_dispatch.is_some() => {
+                    if let Some(tx) = stop_dispatch.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                stopped = &mut dispatch => break stopped,
+                _ = progress_tick.tick() => report_progress(),
+            }
+        };
+        // `stop` may have fired as the schedule ended: it is not polled again.
+        interrupted = stopped || stop_dispatch.is_none();
     }
     // The schedule may end before the run time (a replay, sparse traffic): the run lasts its
     // duration unless stopped.
@@ -381,28 +298,6 @@ pub(crate) async fn run_planned(
         interrupted,
         tally: shard.map(|_| tally),
     })
-}
-
-/// Whether `gateway` has half its in-flight permits or more free, `running` requests running
-/// on all instances.
-fn spare_permits(running: &AtomicUsize, gateway: &Gateway) -> bool {
-    running.load(Ordering::Relaxed) * 2 < gateway.max_in_flight as usize || gateway.spare_permits()
-}
-
-/// What the watchdog tells running requests.
-#[derive(Clone, Copy, Default)]
-struct Watchdog {
-    /// The run's clock, advanced once a second.
-    now: Duration,
-    /// Set at the drain deadline: every request still running ends.
-    abandon: bool,
-}
-
-impl Watchdog {
-    /// Whether a request sent at `sent_at` must end now.
-    fn ends(&self, sent_at: Duration) -> bool {
-        self.abandon || self.now >= sent_at + REQUEST_TIMEOUT
-    }
 }
 
 fn run_info(scenario: &Scenario, target: &Target, mode: Mode) -> RunInfo {

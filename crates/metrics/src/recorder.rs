@@ -241,12 +241,12 @@ impl Metrics {
         batch.reuse(kept);
     }
 
-    /// Records an arrival at `at` that could not start because the in-flight limit was
-    /// reached.
+    /// Records `count` arrivals of the second of `at` that could not start because the
+    /// in-flight limit was reached.
     #[inline]
-    pub fn record_dropped(&self, at: Duration) {
-        self.requests.dropped.fetch_add(1, Ordering::Relaxed);
-        lock(&self.window).count_dropped(second(at));
+    pub fn record_dropped(&self, at: Duration, count: u64) {
+        self.requests.dropped.fetch_add(count, Ordering::Relaxed);
+        lock(&self.window).count_dropped(second(at), count);
     }
 
     /// The counters of `slot`'s instance and API (none for an instance or API out of

@@ -138,8 +138,8 @@ impl Window {
         }
     }
 
-    pub(crate) fn count_dropped(&mut self, second: u64) {
-        self.row(second / self.interval).dropped += 1;
+    pub(crate) fn count_dropped(&mut self, second: u64, count: u64) {
+        self.row(second / self.interval).dropped += count;
     }
 
     pub(crate) fn count_token_request(&mut self, second: u64) {

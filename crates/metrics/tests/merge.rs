@@ -96,7 +96,7 @@ fn record(recorder: &Metrics, owns: impl Fn(usize) -> bool) {
     // Arrivals dropped at instances 3, 5 and 6 (a drop belongs to its instance's shard).
     for instance in [3, 5, 6] {
         if owns(instance) {
-            recorder.record_dropped(Duration::from_millis(instance as u64 * 1_000 + 17));
+            recorder.record_dropped(Duration::from_millis(instance as u64 * 1_000 + 17), 1);
         }
     }
 }

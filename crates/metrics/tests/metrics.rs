@@ -77,7 +77,7 @@ fn counts_and_percentiles_from_a_synthetic_sequence() {
         m.record_request(&request(0, 0, i - 1, i, outcome, Some(0)));
     }
     for _ in 0..3 {
-        m.record_dropped(ms(50));
+        m.record_dropped(ms(50), 1);
     }
     let s = m.snapshot(ms(1000));
     let r = s.requests;
@@ -273,7 +273,7 @@ fn timeline_buckets_by_second() {
     m.record_request(&status(0, 999, 401, Some(50)));
     m.fetch_started(0, ms(10));
     m.token_retry(0, ms(900), 429);
-    m.record_dropped(ms(1_500));
+    m.record_dropped(ms(1_500), 1);
     m.record_request(&request(
         0,
         2_000,

@@ -60,7 +60,7 @@ fn sample(policy: &str, slow: u64) -> Report {
         });
         m.cache_hit(instance);
     }
-    m.record_dropped(ms(2_500));
+    m.record_dropped(ms(2_500), 1);
     m.set_idp_peak_concurrent(2);
     let info = RunInfo {
         scenario: "stampede".to_owned(),

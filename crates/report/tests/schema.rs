@@ -118,7 +118,7 @@ fn report_now() -> Report {
         });
         m.cache_hit(instance);
     }
-    m.record_dropped(ms(700));
+    m.record_dropped(ms(700), 1);
     let info = RunInfo {
         scenario: "default".to_owned(),
         policy: "refresh-ahead".to_owned(),
