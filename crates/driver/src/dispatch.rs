@@ -22,7 +22,7 @@ use crate::{api_picker::ApiPicker, fast_hits::FastHits, gateway::Gateway, mode::
 /// How long a request (its token and its backend call) may take before it counts as an
 /// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
 /// driver's throughput.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Behind schedule the arrival loop does not wait; it yields after this many arrivals so
 /// that a stop and the tasks it spawned get their turn.
 const ARRIVALS_PER_YIELD: u32 = 64;
@@ -144,6 +144,8 @@ impl Dispatcher {
             }
             if Instant::now() + early < due {
                 arrivals_behind = 0;
+                // Ahead of schedule: what was dropped reaches the progress reports now.
+                dropped.flush(&metrics);
                 tokio::select! {
                     biased;
                     _ = &mut stop => {
@@ -270,8 +272,8 @@ struct DroppedArrivals {
     count: u64,
 }
 
-/// Most dropped arrivals counted before they are handed over, so that progress reports see
-/// them within milliseconds.
+/// Most dropped arrivals counted before they are handed over; the loop also hands them over
+/// whenever it waits for an arrival's time, so progress reports see them soon.
 const DROPPED_PER_HAND_OVER: u64 = 4096;
 
 impl DroppedArrivals {
@@ -299,4 +301,52 @@ impl DroppedArrivals {
 /// on all instances.
 fn spare_permits(running: &AtomicUsize, gateway: &Gateway) -> bool {
     running.load(Ordering::Relaxed) * 2 < gateway.max_in_flight as usize || gateway.spare_permits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics() -> Metrics {
+        let fleet = metrics::Fleet {
+            region_of: vec![0],
+            apis: vec!["default".to_owned()],
+        };
+        Metrics::for_run(fleet, Instant::now(), Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn dropped_arrivals_reach_the_metrics_per_second_and_every_4096() {
+        let metrics = metrics();
+        let mut dropped = DroppedArrivals::default();
+        let ms = Duration::from_millis;
+        for at in [ms(100), ms(900)] {
+            dropped.add(at, &metrics);
+        }
+        assert_eq!(metrics.counts().dropped, 0, "held within the second");
+        dropped.add(ms(1_000), &metrics);
+        assert_eq!(
+            metrics.counts().dropped,
+            2,
+            "handed over at the next second"
+        );
+        for _ in 1..DROPPED_PER_HAND_OVER {
+            dropped.add(ms(1_500), &metrics);
+        }
+        assert_eq!(metrics.counts().dropped, 2);
+        dropped.add(ms(1_500), &metrics);
+        assert_eq!(metrics.counts().dropped, 2 + DROPPED_PER_HAND_OVER);
+        dropped.flush(&metrics);
+        assert_eq!(metrics.counts().dropped, 3 + DROPPED_PER_HAND_OVER);
+        dropped.flush(&metrics);
+        assert_eq!(
+            metrics.counts().dropped,
+            3 + DROPPED_PER_HAND_OVER,
+            "nothing twice"
+        );
+        // Each in the second it arrived in.
+        let (snapshot, _) = metrics.snapshot_and_tally(Duration::from_secs(5));
+        let per_second: Vec<u64> = snapshot.timeline.iter().map(|row| row.dropped).collect();
+        assert_eq!(per_second[..2], [2, 1 + DROPPED_PER_HAND_OVER]);
+    }
 }

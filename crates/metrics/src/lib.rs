@@ -19,7 +19,7 @@
 //! What is measured, and from what:
 //!
 //! - **requests** ([`Metrics::record_request`] at each completion, [`Metrics::record_dropped`]
-//!   for each arrival refused by the in-flight limit): `sent` counts recorded completions
+//!   for the arrivals refused by the in-flight limit, a second's at a time): `sent` counts recorded completions
 //!   (`ok` 2xx + `unauthorized` 401 + `forbidden` 403 + `errors`: any other status, a token
 //!   error that prevented the backend call, or a backend call without an answer);
 //! - **latency** from the request's *intended* start (its scheduled arrival, so queueing

@@ -280,14 +280,25 @@ impl ProtectedBackend {
         if !keys.contains(&kid) {
             keys = self.refresh_provider_keys_rate_limited();
         }
-        let key = keys
-            .verifier(&kid, jws.algorithm())
-            .ok_or(Refusal::BadSignature)?;
         // Counted per attempt: a bad signature under a known key counts too.
-        self.stats.signature_verified();
-        let claims: Value = jws.verify_claims(key).map_err(|_| Refusal::BadSignature)?;
+        let claims: Value = keys
+            .verifiers(&kid, jws.algorithm())
+            .find_map(|key| {
+                self.stats.signature_verified();
+                jws.verify_claims(key).ok()
+            })
+            .ok_or(Refusal::BadSignature)?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let time = |name: &str| claims.get(name).and_then(Value::as_u64);
+        // A NumericDate may have a fraction (RFC 7519); whole seconds are what is compared.
+        let time = |name: &str| {
+            let value = claims.get(name)?;
+            value.as_u64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|t| t.is_finite() && *t >= 0.0)
+                    .map(|t| t as u64)
+            })
+        };
         // `aud` is a string (Entra) or an array of them (RFC 7519).
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => self.audiences.contains(aud),
@@ -320,7 +331,9 @@ impl ProtectedBackend {
         Ok(Verified {
             kid: kid.into(),
             sequence,
-            nbf: time("nbf").or(time("iat")).unwrap_or(0),
+            // As validate-jwt: `nbf` if present; `iat` is not checked (a provider whose clock
+            // runs a little ahead would otherwise have fresh tokens refused).
+            nbf: time("nbf").unwrap_or(0),
             exp,
             has_role,
         })
@@ -347,9 +360,19 @@ impl ProtectedBackend {
         self.hold_off_refresh();
         let keys = match &self.source {
             KeySource::Provider(idp) => self.read_provider_keys(idp),
-            KeySource::Remote(source) => self.fetch_remote_keys(source.as_ref()).await?,
+            KeySource::Remote(source) => {
+                // One fetch at a time, so that a slower one never installs older keys.
+                let _fetching = self.remote_fetch.lock().await;
+                self.fetch_remote_keys(source.as_ref()).await?
+            }
         };
         Ok(keys.len())
+    }
+
+    /// Whether it validates another provider's tokens ([`BackendTrust::OpenId`]) rather than
+    /// the embedded one's.
+    pub fn trusts_another_provider(&self) -> bool {
+        matches!(self.source, KeySource::Remote(_))
     }
 
     /// The added latency now in force.
@@ -428,8 +451,9 @@ impl ProtectedBackend {
         else {
             return false;
         };
+        // Known now: another request's fetch brought it since this one's check.
         if self.current_keys().contains(&kid) {
-            return false;
+            return true;
         }
         let _fetching = self.remote_fetch.lock().await;
         if self.current_keys().contains(&kid) {

@@ -61,7 +61,10 @@ impl KeySet {
                 .filter_map(|&alg| backend.load_verifying_key(&public_key, alg).ok())
                 .collect();
             if !verifiers.is_empty() {
-                keys.insert(kid.to_owned(), verifiers);
+                // Two keys under one kid (a provider mid-rollover): either verifies.
+                keys.entry(kid.to_owned())
+                    .or_insert_with(Vec::new)
+                    .extend(verifiers);
             }
         }
         KeySet { keys }
@@ -72,12 +75,17 @@ impl KeySet {
         self.keys.contains_key(kid)
     }
 
-    /// The verifier of key `kid` for `alg`, if the set has one.
-    pub(crate) fn verifier(&self, kid: &str, alg: Algorithm) -> Option<&dyn VerifyingKey> {
+    /// The verifiers of key `kid` for `alg` (one, or more when several keys share the kid).
+    pub(crate) fn verifiers(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &dyn VerifyingKey> {
         self.keys
-            .get(kid)?
-            .iter()
-            .find(|v| v.algorithm() == alg)
+            .get(kid)
+            .into_iter()
+            .flatten()
+            .filter(move |v| v.algorithm() == alg)
             .map(AsRef::as_ref)
     }
 

@@ -123,6 +123,13 @@ impl Mock {
                                        tokens it cannot revoke" }),
                 ),
             },
+            (&Method::POST, ["admin", "rotate-keys"]) if self.backend.trusts_another_provider() => {
+                json_response(
+                    StatusCode::CONFLICT,
+                    &json!({ "error": "the backend trusts another identity provider, whose \
+                                       keys rotate there" }),
+                )
+            }
             (&Method::POST, ["admin", "rotate-keys"]) => match self.idp.rotate_keys().await {
                 Ok(kid) => match self.backend.reload_keys().await {
                     Ok(_) => json_response(StatusCode::OK, &json!({ "kid": kid })),

@@ -29,6 +29,8 @@ const NOW: u64 = NOW_MS / 1000;
 struct ServedJwks {
     document: Mutex<Option<Value>>,
     fetches: AtomicUsize,
+    /// When set, each fetch waits for a permit of it before answering.
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl ServedJwks {
@@ -45,7 +47,11 @@ impl JwksSource for ServedJwks {
     fn fetch(&self) -> BoxFuture<'_, Result<Value, JwksError>> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let document = self.document.lock().unwrap().clone();
+        let gate = self.gate.lock().unwrap().clone();
         Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.acquire().await.unwrap().forget();
+            }
             document.ok_or_else(|| JwksError {
                 location: JWKS_URL.to_owned(),
                 reason: "connection refused".to_owned(),
@@ -227,12 +233,58 @@ async fn issuer_audience_times_and_the_jwks_algorithm_are_enforced() {
         h.call(&ps256.token_as(Algorithm::Ps256, &claims)).await,
         StatusCode::UNAUTHORIZED
     );
-    // No revocation of another provider's tokens.
-    assert_eq!(h.mock.backend.revoke_all(), None);
+    // A fractional NumericDate counts by its whole seconds; `iat` is not checked.
     assert_eq!(
-        h.request(Method::POST, "/admin/revoke", None).await,
-        StatusCode::CONFLICT
+        h.call(&key.token(json!({"exp": NOW as f64 + 60.5, "iat": NOW + 30, "nbf": null})))
+            .await,
+        StatusCode::OK
     );
+    assert_eq!(
+        h.call(&key.token(json!({"nbf": NOW as f64 + 1.5}))).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // No revocation or key rotation of another provider's tokens here.
+    assert_eq!(h.mock.backend.revoke_all(), None);
+    for path in ["/admin/revoke", "/admin/rotate-keys"] {
+        assert_eq!(
+            h.request(Method::POST, path, None).await,
+            StatusCode::CONFLICT,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_with_an_unknown_kid_wait_for_the_one_fetch_in_flight() {
+    let key = provider_key(KeySpec::Ed25519, Algorithm::EdDsa, "late");
+    let h = harness(None, Some(jwks(&[&key])));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *h.served.gate.lock().unwrap() = Some(Arc::clone(&gate));
+    let token = key.token(json!({}));
+    let (first, second) = (h.call(&token), h.call(&token));
+    let release = async {
+        // Both requests are waiting (one fetching, one behind it) before the fetch answers.
+        while h.served.fetches() == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+    };
+    let (first, second, ()) = tokio::join!(first, second, release);
+    assert_eq!((first, second), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(h.served.fetches(), 1);
+}
+
+#[tokio::test]
+async fn two_keys_under_one_kid_both_verify() {
+    let first = provider_key(KeySpec::Rsa2048, Algorithm::Rs256, "shared");
+    let second = provider_key(KeySpec::P256, Algorithm::Es256, "shared");
+    let h = harness(None, Some(jwks(&[&first, &second])));
+    for key in [&first, &second] {
+        assert_eq!(h.call(&key.token(json!({}))).await, StatusCode::OK);
+    }
 }
 
 #[tokio::test]
