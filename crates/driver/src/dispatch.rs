@@ -203,6 +203,9 @@ impl Dispatcher {
                             interrupted = true;
                             break 'arrivals;
                         }
+                        // When the slot was freed is not known: the loop's wake stands for it,
+                        // so a wake delayed past `due` drops an arrival a slot was freed for
+                        // just in time.
                         permit = Arc::clone(&gateway.in_flight).acquire_owned() => {
                             break permit.ok().filter(|_| Instant::now() <= due);
                         }
