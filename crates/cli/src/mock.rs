@@ -48,6 +48,11 @@ pub struct MockArgs {
     /// clock-skew; 0 by default, as there).
     #[arg(long, default_value = "0s", value_parser = parse_backend_skew)]
     backend_clock_skew: Duration,
+    /// The azpacr the backend requires of a token (403 otherwise), as APIM's validate-jwt
+    /// with a required claim: 2 admits clients that authenticated with a certificate only,
+    /// 1 with a secret
+    #[arg(long, value_parser = ["0", "1", "2"])]
+    require_azpacr: Option<String>,
     /// Serve HTTPS (TLS 1.3 and 1.2) with a CA generated at start; the JSON line's URLs are
     /// https:// and its ca_file names the CA certificate (PEM) clients must trust
     #[arg(long)]
@@ -86,6 +91,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         tenant: args.tenant.clone(),
         latency: fixed(args.backend_latency),
         clock_skew: args.backend_clock_skew,
+        required_azpacr: args.require_azpacr.clone(),
         ..mock::BackendConfig::default()
     };
     let config = MockConfig {

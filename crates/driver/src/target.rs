@@ -134,13 +134,14 @@ impl TargetKind {
                     label,
                     signing_cost,
                 } = credentials::generate(scenario, mode).await?;
-                let (backend_latency, backend_skew) = match &scenario.backend {
+                let (backend_latency, backend_skew, require_azpacr) = match &scenario.backend {
                     BackendSpec::Embedded {
                         latency,
                         clock_skew,
+                        require_azpacr,
                         ..
-                    } => (*latency, *clock_skew),
-                    BackendSpec::External { .. } => (mock::Latency::None, Duration::ZERO),
+                    } => (*latency, *clock_skew, require_azpacr.clone()),
+                    BackendSpec::External { .. } => (mock::Latency::None, Duration::ZERO, None),
                 };
                 // One resource per API; the gateway's client may call each, and the one
                 // backend accepts them all.
@@ -165,6 +166,7 @@ impl TargetKind {
                     backend: mock::BackendConfig {
                         latency: backend_latency,
                         clock_skew: backend_skew,
+                        required_azpacr: require_azpacr,
                         audience: resources[0].clone(),
                         other_audiences: resources[1..].to_vec(),
                         ..mock::BackendConfig::default()
@@ -253,6 +255,7 @@ impl TargetKind {
                         latency,
                         clock_skew,
                         trust: Some(provider),
+                        require_azpacr,
                     } => {
                         let keys = RemoteJwks::locate(provider, trust.client_config()?).await?;
                         let config = MockConfig {
@@ -264,6 +267,7 @@ impl TargetKind {
                                 },
                                 audience: provider.audience.clone(),
                                 required_role: provider.role.clone(),
+                                required_azpacr: require_azpacr.clone(),
                                 latency: *latency,
                                 clock_skew: *clock_skew,
                                 ..mock::BackendConfig::default()

@@ -423,3 +423,32 @@ async fn an_https_backend_is_reached_only_through_the_ca_file_it_needs() {
     );
     backend.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_requiring_a_certificate_refuses_a_gateway_with_a_secret() {
+    let toml = |signer: &str| {
+        format!(
+            r#"
+            duration = "1s"
+            [traffic]
+            kind = "constant"
+            rate = 20
+            [gateway]
+            instances = 2
+            {signer}
+            [backend]
+            require_azpacr = "2"
+            "#
+        )
+    };
+    let with_secret = run(&scenario(&toml("[signer]\nclient_secret = \"s3cret\""))).await;
+    let requests = with_secret.report.metrics.requests;
+    assert_eq!(
+        (requests.sent, requests.forbidden),
+        (20, 20),
+        "{requests:?}"
+    );
+    let with_certificate = run(&scenario(&toml(""))).await;
+    let requests = with_certificate.report.metrics.requests;
+    assert_eq!((requests.sent, requests.ok), (20, 20), "{requests:?}");
+}

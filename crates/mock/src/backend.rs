@@ -62,11 +62,20 @@ pub enum Refusal {
     /// 403: valid, but without the required role.
     #[error("the token lacks the required role")]
     MissingRole,
+    /// 403: valid, but its client did not authenticate as required (`azpacr`: "2" for a
+    /// certificate, "1" for a secret).
+    #[error("the token's client did not authenticate as required (azpacr)")]
+    ClientAuthentication,
 }
 
 impl Refusal {
+    /// Whether the token is valid but not allowed (403), rather than invalid (401).
+    fn is_forbidden(self) -> bool {
+        matches!(self, Refusal::MissingRole | Refusal::ClientAuthentication)
+    }
+
     fn status(self) -> StatusCode {
-        if self == Refusal::MissingRole {
+        if self.is_forbidden() {
             StatusCode::FORBIDDEN
         } else {
             StatusCode::UNAUTHORIZED
@@ -83,6 +92,8 @@ struct Verified {
     nbf: u64,
     exp: u64,
     has_role: bool,
+    /// Whether its `azpacr` is the one required (or none is).
+    client_authentication_ok: bool,
 }
 
 /// Where the backend's keys come from.
@@ -101,6 +112,7 @@ pub struct ProtectedBackend {
     /// `aud` values accepted.
     audiences: Vec<String>,
     required_role: Option<String>,
+    required_azpacr: Option<String>,
     skew_secs: u64,
     latency: RwLock<Latency>,
     keys: RwLock<Arc<KeySet>>,
@@ -124,6 +136,7 @@ impl std::fmt::Debug for ProtectedBackend {
             .field("issuer", &self.issuer)
             .field("audiences", &self.audiences)
             .field("required_role", &self.required_role)
+            .field("required_azpacr", &self.required_azpacr)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +171,7 @@ impl ProtectedBackend {
                 .cloned()
                 .collect(),
             required_role: config.required_role.clone(),
+            required_azpacr: config.required_azpacr.clone(),
             skew_secs,
             latency: RwLock::new(config.latency),
             keys: RwLock::new(Arc::new(KeySet::default())),
@@ -193,7 +207,7 @@ impl ProtectedBackend {
             Err(refusal) => {
                 let mut response =
                     json_response(refusal.status(), &json!({"error": refusal.to_string()}));
-                let challenge = if refusal == Refusal::MissingRole {
+                let challenge = if refusal.is_forbidden() {
                     r#"Bearer error="insufficient_scope""#.to_owned()
                 } else {
                     format!(r#"Bearer error="invalid_token", error_description="{refusal}""#)
@@ -264,6 +278,9 @@ impl ProtectedBackend {
         if !entry.has_role {
             return Err(Refusal::MissingRole);
         }
+        if !entry.client_authentication_ok {
+            return Err(Refusal::ClientAuthentication);
+        }
         Ok(())
     }
 
@@ -328,8 +345,13 @@ impl ProtectedBackend {
                 .and_then(Value::as_array)
                 .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some(required)))
         });
+        let client_authentication_ok = self
+            .required_azpacr
+            .as_deref()
+            .is_none_or(|required| text("azpacr") == Some(required));
         Ok(Verified {
             kid: kid.into(),
+            client_authentication_ok,
             sequence,
             // As validate-jwt: `nbf` if present; `iat` is not checked (a provider whose clock
             // runs a little ahead would otherwise have fresh tokens refused).
@@ -536,6 +558,7 @@ mod tests {
             nbf: 0,
             exp,
             has_role: true,
+            client_authentication_ok: true,
         }
     }
 

@@ -116,6 +116,10 @@ pub struct BackendConfig {
     /// The app role a token must carry in its `roles` claim (403 without it); `None`: no
     /// role is required.
     pub required_role: Option<String>,
+    /// The `azpacr` a token must carry (403 otherwise), as an APIM `validate-jwt` policy with
+    /// a required claim: `"2"` admits only clients that authenticated with a certificate,
+    /// `"1"` with a secret. `None`: any.
+    pub required_azpacr: Option<String>,
     /// Added latency before each answer.
     pub latency: Latency,
     /// Tolerated clock skew on a token's `exp` and `nbf`: 0 by default, as APIM's
@@ -132,6 +136,7 @@ impl Default for BackendConfig {
             other_audiences: Vec::new(),
             tenant: DEFAULT_TENANT.to_owned(),
             required_role: Some(DEFAULT_ROLE.to_owned()),
+            required_azpacr: None,
             latency: Latency::None,
             clock_skew: Duration::ZERO,
         }

@@ -1012,6 +1012,36 @@ async fn a_missing_role_is_403_and_each_token_is_verified_once() {
 }
 
 #[tokio::test]
+async fn a_backend_requiring_azpacr_2_admits_certificate_clients_only() {
+    let h = harness_from(MockConfig {
+        clients: clients(),
+        backend: BackendConfig {
+            required_azpacr: Some("2".to_owned()),
+            ..BackendConfig::default()
+        },
+        ..MockConfig::default()
+    });
+    let (status, body) = h.with_assertion(&h.assertion()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let by_certificate = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&by_certificate)["azpacr"], "2");
+    assert_eq!(h.call_with(&by_certificate).await, StatusCode::OK);
+
+    let by_secret = h.token().await;
+    assert_eq!(claims_of(&by_secret)["azpacr"], "1");
+    let (status, headers) = h.backend(Some(&format!("Bearer {by_secret}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    assert_eq!(h.check(&by_secret), Err(Refusal::ClientAuthentication));
+    // Remembered tokens are judged alike.
+    assert_eq!(h.check(&by_secret), Err(Refusal::ClientAuthentication));
+    assert_eq!(h.check(&by_certificate), Ok(()));
+}
+
+#[tokio::test]
 async fn tokens_expire_at_the_backend_at_their_exp() {
     // A black-box attack found the backend accepting tokens 300 s past their `exp`; APIM's
     // validate-jwt allows no skew unless told to.

@@ -313,6 +313,9 @@ pub enum BackendSpec {
         /// The external identity provider whose tokens it validates (`[backend] issuer`);
         /// `None`: the embedded one's.
         trust: Option<ProviderTrust>,
+        /// The `azpacr` a token must carry (`[backend] require_azpacr`: `"2"` admits only
+        /// clients that authenticated with a certificate); 403 otherwise.
+        require_azpacr: Option<String>,
     },
     /// A real backend: requests go to this base URL plus the request path.
     External {
@@ -331,6 +334,7 @@ impl Default for BackendSpec {
             latency: Latency::None,
             clock_skew: Duration::ZERO,
             trust: None,
+            require_azpacr: None,
         }
     }
 }

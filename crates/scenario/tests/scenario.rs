@@ -218,6 +218,7 @@ fn defaults_fill_a_minimal_file() {
             latency: Latency::None,
             clock_skew: Duration::ZERO,
             trust: None,
+            require_azpacr: None,
         }
     );
     assert!(s.events.is_empty() && s.compare.is_none());
@@ -330,6 +331,7 @@ kind = "revoke-tokens"
                 p99_ms: 20.0
             },
             trust: None,
+            require_azpacr: None,
         }
     );
     // Sorted by time; equal times keep file order.
@@ -398,6 +400,7 @@ fn other_traffic_kinds_and_latency_shorthand_parse() {
             latency: Latency::Fixed { ms: 3.0 },
             clock_skew: Duration::ZERO,
             trust: None,
+            require_azpacr: None,
         }
     );
 }
@@ -765,6 +768,7 @@ fn impossible_values_name_file_line_and_key() {
             latency: Latency::None,
             clock_skew: Duration::from_secs(300),
             trust: None,
+            require_azpacr: None,
         }
     );
     // A URL the HTTP client would refuse mid-run, refused here.
@@ -875,6 +879,7 @@ fn the_embedded_backend_validates_an_external_providers_tokens_with_issuer_and_a
                 audience: "api://orders".to_owned(),
                 role: Some("Orders.Read".to_owned()),
             }),
+            require_azpacr: None,
         }
     );
     // Discovery when jwks_url is absent; no role required when role is.
@@ -921,6 +926,30 @@ fn the_embedded_backend_validates_an_external_providers_tokens_with_issuer_and_a
     // The embedded provider's tokens need no issuer: one given is an error, not ignored.
     let m = fails_at(&format!("{TRAFFIC}{trust}"), 5, "backend.issuer");
     assert!(m.contains("external identity provider"), "{m}");
+}
+
+#[test]
+fn the_embedded_backend_may_require_a_client_authenticated_by_certificate() {
+    let s = Scenario::from_toml_str(
+        &format!("{TRAFFIC}[backend]\nrequire_azpacr = \"2\"\n"),
+        "conf/ok.toml",
+    )
+    .unwrap();
+    assert!(matches!(
+        s.backend,
+        BackendSpec::Embedded { require_azpacr: Some(ref v), .. } if v == "2"
+    ));
+    let m = fails_at(
+        &format!("{TRAFFIC}[backend]\nrequire_azpacr = \"certificate\"\n"),
+        5,
+        "backend.require_azpacr",
+    );
+    assert!(m.contains("\"2\" (certificate)"), "{m}");
+    fails_at(
+        &format!("{TRAFFIC}[backend]\nurl = \"https://b.test\"\nrequire_azpacr = \"2\"\n"),
+        6,
+        "backend.require_azpacr",
+    );
 }
 
 #[test]

@@ -330,6 +330,7 @@ fn convert_backend(
                 [
                     ("latency", b.latency.is_some()),
                     ("clock_skew", b.clock_skew.is_some()),
+                    ("require_azpacr", b.require_azpacr.is_some()),
                 ]
                 .as_slice(),
                 &trust_keys,
@@ -388,10 +389,22 @@ fn convert_backend(
             None
         }
     };
+    if let Some(value) = &b.require_azpacr {
+        if !matches!(value.as_str(), "0" | "1" | "2") {
+            return Err(doc.invalid(
+                "backend.require_azpacr",
+                format!(
+                    "{value:?} is not an azpacr: \"2\" (certificate), \"1\" (secret) or \"0\" \
+                     (public client)"
+                ),
+            ));
+        }
+    }
     Ok(BackendSpec::Embedded {
         latency: b.latency.map_or(Latency::None, |l| l.0),
         clock_skew: b.clock_skew.map_or(Duration::ZERO, |s| s.0),
         trust,
+        require_azpacr: b.require_azpacr,
     })
 }
 

@@ -113,6 +113,7 @@ pub(crate) struct RawBackend {
     pub(crate) jwks_url: Option<String>,
     pub(crate) audience: Option<String>,
     pub(crate) role: Option<String>,
+    pub(crate) require_azpacr: Option<String>,
 }
 
 /// `shared_cache`: `false`, `true` or `"region"`.
