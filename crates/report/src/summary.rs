@@ -34,6 +34,10 @@ impl Headline {
     }
 }
 
+/// Figures that lead when the backend refused requests outright (403): a token it will not
+/// take whatever the gateway does (a missing role, a client that did not authenticate as
+/// required), and the token requests each refusal costs.
+const FORBIDDEN: &[(&str, &str)] = &[("requests.forbidden", "requests refused (403)")];
 /// Figures that lead when a run had revocations: how fast the gateway recovered.
 const RECOVERY: &[(&str, &str)] = &[
     (
@@ -88,13 +92,17 @@ const ALWAYS: &[(&str, &str)] = &[
 const MOST: usize = 8;
 
 /// The summary of `reports` (one report, or the runs of a comparison in order): the figures
-/// of the groups the runs call for — recovery when there were revocations, refusals when the
+/// of the groups the runs call for — requests refused with 403 when there were any, recovery
+/// when there were revocations, refusals when the
 /// identity provider refused token requests, herds when misses came in herds — then the
 /// identity provider's load and the latency of the token path; figures no run has data for
 /// are left out.
 pub fn summary(reports: &[&Report]) -> Vec<Headline> {
     let any = |has: fn(&Report) -> bool| reports.iter().any(|r| has(r));
     let mut picks: Vec<(&str, &str)> = Vec::new();
+    if any(|r| r.metrics.requests.forbidden > 0) {
+        picks.extend_from_slice(FORBIDDEN);
+    }
     if any(|r| r.metrics.invalidation.revocations > 0) {
         picks.extend_from_slice(RECOVERY);
     }

@@ -130,7 +130,9 @@ fn every_shipped_scenario_leads_with_the_figures_that_answer_it() {
             runs.iter()
                 .any(|r| figure(r, path).is_some_and(|v| v > above))
         };
-        let lead = if any("invalidation.revocations", 0.0) {
+        let lead = if any("requests.forbidden", 0.0) {
+            "requests.forbidden"
+        } else if any("invalidation.revocations", 0.0) {
             "invalidation.latency_ms.p99"
         } else if any("idp.throttled", 0.0) {
             "idp.throttled"

@@ -5,7 +5,7 @@
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
 /// The shipped scenarios, by name.
-const BUILTINS: [(&str, &str); 8] = [
+const BUILTINS: [(&str, &str); 9] = [
     ("default", DEFAULT_SCENARIO),
     ("stampede", include_str!("../../../scenarios/stampede.toml")),
     (
@@ -25,6 +25,10 @@ const BUILTINS: [(&str, &str); 8] = [
     (
         "fleet-day",
         include_str!("../../../scenarios/fleet-day.toml"),
+    ),
+    (
+        "require-certificate",
+        include_str!("../../../scenarios/require-certificate.toml"),
     ),
 ];
 

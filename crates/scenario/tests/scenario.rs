@@ -16,7 +16,7 @@ fn scenarios_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-const SHIPPED: [&str; 8] = [
+const SHIPPED: [&str; 9] = [
     "default",
     "stampede",
     "revocation",
@@ -25,6 +25,7 @@ const SHIPPED: [&str; 8] = [
     "replay",
     "backends",
     "fleet-day",
+    "require-certificate",
 ];
 
 /// The shipped scenarios meant for `tokenbench simulate`: a day does not run in a minute.
