@@ -331,3 +331,41 @@ fn mock_with_tls_serves_https_that_token_trusts_through_its_ca_file() {
     assert!(server.terminate().success());
     assert!(!Path::new(&ca_file).exists());
 }
+
+#[test]
+fn mock_requiring_azpacr_2_refuses_a_token_got_with_a_secret() {
+    let (mut server, urls) = Server::start(&["--client-secret", "s3cret", "--require-azpacr", "2"]);
+    let token_url = urls["token_url"].as_str().unwrap();
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", urls["client_id"].as_str().unwrap()),
+        ("scope", urls["scope"].as_str().unwrap()),
+        ("client_secret", "s3cret"),
+    ]);
+    let (status, answer) = http(
+        token_url,
+        "POST",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let token = answer["access_token"].as_str().unwrap();
+    let api = format!("{}/api/orders", urls["backend_url"].as_str().unwrap());
+    let (status, body) = http(
+        &api,
+        "GET",
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("azpacr"), "{body}");
+    assert!(server.terminate().success());
+
+    // A value that is no azpacr is refused before the server starts.
+    let refused = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+        .args(["mock", "--require-azpacr", "certificate"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}
