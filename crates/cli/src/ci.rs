@@ -121,6 +121,8 @@ const fn simulated(name: &'static str, hours: u64, rate: f64, instances: u32) ->
 ///   `cache_fraction` 0.95, 3 at 0.5) runs once per signer backend.
 /// - `fleet-day`, simulated: its first two hours (the outage moved to 70 min, 25 s long) on
 ///   100 instances at 500 req/s: 3.6 million requests, every count deterministic.
+/// - `require-certificate`: every request refused with 403 (the gateway's secret where the
+///   backend requires a certificate), each refusal costing a token request.
 const SUITE: [Member; 10] = [
     scenario("default", 3_000, Some(60.0), None),
     scenario(
