@@ -124,21 +124,22 @@ impl Dispatcher {
             // A simulation records a plain hit at once, even a little ahead of its clock. Its
             // clock moves only while this loop awaits: read once per wait, not per arrival (a
             // paused clock is read under a lock).
+            let record_fast = |fast: &mut FastHits, clock: Instant| {
+                fast.record(
+                    gateway.client(api),
+                    slot,
+                    arrival.at,
+                    clock - start,
+                    spare_permits(&running, gateway),
+                    &metrics,
+                )
+            };
             if let Some((fast, clock)) = &mut fast_hits {
                 if due > *clock + FAST_LEAD {
                     *clock = Instant::now();
                     fast.flush(*clock - start, &metrics);
                 }
-                if due <= *clock + FAST_LEAD
-                    && fast.record(
-                        gateway.client(api),
-                        slot,
-                        arrival.at,
-                        *clock - start,
-                        spare_permits(&running, gateway),
-                        &metrics,
-                    )
-                {
+                if due <= *clock + FAST_LEAD && record_fast(fast, *clock) {
                     continue;
                 }
             }
@@ -172,14 +173,7 @@ impl Dispatcher {
             if let Some((fast, clock)) = &mut fast_hits {
                 *clock = Instant::now();
                 fast.flush(*clock - start, &metrics);
-                if fast.record(
-                    gateway.client(api),
-                    slot,
-                    arrival.at,
-                    *clock - start,
-                    spare_permits(&running, gateway),
-                    &metrics,
-                ) {
+                if record_fast(fast, *clock) {
                     continue;
                 }
             }
