@@ -53,10 +53,22 @@ pub struct MockArgs {
     /// 1 with a secret
     #[arg(long, value_parser = ["0", "1", "2"])]
     require_azpacr: Option<String>,
+    /// The delegated permission the backend requires in a token's scp (403 otherwise), in
+    /// place of the app role: tokens obtained for users (on-behalf-of, authorization code)
+    /// carry scp, not roles
+    #[arg(long, value_name = "PERMISSION", value_parser = parse_permission)]
+    require_scope: Option<String>,
     /// Serve HTTPS (TLS 1.3 and 1.2) with a CA generated at start; the JSON line's URLs are
     /// https:// and its ca_file names the CA certificate (PEM) clients must trust
     #[arg(long)]
     tls: bool,
+}
+
+fn parse_permission(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(char::is_whitespace) {
+        return Err("must be one permission name, such as Data.Read".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_backend_skew(text: &str) -> Result<Duration, String> {
@@ -92,6 +104,11 @@ pub fn run(args: MockArgs) -> anyhow::Result<()> {
         latency: fixed(args.backend_latency),
         clock_skew: args.backend_clock_skew,
         required_azpacr: args.require_azpacr.clone(),
+        required_role: match args.require_scope {
+            Some(_) => None,
+            None => mock::BackendConfig::default().required_role,
+        },
+        required_scope: args.require_scope.clone(),
         ..mock::BackendConfig::default()
     };
     let config = MockConfig {

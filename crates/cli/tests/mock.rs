@@ -369,3 +369,66 @@ fn mock_requiring_azpacr_2_refuses_a_token_got_with_a_secret() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
 }
+
+#[test]
+fn mock_requiring_a_scope_admits_an_on_behalf_of_token_and_refuses_an_app_token() {
+    let (mut server, urls) =
+        Server::start(&["--client-secret", "s3cret", "--require-scope", "Data.Read"]);
+    let token_url = urls["token_url"].as_str().unwrap();
+    let client_id = urls["client_id"].as_str().unwrap();
+    let form_header = [("Content-Type", "application/x-www-form-urlencoded")];
+    let token = |fields: &[(&str, &str)]| {
+        let (status, answer) = http(token_url, "POST", &form_header, &form(fields));
+        assert_eq!(status, 200, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        answer["access_token"].as_str().unwrap().to_owned()
+    };
+    let (status, user) = http(
+        &format!("{}/user-token", urls["admin_url"].as_str().unwrap()),
+        "POST",
+        &form_header,
+        &form(&[
+            ("user", "alice"),
+            ("audience", client_id),
+            ("scope", "access_as_user"),
+        ]),
+    );
+    assert_eq!(status, 200, "{user}");
+    let user: Value = serde_json::from_str(&user).unwrap();
+    let scope = urls["scope"].as_str().unwrap();
+    let on_behalf_of = token(&[
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", user["access_token"].as_str().unwrap()),
+        ("requested_token_use", "on_behalf_of"),
+        ("client_id", client_id),
+        ("scope", scope),
+        ("client_secret", "s3cret"),
+    ]);
+    let app = token(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", scope),
+        ("client_secret", "s3cret"),
+    ]);
+    let api = format!("{}/api/orders", urls["backend_url"].as_str().unwrap());
+    let call = |token: &str| {
+        http(
+            &api,
+            "GET",
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        )
+    };
+    let (status, body) = call(&on_behalf_of);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(&app);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("scp"), "{body}");
+    assert!(server.terminate().success());
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_tokenbench"))
+        .args(["mock", "--require-scope", "Data.Read Data.Write"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}

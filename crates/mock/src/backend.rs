@@ -66,12 +66,18 @@ pub enum Refusal {
     /// certificate, "1" for a secret).
     #[error("the token's client did not authenticate as required (azpacr)")]
     ClientAuthentication,
+    /// 403: valid, but without the required delegated permission in `scp`.
+    #[error("the token lacks the required delegated scope (scp)")]
+    MissingScope,
 }
 
 impl Refusal {
     /// Whether the token is valid but not allowed (403), rather than invalid (401).
     fn is_forbidden(self) -> bool {
-        matches!(self, Refusal::MissingRole | Refusal::ClientAuthentication)
+        matches!(
+            self,
+            Refusal::MissingRole | Refusal::ClientAuthentication | Refusal::MissingScope
+        )
     }
 
     fn status(self) -> StatusCode {
@@ -94,6 +100,8 @@ struct Verified {
     has_role: bool,
     /// Whether its `azpacr` is the one required (or none is).
     client_authentication_ok: bool,
+    /// Whether its `scp` holds the required scope (or none is).
+    has_scope: bool,
 }
 
 /// Where the backend's keys come from.
@@ -113,6 +121,7 @@ pub struct ProtectedBackend {
     audiences: Vec<String>,
     required_role: Option<String>,
     required_azpacr: Option<String>,
+    required_scope: Option<String>,
     skew_secs: u64,
     latency: RwLock<Latency>,
     keys: RwLock<Arc<KeySet>>,
@@ -137,6 +146,7 @@ impl std::fmt::Debug for ProtectedBackend {
             .field("audiences", &self.audiences)
             .field("required_role", &self.required_role)
             .field("required_azpacr", &self.required_azpacr)
+            .field("required_scope", &self.required_scope)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +182,7 @@ impl ProtectedBackend {
                 .collect(),
             required_role: config.required_role.clone(),
             required_azpacr: config.required_azpacr.clone(),
+            required_scope: config.required_scope.clone(),
             skew_secs,
             latency: RwLock::new(config.latency),
             keys: RwLock::new(Arc::new(KeySet::default())),
@@ -281,6 +292,9 @@ impl ProtectedBackend {
         if !entry.client_authentication_ok {
             return Err(Refusal::ClientAuthentication);
         }
+        if !entry.has_scope {
+            return Err(Refusal::MissingScope);
+        }
         Ok(())
     }
 
@@ -349,7 +363,11 @@ impl ProtectedBackend {
             .required_azpacr
             .as_deref()
             .is_none_or(|required| text("azpacr") == Some(required));
+        let has_scope = self.required_scope.as_deref().is_none_or(|required| {
+            text("scp").is_some_and(|scp| scp.split(' ').any(|s| s == required))
+        });
         Ok(Verified {
+            has_scope,
             kid: kid.into(),
             client_authentication_ok,
             sequence,
@@ -559,6 +577,7 @@ mod tests {
             exp,
             has_role: true,
             client_authentication_ok: true,
+            has_scope: true,
         }
     }
 

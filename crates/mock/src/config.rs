@@ -22,6 +22,10 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub const DEFAULT_RESOURCE: &str = "api://tokenbench-backend";
 /// The app role the default backend requires.
 pub const DEFAULT_ROLE: &str = "Backend.Access";
+/// The delegated permission (`scp`) clients are granted on [`DEFAULT_RESOURCE`] by default.
+pub const DEFAULT_DELEGATED_SCOPE: &str = "Data.Read";
+/// The redirect URI clients register by default.
+pub const DEFAULT_REDIRECT_URI: &str = "https://localhost/callback";
 /// The tenant the default configuration serves.
 pub const DEFAULT_TENANT: &str = "tokenbench";
 /// Longest token lifetime accepted: one day (Entra issues at most about 24 h).
@@ -41,6 +45,11 @@ pub struct ClientRegistration {
     pub extra_algorithms: Vec<Algorithm>,
     /// App roles granted to it, per resource identifier.
     pub roles: HashMap<String, Vec<String>>,
+    /// Delegated permissions consented for it, per resource identifier: the `scp` it may
+    /// obtain for users (`<resource>/.default` asks for all of them).
+    pub delegated_scopes: HashMap<String, Vec<String>>,
+    /// Redirect URIs authorization codes may be issued to.
+    pub redirect_uris: Vec<String>,
 }
 
 impl fmt::Debug for ClientRegistration {
@@ -51,13 +60,16 @@ impl fmt::Debug for ClientRegistration {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("extra_algorithms", &self.extra_algorithms)
             .field("roles", &self.roles)
+            .field("delegated_scopes", &self.delegated_scopes)
+            .field("redirect_uris", &self.redirect_uris)
             .finish()
     }
 }
 
 impl ClientRegistration {
-    /// A client authenticating with `certificates`, granted [`DEFAULT_ROLE`] on
-    /// [`DEFAULT_RESOURCE`]; EC and Ed25519 certificates enable ES256 and EdDSA.
+    /// A client authenticating with `certificates`, granted [`DEFAULT_ROLE`] and
+    /// [`DEFAULT_DELEGATED_SCOPE`] on [`DEFAULT_RESOURCE`], with [`DEFAULT_REDIRECT_URI`]
+    /// registered; EC and Ed25519 certificates enable ES256 and EdDSA.
     pub fn with_certificates(client_id: impl Into<String>, certificates: Vec<Certificate>) -> Self {
         let mut extra_algorithms = Vec::new();
         for cert in &certificates {
@@ -73,6 +85,11 @@ impl ClientRegistration {
             secret: None,
             extra_algorithms,
             roles: HashMap::from([(DEFAULT_RESOURCE.to_owned(), vec![DEFAULT_ROLE.to_owned()])]),
+            delegated_scopes: HashMap::from([(
+                DEFAULT_RESOURCE.to_owned(),
+                vec![DEFAULT_DELEGATED_SCOPE.to_owned()],
+            )]),
+            redirect_uris: vec![DEFAULT_REDIRECT_URI.to_owned()],
         }
     }
 
@@ -120,6 +137,9 @@ pub struct BackendConfig {
     /// a required claim: `"2"` admits only clients that authenticated with a certificate,
     /// `"1"` with a secret. `None`: any.
     pub required_azpacr: Option<String>,
+    /// A delegated permission a token must carry in its space-separated `scp` claim (403
+    /// otherwise): tokens obtained for a user. `None`: none is required.
+    pub required_scope: Option<String>,
     /// Added latency before each answer.
     pub latency: Latency,
     /// Tolerated clock skew on a token's `exp` and `nbf`: 0 by default, as APIM's
@@ -137,6 +157,7 @@ impl Default for BackendConfig {
             tenant: DEFAULT_TENANT.to_owned(),
             required_role: Some(DEFAULT_ROLE.to_owned()),
             required_azpacr: None,
+            required_scope: None,
             latency: Latency::None,
             clock_skew: Duration::ZERO,
         }

@@ -89,6 +89,17 @@ impl OAuthRejection {
         )
     }
 
+    /// 400 `invalid_grant`.
+    pub(crate) fn invalid_grant(code: Option<u32>, description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            TokenOutcome::InvalidGrant,
+            code,
+            description.into(),
+        )
+    }
+
     /// 400 `unsupported_grant_type`.
     pub(crate) fn unsupported_grant_type(description: impl Into<String>) -> Self {
         Self::new(
@@ -133,14 +144,15 @@ impl OAuthRejection {
         r
     }
 
-    /// 503: the replay store is full of unexpired `jti`s (a real limit, not an injected fault).
-    pub(crate) fn replay_store_full() -> Self {
+    /// 503: a store the provider keeps is full of unexpired entries (a real limit, not an
+    /// injected fault); `what` names them ("client assertions", "refresh tokens").
+    pub(crate) fn store_full(what: &str) -> Self {
         let mut r = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             TokenOutcome::Unavailable,
             None,
-            "Too many unexpired client assertions are remembered; retry later.".to_owned(),
+            format!("Too many unexpired {what} are remembered; retry later."),
         );
         r.retry_after = Some(1);
         r

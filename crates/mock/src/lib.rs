@@ -30,10 +30,10 @@ mod backend;
 pub mod clock;
 mod config;
 mod error;
+mod expiring;
 mod faults;
 mod http_util;
 mod idp;
-mod jti;
 mod jwks;
 mod routes;
 pub mod server;
@@ -44,12 +44,14 @@ mod token_form;
 pub use backend::{ProtectedBackend, Refusal};
 pub use config::{
     BackendConfig, BackendTrust, ClientRegistration, MockConfig, DEFAULT_BODY_READ_TIMEOUT,
-    DEFAULT_CLOCK_SKEW, DEFAULT_RESOURCE, DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME,
-    MAX_TOKEN_LIFETIME,
+    DEFAULT_CLOCK_SKEW, DEFAULT_DELEGATED_SCOPE, DEFAULT_REDIRECT_URI, DEFAULT_RESOURCE,
+    DEFAULT_ROLE, DEFAULT_TENANT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use error::ConfigError;
 pub use faults::{Latency, LatencySampler, OutageMode, TokenFaults};
-pub use idp::{IdentityProvider, MAX_ASSERTION_LIFETIME};
+pub use idp::{
+    pairwise_sub, user_oid, IdentityProvider, MAX_ASSERTION_LIFETIME, USER_AGENT_CLIENT_ID,
+};
 pub use jwks::{BoxFuture, JwksError, JwksSource};
 pub use routes::{FaultsDocument, Mock, MockUrls};
 pub use stats::{BackendCounts, Stats, StatsSnapshot, TokenCounts, TokenOutcome};

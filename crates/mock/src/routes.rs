@@ -143,6 +143,8 @@ impl Mock {
                     &json!({ "error": e.to_string() }),
                 ),
             },
+            (&Method::POST, ["admin", "user-token"]) => self.idp.admin_user_token(&body),
+            (&Method::POST, ["admin", "authorize"]) => self.idp.admin_authorize(&body),
             (&Method::GET, ["admin", "stats"]) => {
                 json_response(StatusCode::OK, &self.stats.snapshot())
             }

@@ -17,13 +17,17 @@ pub enum TokenOutcome {
     InvalidScope,
     /// OAuth `unsupported_grant_type`.
     UnsupportedGrantType,
+    /// OAuth `invalid_grant`: a user assertion, code or refresh token refused, or consent
+    /// missing.
+    InvalidGrant,
     /// 429 from the per-client token bucket.
     Throttled,
     /// A 500 or 503 injected by the error rate.
     InjectedError,
     /// Refused during an outage window.
     Outage,
-    /// 503: the replay store is full of unexpired `jti`s (not an injected fault).
+    /// 503: a store (spent `jti`s, codes, refresh tokens) is full of unexpired entries (not
+    /// an injected fault).
     Unavailable,
     /// 500: the provider could not sign the access token.
     ServerError,
@@ -98,13 +102,17 @@ pub struct TokenCounts {
     pub invalid_scope: u64,
     /// `unsupported_grant_type`.
     pub unsupported_grant_type: u64,
+    /// `invalid_grant`.
+    #[serde(default)]
+    pub invalid_grant: u64,
     /// 429 throttled.
     pub throttled: u64,
     /// Injected 500/503.
     pub injected_error: u64,
     /// Refused by an outage.
     pub outage: u64,
-    /// 503 because the replay (`jti`) store is full; not an injected fault.
+    /// 503 because a store (spent `jti`s, authorization codes, refresh tokens) is full;
+    /// not an injected fault.
     pub unavailable: u64,
     /// 500 because the provider could not sign the token.
     pub server_error: u64,
@@ -191,6 +199,7 @@ impl Stats {
             invalid_client: t(TokenOutcome::InvalidClient),
             invalid_scope: t(TokenOutcome::InvalidScope),
             unsupported_grant_type: t(TokenOutcome::UnsupportedGrantType),
+            invalid_grant: t(TokenOutcome::InvalidGrant),
             throttled: t(TokenOutcome::Throttled),
             injected_error: t(TokenOutcome::InjectedError),
             outage: t(TokenOutcome::Outage),

@@ -13,22 +13,26 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
-use signer::{
-    jws::Jws, keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey,
-    CLIENT_ASSERTION_TYPE,
-};
+use signer::{keygen, Algorithm, CryptoBackend, KeySpec, SigningKey, Thumbprint, VerifyingKey};
 
 use crate::{
     clock::Clock,
     config::{ClientRegistration, MockConfig},
     error::ConfigError,
+    expiring::ExpiringMap,
     faults::{Draws, OutageMode, TokenBucket, TokenFaults},
     http_util::{json_response, truncate, OAuthRejection},
-    jti::JtiStore,
     stats::{Stats, TokenOutcome},
-    token_form::TokenForm,
+    token_form::{Grant, TokenForm},
     ConnectionReset, MockError,
 };
+
+mod client_auth;
+mod delegated;
+mod grants;
+
+use delegated::Delegation;
+pub use delegated::{pairwise_sub, user_oid, USER_AGENT_CLIENT_ID};
 
 /// Longest assertion lifetime accepted (`exp` at most this far ahead): bounds how long a `jti`
 /// must be remembered.
@@ -41,6 +45,8 @@ const MAX_REMEMBERED_JTIS: usize = 2_000_000;
 struct ProviderKey {
     kid: String,
     key: Box<dyn SigningKey>,
+    /// Checks the provider's own tokens when they come back as on-behalf-of assertions.
+    verifier: Box<dyn VerifyingKey>,
     /// `base64url(header) + "."`: the same for every token under this key.
     encoded_header_dot: String,
     jwk: Value,
@@ -53,6 +59,7 @@ impl ProviderKey {
         let private = generated.private_key("provider key")?;
         let cert = generated.certificate("provider certificate")?;
         let key = backend.load_signing_key(&private, Algorithm::Rs256)?;
+        let verifier = backend.load_verifying_key(cert.public_key(), Algorithm::Rs256)?;
         let rsa = pkcs1::RsaPublicKey::try_from(cert.public_key().as_bytes())
             .map_err(|e| MockError::Setup(format!("provider public key: {e}")))?;
         // Entra's kid is the certificate's SHA-1 thumbprint (also its x5t).
@@ -71,6 +78,7 @@ impl ProviderKey {
         Ok(ProviderKey {
             kid,
             key,
+            verifier,
             encoded_header_dot,
             jwk,
         })
@@ -105,7 +113,9 @@ pub struct IdentityProvider {
     backend: &'static dyn CryptoBackend,
     key: RwLock<Arc<ProviderKey>>,
     faults: RwLock<Arc<ActiveFaults>>,
-    used_jtis: Mutex<JtiStore>,
+    used_jtis: Mutex<ExpiringMap<()>>,
+    /// Outstanding authorization codes and refresh tokens.
+    grants: grants::Grants,
     /// The sequence number of the last token issued (0: none yet); carried in each token's
     /// `uti`, it orders tokens against revocations finer than any clock.
     issue_sequence: AtomicU64,
@@ -136,6 +146,37 @@ struct Issued {
     access_token: String,
     /// Its `expires_in`.
     lifetime_secs: u64,
+    /// The scopes granted, as the response's `scope` (delegated grants only).
+    scope: Option<String>,
+    /// A refresh token, when `offline_access` was granted.
+    refresh_token: Option<String>,
+}
+
+/// Whom an access token is for.
+enum Principal<'a> {
+    /// The client itself, with its app roles on the resource.
+    App { roles: Option<&'a [String]> },
+    /// A user, with the delegated permissions granted.
+    User(&'a Delegation),
+}
+
+/// What [`IdentityProvider::issue`] signs: the token's subject, the client that obtained
+/// it (`azp`) and how that client authenticated (`azpacr`: "0" public, "1" secret,
+/// "2" certificate), for `resource` (`aud`).
+struct TokenFor<'a> {
+    principal: Principal<'a>,
+    azp: &'a str,
+    azpacr: &'static str,
+    resource: &'a str,
+}
+
+/// `azpacr` of a client that authenticated with a certificate or a secret.
+fn azpacr(via_certificate: bool) -> &'static str {
+    if via_certificate {
+        "2"
+    } else {
+        "1"
+    }
 }
 
 impl IdentityProvider {
@@ -189,7 +230,8 @@ impl IdentityProvider {
                 faults: config.token_faults.clone(),
                 set_at_ms: now,
             })),
-            used_jtis: Mutex::new(JtiStore::default()),
+            used_jtis: Mutex::new(ExpiringMap::default()),
+            grants: grants::Grants::default(),
             issue_sequence: AtomicU64::new(0),
             stats,
             clock: Arc::clone(&config.clock),
@@ -225,8 +267,14 @@ impl IdentityProvider {
                 "jwks_uri": self.jwks_url(tenant),
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
                 "token_endpoint_auth_signing_alg_values_supported": ["PS256", "RS256", "ES256", "EdDSA"],
-                "grant_types_supported": ["client_credentials"],
-                "response_types_supported": ["token"],
+                "grant_types_supported": [
+                    "client_credentials",
+                    "authorization_code",
+                    "refresh_token",
+                    crate::token_form::JWT_BEARER_GRANT,
+                ],
+                "code_challenge_methods_supported": ["plain", "S256"],
+                "response_types_supported": ["code", "token"],
                 "subject_types_supported": ["pairwise"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "scopes_supported": self.resources.iter().map(|r| format!("{r}/.default")).collect::<Vec<_>>(),
@@ -305,15 +353,21 @@ impl IdentityProvider {
         };
         self.stats.token_outcome(outcome);
         match result {
-            Ok(issued) => Ok(json_response(
-                StatusCode::OK,
-                &json!({
+            Ok(issued) => {
+                let mut body = json!({
                     "token_type": "Bearer",
                     "expires_in": issued.lifetime_secs,
                     "ext_expires_in": issued.lifetime_secs,
                     "access_token": issued.access_token,
-                }),
-            )),
+                });
+                if let Some(scope) = issued.scope {
+                    body["scope"] = json!(scope);
+                }
+                if let Some(refresh_token) = issued.refresh_token {
+                    body["refresh_token"] = json!(refresh_token);
+                }
+                Ok(json_response(StatusCode::OK, &body))
+            }
             Err(rejection)
                 if rejection.outcome == TokenOutcome::Outage
                     && faults.faults.outage_mode == OutageMode::Reset =>
@@ -371,189 +425,29 @@ impl IdentityProvider {
                 .acquire(rps, faults.faults.burst(rps), now_ms)
                 .map_err(OAuthRejection::throttled)?;
         }
-        // The scope before the credentials: a refused scope must not spend the assertion's jti.
-        let resource = self.resource_of(&form.scope)?;
-        let via_certificate = match (&form.client_assertion, &form.client_secret) {
-            (Some(assertion), None) => {
-                if form.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
-                    return Err(OAuthRejection::invalid_request(
-                        None,
-                        format!("client_assertion_type must be '{CLIENT_ASSERTION_TYPE}'."),
-                    ));
-                }
-                self.check_assertion(client, assertion, tenant, now_ms / 1000)?;
-                true
-            }
-            (None, Some(secret)) => {
-                let expected = client.registration.secret.as_deref().unwrap_or_default();
-                if client.registration.secret.is_none() || !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
-                    return Err(OAuthRejection::invalid_client(Some(7000215), "Invalid client secret provided."));
-                }
-                false
-            }
-            (Some(_), Some(_)) => {
-                return Err(OAuthRejection::invalid_request(
-                    None,
-                    "Only one client authentication method may be used: client_assertion or client_secret.",
-                ))
-            }
-            (None, None) => {
-                return Err(OAuthRejection::invalid_client(
-                    Some(7000218),
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                ))
-            }
-        };
-        self.issue(client, resource, tenant, via_certificate, now_ms)
-    }
-
-    /// Validates a client assertion as Entra does; the `jti` is spent only once the rest holds.
-    fn check_assertion(
-        &self,
-        client: &Client,
-        assertion: &str,
-        tenant: &str,
-        now: u64,
-    ) -> Result<(), OAuthRejection> {
-        let malformed = |reason: String| {
-            OAuthRejection::invalid_request(
-                Some(50027),
-                format!("JWT token is invalid or malformed: {reason}."),
-            )
-        };
-        let jws = Jws::parse(assertion).map_err(|e| match e {
-            signer::jws::JwsError::AlgorithmNotAllowed { alg } => OAuthRejection::invalid_client(
-                Some(5002738),
-                format!(
-                    "Invalid JWT token. '{}' is not a supported signature algorithm.",
-                    truncate(&alg)
-                ),
-            ),
-            other => malformed(other.to_string()),
-        })?;
-        let alg = jws.algorithm();
-        if !alg.is_rsa() && !client.registration.extra_algorithms.contains(&alg) {
-            return Err(OAuthRejection::invalid_client(
-                Some(5002738),
-                format!("Invalid JWT token. '{alg}' is not enabled for this application."),
-            ));
-        }
-        let header = jws.header();
-        let certificate = client
-            .certificates
-            .iter()
-            .find(|c| match (&header.x5t_s256, &header.x5t) {
-                (Some(s256), _) => *s256 == c.x5t_s256,
-                (None, Some(sha1)) => *sha1 == c.x5t,
-                (None, None) => false,
-            })
-            .ok_or_else(|| {
-                let id = truncate(header.x5t_s256.as_deref().or(header.x5t.as_deref()).unwrap_or("<none>"));
-                OAuthRejection::invalid_client(
-                    Some(700027),
-                    format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{id}']"),
+        match form.grant {
+            Grant::ClientCredentials { scope } => {
+                // The scope before the credentials: a refused scope must not spend the
+                // assertion's jti.
+                let resource = self.resource_of(&scope)?;
+                let via_certificate =
+                    self.authenticate(client, &form.credentials, tenant, now_ms)?;
+                let roles = client.registration.roles.get(resource).map(Vec::as_slice);
+                self.issue(
+                    &TokenFor {
+                        principal: Principal::App { roles },
+                        azp: &client.registration.client_id,
+                        azpacr: azpacr(via_certificate),
+                        resource,
+                    },
+                    tenant,
+                    now_ms,
                 )
-            })?;
-        let verifier = certificate
-            .verifiers
-            .iter()
-            .find(|v| v.algorithm() == alg)
-            .ok_or_else(|| {
-                OAuthRejection::invalid_client(
-                    Some(700027),
-                    format!("The certificate's key cannot verify {alg} signatures."),
-                )
-            })?;
-        let payload = jws.verify(verifier.as_ref()).map_err(|e| match e {
-            signer::jws::JwsError::BadSignature { .. } => OAuthRejection::invalid_client(
-                Some(700027),
-                "Client assertion failed signature validation.",
-            ),
-            other => malformed(other.to_string()),
-        })?;
-        let claims: Value = serde_json::from_slice(payload)
-            .map_err(|e| malformed(format!("payload is not JSON: {e}")))?;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        // A NumericDate claim: `Ok(None)` when absent; present but not a number ≥ 0 is malformed.
-        let time = |name: &str| match claims.get(name) {
-            None => Ok(None),
-            Some(value) => value
-                .as_f64()
-                .filter(|t| t.is_finite() && *t >= 0.0)
-                .map(|t| Some(t as u64))
-                .ok_or_else(|| malformed(format!("{name} claim is not a NumericDate"))),
-        };
-
-        let expected_aud = self.token_url(tenant);
-        if text("aud") != Some(expected_aud.as_str()) {
-            return Err(OAuthRejection::invalid_client(
-                Some(700023),
-                format!("Client assertion audience claim does not match Realm issuer. Expected '{expected_aud}'."),
-            ));
+            }
+            Grant::Delegated(grant) => {
+                self.delegated_token(client, grant, &form.credentials, tenant, now_ms)
+            }
         }
-        let (iss, sub) = (text("iss"), text("sub"));
-        if iss.is_none() || iss != sub {
-            return Err(OAuthRejection::invalid_client(
-                Some(700021),
-                "Client assertion iss and sub claims must both be the client id.",
-            ));
-        }
-        if iss != Some(client.registration.client_id.as_str()) {
-            return Err(OAuthRejection::invalid_client(
-                Some(700021),
-                "Client assertion application identifier doesn't match 'client_id' parameter.",
-            ));
-        }
-        let exp = time("exp")?.ok_or_else(|| malformed("exp claim missing".to_owned()))?;
-        let nbf = time("nbf")?;
-        let iat = time("iat")?;
-        // Within the skew each time may be a little off, but never after `exp`: an assertion
-        // whose `nbf` or `iat` is not before its `exp` is valid at no time.
-        let out_of_range = exp.saturating_add(self.skew_secs) <= now
-            || [nbf, iat]
-                .iter()
-                .flatten()
-                .any(|t| *t > now.saturating_add(self.skew_secs) || *t >= exp);
-        if out_of_range {
-            return Err(OAuthRejection::invalid_client(
-                Some(700024),
-                format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid from {}, expiry time of assertion {exp}.", nbf.or(iat).unwrap_or(0)),
-            ));
-        }
-        if exp > now.saturating_add(MAX_ASSERTION_LIFETIME_SECS) {
-            return Err(OAuthRejection::invalid_client(
-                Some(700024),
-                "Client assertion lifetime exceeds the allowed maximum of one day.",
-            ));
-        }
-        let jti = text("jti")
-            .filter(|j| !j.is_empty() && j.len() <= 256)
-            .ok_or_else(|| malformed("jti claim missing".to_owned()))?;
-        self.spend_jti(&client.registration.client_id, jti, exp, now)
-    }
-
-    /// Remembers `jti` until `exp` (plus skew); refuses one already spent.
-    fn spend_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        exp: u64,
-        now: u64,
-    ) -> Result<(), OAuthRejection> {
-        let key = JtiStore::key(client_id, jti);
-        let mut used = self.used_jtis.lock().unwrap_or_else(|p| p.into_inner());
-        used.drop_expired(now);
-        if used.contains(&key) {
-            return Err(OAuthRejection::invalid_client(
-                None,
-                "The client assertion has already been used (replayed jti).",
-            ));
-        }
-        if used.len() >= MAX_REMEMBERED_JTIS {
-            return Err(OAuthRejection::replay_store_full());
-        }
-        used.insert(key, exp.saturating_add(self.skew_secs));
-        Ok(())
     }
 
     fn resource_of<'a>(&'a self, scope: &str) -> Result<&'a str, OAuthRejection> {
@@ -578,13 +472,11 @@ impl IdentityProvider {
             })
     }
 
-    /// Signs an access token for `client` on `resource`.
+    /// Signs an access token.
     fn issue(
         &self,
-        client: &Client,
-        resource: &str,
+        token: &TokenFor<'_>,
         tenant: &str,
-        via_certificate: bool,
         now_ms: u64,
     ) -> Result<Issued, OAuthRejection> {
         let now = now_ms / 1000;
@@ -600,27 +492,27 @@ impl IdentityProvider {
         // nothing against hour-long tokens, but a tenth of a 10 s one).
         let exp = now_ms.div_ceil(1000).saturating_add(lifetime_secs);
         let mut claims = json!({
-            "aud": resource,
+            "aud": token.resource,
             "iss": self.issuer(tenant),
             "iat": now,
             "nbf": now,
             "exp": exp,
-            "azp": client.registration.client_id,
-            "azpacr": if via_certificate { "2" } else { "1" },
-            "oid": client.registration.client_id,
-            "sub": client.registration.client_id,
+            "azp": token.azp,
+            "azpacr": token.azpacr,
             "tid": tenant,
             "jti": uuid::Uuid::new_v4().to_string(),
             "uti": URL_SAFE_NO_PAD.encode(uti),
             "ver": "2.0",
         });
-        if let Some(roles) = client
-            .registration
-            .roles
-            .get(resource)
-            .filter(|r| !r.is_empty())
-        {
-            claims["roles"] = json!(roles);
+        match &token.principal {
+            Principal::App { roles } => {
+                claims["oid"] = json!(token.azp);
+                claims["sub"] = json!(token.azp);
+                if let Some(roles) = roles.filter(|r| !r.is_empty()) {
+                    claims["roles"] = json!(roles);
+                }
+            }
+            Principal::User(delegation) => delegation.add_claims(&mut claims, token.resource),
         }
         // The provider's own freshly loaded RSA key: signing can only fail on a broken
         // backend, and then no token is better than a wrong one.
@@ -632,6 +524,8 @@ impl IdentityProvider {
         Ok(Issued {
             access_token,
             lifetime_secs,
+            scope: None,
+            refresh_token: None,
         })
     }
 
@@ -667,9 +561,4 @@ fn unknown_tenant(tenant: &str) -> OAuthRejection {
         Some(90002),
         format!("Tenant '{}' not found.", truncate(tenant)),
     )
-}
-
-/// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
