@@ -1,4 +1,5 @@
-//! The token cache: one entry per (token URL, client id, scope), shareable by many clients.
+//! The token cache: one entry per (token URL, client id, scope, and for a user's token the
+//! user), shareable by many clients.
 //!
 //! The hit path reads one of several replicas of the cached token: an [`ArcSwapOption`]
 //! holding a copy of the token with its own reference count, on its own cache line. The
@@ -37,6 +38,8 @@ struct KeyParts {
     token_url: String,
     client_id: String,
     scope: String,
+    /// The user a delegated token is for; `None` for the client's own tokens.
+    user: Option<String>,
 }
 
 impl CacheKey {
@@ -50,7 +53,28 @@ impl CacheKey {
             token_url: token_url.into(),
             client_id: client_id.into(),
             scope: scope.into(),
+            user: None,
         }))
+    }
+
+    /// The key of a token for `user`, obtained by `client_id` for `scope` from `token_url`.
+    pub fn for_user(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        scope: impl Into<String>,
+        user: impl Into<String>,
+    ) -> Self {
+        CacheKey(Arc::new(KeyParts {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            user: Some(user.into()),
+        }))
+    }
+
+    /// The user a delegated token is for; `None` for the client's own tokens.
+    pub fn user(&self) -> Option<&str> {
+        self.0.user.as_deref()
     }
 
     /// The token endpoint.
@@ -75,20 +99,19 @@ impl fmt::Debug for CacheKey {
             .field("token_url", &self.token_url())
             .field("client_id", &self.client_id())
             .field("scope", &self.scope())
+            .field("user", &self.user())
             .finish()
     }
 }
 
 impl fmt::Display for CacheKey {
-    /// `client_id scope @ token_url`.
+    /// `client_id scope @ token_url`, or `client_id scope for user @ token_url`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} @ {}",
-            self.client_id(),
-            self.scope(),
-            self.token_url()
-        )
+        write!(f, "{} {}", self.client_id(), self.scope())?;
+        if let Some(user) = self.user() {
+            write!(f, " for {user}")?;
+        }
+        write!(f, " @ {}", self.token_url())
     }
 }
 
@@ -356,7 +379,7 @@ fn thread_slot() -> usize {
 }
 
 impl Entry {
-    fn new(settings: TokenSettings, replicas: usize) -> Self {
+    pub(crate) fn new(settings: TokenSettings, replicas: usize) -> Self {
         Entry {
             settings,
             replicas: (0..replicas)

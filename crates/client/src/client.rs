@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::{
     cache::{next_id, Entry, Episode, EpisodeHerd, InFlight, Slow, TokenSettings},
     flight::Flight,
+    grant::{Grant, UserGrant},
     observer::{
         EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, NoopObserver,
         Rejected, Retrying, Signed, TokenObserver,
@@ -54,7 +55,10 @@ struct Inner {
     /// The entry's settings (`policy` among them).
     settings: TokenSettings,
     uri: Uri,
-    auth: Authenticator,
+    /// How the client authenticates: shared by a delegated client's per-user clients.
+    auth: Arc<Authenticator>,
+    /// What its requests ask with.
+    grant: Grant,
     timeout: Duration,
     retry: RetryPolicy,
     observer: Arc<dyn TokenObserver>,
@@ -94,6 +98,51 @@ impl TokenClient {
             return Ok(token);
         }
         self.inner.miss().await
+    }
+
+    /// A user's token (this client being one user's, from a
+    /// [`DelegatedTokenClient`](crate::DelegatedTokenClient)): a miss fetches with `grant`.
+    pub(crate) async fn get_user_token(&self, grant: UserGrant<'_>) -> Result<Token, Error> {
+        if let Some(token) = self.inner.lookup() {
+            return Ok(token);
+        }
+        self.inner.grant.set(grant);
+        self.inner.miss().await
+    }
+
+    /// A client of the same settings, credentials, observer and transport for `user`'s
+    /// tokens, with a cache entry of its own (one replica: one user's requests are few) and
+    /// its draws seeded by `seed`.
+    pub(crate) fn for_user(&self, user: &str, seed: u64) -> TokenClient {
+        let inner = &self.inner;
+        let key = CacheKey::for_user(
+            inner.key.token_url(),
+            inner.key.client_id(),
+            inner.key.scope(),
+            user,
+        );
+        TokenClient {
+            inner: Arc::new(Inner {
+                key,
+                entry: Arc::new(Entry::new(inner.settings, 1)),
+                policy: inner.policy,
+                settings: inner.settings,
+                uri: inner.uri.clone(),
+                auth: Arc::clone(&inner.auth),
+                grant: Grant::user(),
+                timeout: inner.timeout,
+                retry: inner.retry,
+                observer: Arc::clone(&inner.observer),
+                transport: Arc::clone(&inner.transport),
+                draws: Mutex::new(StdRng::seed_from_u64(seed)),
+                virtual_time: inner.virtual_time,
+            }),
+        }
+    }
+
+    /// Its observer.
+    pub(crate) fn observer(&self) -> &dyn TokenObserver {
+        &*self.inner.observer
     }
 
     /// Reports that a backend rejected `token` with `status`. Only 401 and 403 count (other
@@ -254,7 +303,8 @@ impl TokenClientBuilder {
                 policy: config.policy,
                 settings,
                 uri,
-                auth,
+                auth: Arc::new(auth),
+                grant: Grant::ClientCredentials,
                 timeout: config.timeout,
                 retry,
                 observer: self.observer.unwrap_or_else(|| Arc::new(NoopObserver)),
@@ -483,12 +533,13 @@ impl Inner {
     /// The form body of one token request; signs a fresh assertion if the client uses a
     /// certificate.
     fn form(&self) -> Result<FormBody, Error> {
-        // Large enough for an RSA-4096 assertion, so that the secret is never reallocated.
-        let mut form = form_urlencoded::Serializer::new(String::with_capacity(2048));
-        form.append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", self.key.client_id())
+        // Large enough for an RSA-4096 assertion and a user's token, so that the secrets are
+        // never reallocated.
+        let mut form = form_urlencoded::Serializer::new(String::with_capacity(8192));
+        self.grant.append_to(&mut form, self.key.client_id())?;
+        form.append_pair("client_id", self.key.client_id())
             .append_pair("scope", self.key.scope());
-        match &self.auth {
+        match &*self.auth {
             Authenticator::Assertion {
                 builder,
                 backend,
@@ -729,7 +780,7 @@ impl FetchGuard {
                 }
             };
             if let (Some(clock), Authenticator::Assertion { .. }) =
-                (&inner.virtual_time, &inner.auth)
+                (&inner.virtual_time, &*inner.auth)
             {
                 // The signature took no virtual time: charge it.
                 tokio::time::sleep(clock.signing_cost).await;
@@ -762,7 +813,10 @@ impl FetchGuard {
                     })
                 }
                 Ok(Ok(answer)) => match response::parse(inner.key.token_url(), &answer) {
-                    Ok(token) => return Ok(token),
+                    Ok(mut token) => {
+                        inner.grant.rotated(token.refresh_token.take());
+                        return Ok(token);
+                    }
                     Err(error) => error,
                 },
             };

@@ -16,6 +16,10 @@
 //! signatures and retries. Clients built on one [`TokenCache`] share tokens per key.
 //! [`openid`] fetches a provider's discovery document and JWKS.
 //!
+//! A [`DelegatedTokenClient`] caches users' tokens the same way, one entry per user up to a
+//! limit (least recently used evicted), fetched on behalf of the user
+//! ([`UserGrant::OnBehalfOf`]) or with the user's refresh token ([`UserGrant::RefreshToken`]).
+//!
 //! ```no_run
 //! use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
 //!
@@ -38,8 +42,10 @@
 mod cache;
 mod client;
 pub mod config;
+mod delegated;
 mod error;
 mod flight;
+mod grant;
 pub mod observer;
 pub mod openid;
 mod response;
@@ -51,7 +57,11 @@ mod virtual_time;
 pub use cache::{CacheKey, TokenCache};
 pub use client::{TokenClient, TokenClientBuilder};
 pub use config::{CachePolicy, ClientAuth, ClientSecret, RetryPolicy, TokenClientConfig};
+pub use delegated::{
+    DelegatedTokenClient, DelegatedTokenClientBuilder, DEFAULT_MAX_ENTRIES, MAX_ENTRIES_LIMIT,
+};
 pub use error::Error;
+pub use grant::{RefreshTokenSlot, UserGrant, JWT_BEARER_GRANT};
 pub use observer::{NoopObserver, TokenObserver};
 pub use tls::TlsTrust;
 pub use token::Token;

@@ -72,6 +72,12 @@ pub trait TokenObserver: Send + Sync {
     fn rejected(&self, key: &CacheKey, event: &Rejected) {
         let _ = (key, event);
     }
+
+    /// A user's cached token was evicted to keep a delegated cache within its entry limit
+    /// (the least recently used user's).
+    fn evicted(&self, key: &CacheKey) {
+        let _ = key;
+    }
 }
 
 /// An observer that ignores everything.

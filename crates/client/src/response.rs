@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::{transport::MAX_BODY_BYTES, Error};
 
@@ -21,6 +22,8 @@ pub(crate) struct TokenResponse {
     pub(crate) token_type: String,
     pub(crate) expires_in: Duration,
     pub(crate) scope: Option<String>,
+    /// A refresh token (delegated grants with `offline_access`).
+    pub(crate) refresh_token: Option<Zeroizing<String>>,
 }
 
 /// Reads a token endpoint answer. Errors name what is wrong, never the token.
@@ -108,6 +111,16 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
             )))
         }
     };
+    let refresh_token = match fields.get("refresh_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if !t.is_empty() => Some(Zeroizing::new(t.clone())),
+        Some(other) => {
+            return Err(invalid(match other {
+                Value::String(_) => "refresh_token is empty".to_owned(),
+                other => format!("refresh_token is a {}, not a string", type_name(other)),
+            }))
+        }
+    };
     let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
         .map_err(|_| invalid("access_token cannot be sent in a header".to_owned()))?;
     authorization.set_sensitive(true);
@@ -117,6 +130,7 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
         token_type,
         expires_in,
         scope,
+        refresh_token,
     })
 }
 

@@ -1,0 +1,303 @@
+//! Users' tokens against the project's mock identity provider over loopback HTTP: one cache
+//! entry per user under every policy, the entry limit with least-recently-used eviction,
+//! on-behalf-of and refresh-token acquisition.
+
+use std::sync::{Arc, Mutex};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use bytes::Bytes;
+use client::{
+    CacheKey, CachePolicy, ClientAuth, ClientSecret, DelegatedTokenClient, Error, RefreshTokenSlot,
+    TokenClientConfig, TokenObserver, UserGrant,
+};
+use http::{Method, Request, StatusCode};
+use mock::{server::MockServer, BackendConfig, ClientRegistration, MockConfig};
+use serde_json::Value;
+
+const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+const SECRET: &str = "gateway-secret";
+
+async fn server() -> MockServer {
+    let config = MockConfig {
+        clients: vec![ClientRegistration::with_certificates(CLIENT, vec![]).with_secret(SECRET)],
+        backend: BackendConfig {
+            required_role: None,
+            required_scope: Some(mock::DEFAULT_DELEGATED_SCOPE.to_owned()),
+            ..BackendConfig::default()
+        },
+        ..MockConfig::default()
+    };
+    MockServer::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The evicted keys an observer was told of.
+#[derive(Default)]
+struct Evictions(Mutex<Vec<CacheKey>>);
+
+impl TokenObserver for Evictions {
+    fn evicted(&self, key: &CacheKey) {
+        self.0.lock().unwrap().push(key.clone());
+    }
+}
+
+fn users_client(
+    server: &MockServer,
+    policy: CachePolicy,
+    max_entries: usize,
+    observer: Arc<dyn TokenObserver>,
+) -> DelegatedTokenClient {
+    let urls = server.urls();
+    let mut config = TokenClientConfig::new(
+        urls.token_url.clone(),
+        CLIENT,
+        format!("{}/.default", mock::DEFAULT_RESOURCE),
+    );
+    config.policy = policy;
+    DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
+        .max_entries(max_entries)
+        .observer(observer)
+        .seed(7)
+        .build()
+        .unwrap()
+}
+
+/// POSTs a form to the mock in-process; the answer's JSON.
+async fn post(server: &MockServer, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .body(Bytes::from(body))
+        .unwrap();
+    let response = server.mock().handle(request).await.unwrap();
+    (
+        response.status(),
+        serde_json::from_slice(response.body()).unwrap(),
+    )
+}
+
+/// The user's incoming token: for the gateway, as the user's browser app would send it.
+async fn user_token(server: &MockServer, user: &str) -> String {
+    let (status, body) = post(
+        server,
+        "/admin/user-token",
+        &[
+            ("user", user),
+            ("audience", CLIENT),
+            ("scope", "access_as_user"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn token_requests(server: &MockServer) -> u64 {
+    server.mock().stats.snapshot().token_requests.total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_gets_and_keeps_their_own_token_under_every_policy() {
+    let server = server().await;
+    let users = ["alice", "bob", "carol"];
+    let mut incoming = Vec::new();
+    for user in users {
+        incoming.push(user_token(&server, user).await);
+    }
+    for policy in CachePolicy::ALL {
+        let before = token_requests(&server);
+        let client = users_client(&server, policy, 100, Arc::new(Evictions::default()));
+        for round in 0..3 {
+            for (user, assertion) in users.iter().zip(&incoming) {
+                let token = client
+                    .get_token(user, UserGrant::OnBehalfOf(assertion))
+                    .await
+                    .unwrap_or_else(|e| panic!("{policy} {user}: {e}"));
+                let claims = claims(token.access_token());
+                assert_eq!(
+                    claims["preferred_username"], *user,
+                    "{policy} round {round}"
+                );
+                assert_eq!(claims["oid"], mock::user_oid(mock::DEFAULT_TENANT, user));
+                assert_eq!(claims["azp"], CLIENT);
+                let header = format!("Bearer {}", token.access_token());
+                assert_eq!(server.mock().backend.check(Some(header.as_bytes())), Ok(()));
+            }
+        }
+        assert_eq!(
+            token_requests(&server) - before,
+            3,
+            "{policy}: one on-behalf-of request per user, then hits"
+        );
+        assert_eq!((client.entries(), client.evictions()), (3, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_recently_used_user_is_evicted_at_the_entry_limit() {
+    let server = server().await;
+    let observer = Arc::new(Evictions::default());
+    let client = users_client(&server, CachePolicy::SingleFlight, 2, observer.clone());
+    let mut incoming = std::collections::HashMap::new();
+    for user in ["a", "b", "c"] {
+        incoming.insert(user, user_token(&server, user).await);
+    }
+    let before = token_requests(&server);
+    // a, b cached; a used again (most recent); c evicts b, the least recently used.
+    for user in ["a", "b", "a", "c"] {
+        client
+            .get_token(user, UserGrant::OnBehalfOf(&incoming[user]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(token_requests(&server) - before, 3);
+    assert_eq!((client.entries(), client.evictions()), (2, 1));
+    // a is still cached (a hit), b must be fetched again (and evicts c's elder, a).
+    client
+        .get_token("a", UserGrant::OnBehalfOf(&incoming["a"]))
+        .await
+        .unwrap();
+    assert_eq!(token_requests(&server) - before, 3);
+    client
+        .get_token("b", UserGrant::OnBehalfOf(&incoming["b"]))
+        .await
+        .unwrap();
+    assert_eq!(token_requests(&server) - before, 4);
+    assert_eq!(
+        (client.entries(), client.max_entries(), client.evictions()),
+        (2, 2, 2)
+    );
+    let evicted: Vec<Option<String>> = observer
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|key| key.user().map(str::to_owned))
+        .collect();
+    assert_eq!(evicted, [Some("b".to_owned()), Some("c".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_is_redeemed_and_its_rotation_kept_in_the_slot() {
+    let server = server().await;
+    let (_, code) = post(
+        &server,
+        "/admin/authorize",
+        &[
+            ("user", "dave"),
+            ("client_id", CLIENT),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+        ],
+    )
+    .await;
+    let (status, redeemed) = post(
+        &server,
+        "/tokenbench/oauth2/v2.0/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code["code"].as_str().unwrap()),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{redeemed}");
+    let first = redeemed["refresh_token"].as_str().unwrap().to_owned();
+    let slot = RefreshTokenSlot::new(first.clone());
+    assert_eq!(format!("{slot:?}"), "RefreshTokenSlot(<redacted>)");
+
+    let client = users_client(
+        &server,
+        CachePolicy::SingleFlight,
+        10,
+        Arc::new(Evictions::default()),
+    );
+    let token = client
+        .get_token("dave", UserGrant::RefreshToken(&slot))
+        .await
+        .unwrap();
+    assert_eq!(claims(token.access_token())["preferred_username"], "dave");
+    // The token is dropped (a 401), and the next miss redeems the rotated refresh token:
+    // had the slot kept the first, the provider would refuse it as reused.
+    assert!(client.report_rejected("dave", &token, StatusCode::UNAUTHORIZED));
+    let again = client
+        .get_token("dave", UserGrant::RefreshToken(&slot))
+        .await
+        .unwrap();
+    assert_ne!(again.access_token(), token.access_token());
+    let (status, reused) = post(
+        &server,
+        "/tokenbench/oauth2/v2.0/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the first was used: {reused}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_assertion_is_an_endpoint_error_that_names_no_secret() {
+    let server = server().await;
+    let client = users_client(
+        &server,
+        CachePolicy::Apim,
+        10,
+        Arc::new(Evictions::default()),
+    );
+    // A user token for another app: refused, AADSTS50013.
+    let (_, foreign) = post(
+        &server,
+        "/admin/user-token",
+        &[
+            ("user", "eve"),
+            ("audience", "api://someone-else"),
+            ("scope", "x"),
+        ],
+    )
+    .await;
+    let foreign = foreign["access_token"].as_str().unwrap();
+    let error = client
+        .get_token("eve", UserGrant::OnBehalfOf(foreign))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Endpoint { status: 400, error: Some(e), .. } if e == "invalid_grant"),
+        "{error:?}"
+    );
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains(foreign) && !shown.contains(SECRET),
+        "{shown}"
+    );
+    assert_eq!(
+        format!("{:?}", UserGrant::OnBehalfOf(foreign)),
+        "OnBehalfOf(<redacted>)"
+    );
+
+    let urls = server.urls();
+    let config = TokenClientConfig::new(urls.token_url.clone(), CLIENT, urls.scope.clone());
+    let refused =
+        DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
+            .max_entries(0)
+            .build()
+            .unwrap_err();
+    assert!(refused.to_string().contains("max_entries"), "{refused}");
+}
