@@ -100,6 +100,11 @@ impl TokenClient {
         self.inner.miss().await
     }
 
+    /// The cached token if a lookup now is a hit (reported as one); nothing else.
+    pub(crate) fn cached(&self) -> Option<Token> {
+        self.inner.lookup()
+    }
+
     /// A user's token (this client being one user's, from a
     /// [`DelegatedTokenClient`](crate::DelegatedTokenClient)): a miss fetches with `grant`.
     pub(crate) async fn get_user_token(&self, grant: UserGrant<'_>) -> Result<Token, Error> {

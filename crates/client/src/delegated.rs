@@ -93,6 +93,14 @@ impl DelegatedTokenClient {
         client.get_user_token(grant).await
     }
 
+    /// `user`'s cached token if it is usable now (a hit, reported to the observer), without
+    /// fetching: for a caller that obtains the user's grant only when it is needed. `None`
+    /// otherwise (nothing reported: the [`get_token`](Self::get_token) that follows reports
+    /// the miss). Either way the user becomes the most recently used.
+    pub fn cached(&self, user: &str) -> Option<Token> {
+        self.client_of(user).cached()
+    }
+
     /// Reports that a backend rejected `user`'s `token` with `status`, as
     /// [`TokenClient::report_rejected`] does; `false` when the user is not cached.
     pub fn report_rejected(&self, user: &str, token: &Token, status: StatusCode) -> bool {

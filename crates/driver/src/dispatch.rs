@@ -17,7 +17,9 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{api_picker::ApiPicker, fast_hits::FastHits, gateway::Gateway, mode::Mode};
+use crate::{
+    api_picker::ApiPicker, fast_hits::FastHits, gateway::Gateway, mode::Mode, users::UserPicker,
+};
 
 /// How long a request (its token and its backend call) may take before it counts as an
 /// error. Checked once a second by the watchdog: a timer per request cost 5 % of the
@@ -63,6 +65,8 @@ pub(crate) struct Dispatcher {
     /// Whether this run serves each instance (all but those of other shards).
     pub(crate) serves: Vec<bool>,
     pub(crate) pick_api: ApiPicker,
+    /// Draws each arrival's user, in an on-behalf-of run.
+    pub(crate) pick_user: Option<UserPicker>,
     pub(crate) gateways: Vec<Arc<Gateway>>,
     pub(crate) metrics: Arc<Metrics>,
     /// A simulation's fast path for plain hits, and the clock it last read.
@@ -87,6 +91,7 @@ impl Dispatcher {
             mode,
             serves,
             mut pick_api,
+            mut pick_user,
             gateways,
             metrics,
             mut fast_hits,
@@ -116,6 +121,7 @@ impl Dispatcher {
             };
             // Picked for every arrival, so that a shard's draws are the unsharded run's.
             let api = pick_api.pick(arrival.api.as_deref());
+            let user = pick_user.as_mut().map(UserPicker::pick);
             if !serves[instance] {
                 continue;
             }
@@ -125,14 +131,16 @@ impl Dispatcher {
             // clock moves only while this loop awaits: read once per wait, not per arrival (a
             // paused clock is read under a lock).
             let record_fast = |fast: &mut FastHits, clock: Instant| {
-                fast.record(
-                    gateway.client(api),
-                    slot,
-                    arrival.at,
-                    clock - start,
-                    spare_permits(&running, gateway),
-                    &metrics,
-                )
+                gateway.client(api).is_some_and(|client| {
+                    fast.record(
+                        client,
+                        slot,
+                        arrival.at,
+                        clock - start,
+                        spare_permits(&running, gateway),
+                        &metrics,
+                    )
+                })
             };
             if let Some((fast, clock)) = &mut fast_hits {
                 if due > *clock + FAST_LEAD {
@@ -229,6 +237,7 @@ impl Dispatcher {
                 let request = gateway.request(
                     instance,
                     api,
+                    user,
                     intended_start,
                     sent_at,
                     arrival.path.as_deref(),

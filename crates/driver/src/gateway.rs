@@ -8,14 +8,23 @@ use std::{
     time::Duration,
 };
 
-use client::{HyperTransport, TokenCache, TokenClient, Transport};
+use client::{
+    DelegatedTokenClient, Error as TokenError, HyperTransport, Token, TokenCache, TokenClient,
+    Transport, UserGrant,
+};
 use http::{HeaderValue, StatusCode};
 use metrics::{ConnectionRecorder, InstanceObserver, Metrics, Peer, RequestOutcome, RequestRecord};
 use mock::Mock;
-use scenario::{CacheScope, Scenario};
+use scenario::{CacheScope, Flow, Scenario};
 use tokio::sync::Semaphore;
 
-use crate::{backend_client::BackendClient, error::RunError, in_process, target::Target};
+use crate::{
+    backend_client::BackendClient,
+    error::RunError,
+    in_process,
+    target::Target,
+    users::{user_name, Users},
+};
 
 /// Mixed with the client's number into the seed of each token client, so that clients draw
 /// different jitter from one scenario seed.
@@ -23,8 +32,7 @@ const CLIENT_SEED_STRIDE: u64 = 0xd1b5_4a32_d192_ed03;
 
 /// One gateway instance: its token client, its way to the backend, its in-flight limit.
 pub(crate) struct Gateway {
-    /// Its token client of each API (indexed as the scenario's `apis`).
-    clients: Vec<TokenClient>,
+    tokens: Tokens,
     backend: Backend,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Cached tokens removed after a 401 or 403, by every instance of the run.
@@ -33,13 +41,26 @@ pub(crate) struct Gateway {
     retry_on_401: bool,
 }
 
+/// How an instance gets the backend's tokens, per API (indexed as the scenario's `apis`).
+enum Tokens {
+    /// Its own token per API.
+    App(Vec<TokenClient>),
+    /// A token per user and API, exchanged on behalf of the user for the user's own token.
+    Users {
+        clients: Vec<DelegatedTokenClient>,
+        users: Arc<Users>,
+    },
+}
+
 impl Gateway {
+    /// The instances of the run; with `users`, an on-behalf-of run's.
     pub(crate) fn build_all(
         scenario: &Scenario,
         target: &Target,
         metrics: &Arc<Metrics>,
         instances: usize,
         removals: &Arc<AtomicU64>,
+        users: Option<&Arc<Users>>,
     ) -> Result<Vec<Arc<Gateway>>, RunError> {
         let gateway = &scenario.gateway;
         // One cache per sharing group: per instance, per region or for the fleet.
@@ -70,27 +91,52 @@ impl Gateway {
                         ))),
                     )),
                 };
-                let clients = (0..scenario.apis.len())
-                    .map(|api| {
-                        let slot = (instance * scenario.apis.len() + api) as u64;
-                        let mut client = TokenClient::builder(
-                            target.token_config(scenario, api),
-                            target.auth().clone(),
-                        )
-                        .cache(cache)
-                        .observer(Arc::new(InstanceObserver::for_api(
-                            Arc::clone(metrics),
-                            instance,
-                            api,
-                        )))
-                        .transport(Arc::clone(&transport))
-                        .seed(scenario.seed ^ (slot + 1).wrapping_mul(CLIENT_SEED_STRIDE));
-                        if let Some((_, virtual_time)) = target.in_process() {
-                            client = client.virtual_time(virtual_time);
-                        }
-                        client.build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let observer = |api| {
+                    Arc::new(InstanceObserver::for_api(Arc::clone(metrics), instance, api))
+                };
+                let seed = |api| {
+                    let slot = (instance * scenario.apis.len() + api) as u64;
+                    scenario.seed ^ (slot + 1).wrapping_mul(CLIENT_SEED_STRIDE)
+                };
+                let apis = 0..scenario.apis.len();
+                let tokens = match (scenario.gateway.flow, users) {
+                    (Flow::OnBehalfOf, Some(users)) => Tokens::Users {
+                        clients: apis
+                            .map(|api| {
+                                let mut client = DelegatedTokenClient::builder(
+                                    target.token_config(scenario, api),
+                                    target.auth().clone(),
+                                )
+                                .max_entries(scenario.gateway.user_cache_entries as usize)
+                                .observer(observer(api))
+                                .transport(Arc::clone(&transport))
+                                .seed(seed(api));
+                                if let Some((_, virtual_time)) = target.in_process() {
+                                    client = client.virtual_time(virtual_time);
+                                }
+                                client.build()
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                        users: Arc::clone(users),
+                    },
+                    _ => Tokens::App(
+                        apis.map(|api| {
+                            let mut client = TokenClient::builder(
+                                target.token_config(scenario, api),
+                                target.auth().clone(),
+                            )
+                            .cache(cache)
+                            .observer(observer(api))
+                            .transport(Arc::clone(&transport))
+                            .seed(seed(api));
+                            if let Some((_, virtual_time)) = target.in_process() {
+                                client = client.virtual_time(virtual_time);
+                            }
+                            client.build()
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                };
                 let backend = match target.in_process() {
                     Some((mock, _)) => Backend::InProcess(Arc::clone(mock)),
                     None => Backend::Http(
@@ -107,7 +153,7 @@ impl Gateway {
                     ),
                 };
                 Ok(Arc::new(Gateway {
-                    clients,
+                    tokens,
                     backend,
                     in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
                     removals: Arc::clone(removals),
@@ -118,9 +164,20 @@ impl Gateway {
             .collect()
     }
 
-    /// Its token client of API `api`.
-    pub(crate) fn client(&self, api: usize) -> &TokenClient {
-        &self.clients[api]
+    /// Its token client of API `api`; `None` in an on-behalf-of run (a client per user).
+    pub(crate) fn client(&self, api: usize) -> Option<&TokenClient> {
+        match &self.tokens {
+            Tokens::App(clients) => Some(&clients[api]),
+            Tokens::Users { .. } => None,
+        }
+    }
+
+    /// Users' tokens it caches now, over its APIs (0 without users).
+    pub(crate) fn cached_users(&self) -> usize {
+        match &self.tokens {
+            Tokens::App(_) => 0,
+            Tokens::Users { clients, .. } => clients.iter().map(|c| c.entries()).sum(),
+        }
     }
 
     /// Whether half its in-flight permits or more are free.
@@ -128,13 +185,15 @@ impl Gateway {
         self.in_flight.available_permits() * 2 >= self.max_in_flight as usize
     }
 
-    /// One request to API `api` (an index of the scenario's `apis`), sent at `sent_at`:
-    /// token, backend call, and on 401/403 the rejection report (and one retry with a new
-    /// token if the scenario asks for it).
+    /// One request to API `api` (an index of the scenario's `apis`) from `user` (in an
+    /// on-behalf-of run), sent at `sent_at`: token, backend call, and on 401/403 the
+    /// rejection report (and one retry with a new token if the scenario asks for it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn request(
         &self,
         instance: usize,
         api: usize,
+        user: Option<u32>,
         intended_start: Duration,
         sent_at: Duration,
         path: Option<&str>,
@@ -142,10 +201,12 @@ impl Gateway {
     ) -> RequestRecord {
         let mut token_obtained_at = None;
         let mut outcome = RequestOutcome::TokenError;
-        // The run picks `api` among the scenario's APIs, one client each.
-        let client = &self.clients[api];
+        let user = user.map(|user| (user, user_name(user)));
+        if let (Tokens::Users { users, .. }, Some((user, _))) = (&self.tokens, &user) {
+            users.see(*user);
+        }
         for attempt in 0..=u8::from(self.retry_on_401) {
-            let token = match client.get_token().await {
+            let token = match self.token(api, user.as_ref()).await {
                 Ok(token) => token,
                 Err(_) => {
                     outcome = RequestOutcome::TokenError;
@@ -161,7 +222,14 @@ impl Gateway {
                 *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN
             });
             if let Some(status) = rejected {
-                if client.report_rejected(&token, status) {
+                let removed = match (&self.tokens, &user) {
+                    (Tokens::App(clients), _) => clients[api].report_rejected(&token, status),
+                    (Tokens::Users { clients, .. }, Some((_, name))) => {
+                        clients[api].report_rejected(name, &token, status)
+                    }
+                    (Tokens::Users { .. }, None) => false,
+                };
+                if removed {
                     self.removals.fetch_add(1, Ordering::AcqRel);
                 }
             }
@@ -177,6 +245,31 @@ impl Gateway {
             finished_at: metrics.elapsed(),
             outcome,
             token_obtained_at,
+        }
+    }
+}
+
+impl Gateway {
+    /// The token for a request to API `api` from `user` (number and name), if any.
+    async fn token(&self, api: usize, user: Option<&(u32, String)>) -> Result<Token, TokenError> {
+        match (&self.tokens, user) {
+            (Tokens::App(clients), _) => clients[api].get_token().await,
+            (Tokens::Users { clients, users }, Some((user, name))) => {
+                let client = &clients[api];
+                if let Some(token) = client.cached(name) {
+                    return Ok(token);
+                }
+                // The user's own token is needed only now, on a miss.
+                let own = users.own_token(*user).map_err(|reason| TokenError::Config {
+                    field: "user",
+                    reason,
+                })?;
+                client.get_token(name, UserGrant::OnBehalfOf(&own)).await
+            }
+            (Tokens::Users { .. }, None) => Err(TokenError::Config {
+                field: "user",
+                reason: "a request of an on-behalf-of run came from no user".to_owned(),
+            }),
         }
     }
 }

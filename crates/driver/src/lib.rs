@@ -37,6 +37,7 @@ mod run;
 mod runner;
 mod simulate;
 mod target;
+mod users;
 
 pub use error::RunError;
 pub use mode::Mode;

@@ -13,7 +13,7 @@ use std::{
 
 use metrics::{Fleet, Metrics, Tally};
 use report::{Report, RunInfo, ShardHeader};
-use scenario::{Scenario, Shard, Traffic};
+use scenario::{Flow, Scenario, Shard, Traffic};
 use tokio::{
     sync::{oneshot, watch},
     time::Instant,
@@ -27,6 +27,7 @@ use crate::{
     gateway::Gateway,
     mode::Mode,
     target::Target,
+    users::{UserPicker, Users},
 };
 
 /// How long the driver waits for requests in flight after the last arrival's run time.
@@ -97,6 +98,13 @@ pub(crate) async fn run_planned(
     stop: impl Future<Output = ()> + Send,
     on_progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<RunOutcome, RunError> {
+    if shard.is_some() && scenario.gateway.flow == Flow::OnBehalfOf {
+        // Distinct users are a union over shards, which tallies of counts cannot merge.
+        return Err(RunError::Setup(
+            "an on-behalf-of run cannot be sharded yet: its distinct users would not merge"
+                .to_owned(),
+        ));
+    }
     let instances = usize::try_from(scenario.gateway.instances)
         .unwrap_or(1)
         .max(1);
@@ -148,15 +156,30 @@ pub(crate) async fn run_planned(
         }
     });
     let pick_api = ApiPicker::new(scenario)?;
+    let pick_user = UserPicker::new(scenario)?;
+    // Only the embedded identity provider mints users' tokens (the scenario's check makes
+    // sure an on-behalf-of run has it).
+    let users = target
+        .mock()
+        .and_then(|mock| Users::new(scenario, mock));
     let removals = Arc::new(AtomicU64::new(0));
     // Requests running on any instance: while fewer than half an instance's limit, no
     // instance can be near it (one load, instead of reading the instance's semaphore).
     let running = Arc::new(AtomicUsize::new(0));
-    let gateways = Gateway::build_all(scenario, &target, &metrics, instances, &removals)?;
+    let gateways = Gateway::build_all(
+        scenario,
+        &target,
+        &metrics,
+        instances,
+        &removals,
+        users.as_ref(),
+    )?;
     let mut events = target.schedule_events(scenario, start, &metrics);
     let fast_hits = target
         .in_process()
         .filter(|_| mode == Mode::Simulated { fast_hits: true })
+        // Users' tokens are looked up per user: no plain hits to take ahead of time.
+        .filter(|_| scenario.gateway.flow == Flow::ClientCredentials)
         .map(|(mock, _)| {
             FastHits::new(scenario, mock, start, &removals, &metrics).map(|fast| (fast, start))
         })
@@ -195,6 +218,7 @@ pub(crate) async fn run_planned(
             mode,
             serves,
             pick_api,
+            pick_user,
             gateways: gateways.clone(),
             metrics: Arc::clone(&metrics),
             fast_hits,
@@ -277,6 +301,14 @@ pub(crate) async fn run_planned(
 
     if let Some(mock) = target.mock() {
         metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
+    }
+    if let (Some(users), Some(population)) = (&users, scenario.users) {
+        metrics.set_users(
+            u64::from(population.count),
+            users.distinct(),
+            gateways.iter().map(|g| g.cached_users() as u64).sum(),
+            u64::from(scenario.gateway.user_cache_entries),
+        );
     }
     let (snapshot, tally) =
         metrics.snapshot_and_tally(measured_until.max(Duration::from_millis(1)));

@@ -10,7 +10,9 @@ use client::{ClientAuth, TlsTrust, TokenClientConfig, Transport, VirtualTime};
 use metrics::Metrics;
 use mock::{clock::RuntimeClock, server::MockServer, BackendTrust, Mock, MockConfig, TokenFaults};
 use rustls::ClientConfig;
-use scenario::{Api, BackendSpec, ExternalCredentials, IdpSpec, Scenario, SignerSpec, DEFAULT_API};
+use scenario::{
+    Api, BackendSpec, ExternalCredentials, Flow, IdpSpec, Scenario, SignerSpec, DEFAULT_API,
+};
 use signer::Credential;
 use tokio::{task::JoinSet, time::Instant};
 
@@ -150,7 +152,18 @@ impl TargetKind {
                     registration
                         .roles
                         .insert(resource.clone(), vec![mock::DEFAULT_ROLE.to_owned()]);
+                    registration.delegated_scopes.insert(
+                        resource.clone(),
+                        vec![mock::DEFAULT_DELEGATED_SCOPE.to_owned()],
+                    );
                 }
+                // On behalf of users, tokens carry the users' delegated permission, not the
+                // gateway's app role: the backend checks that instead, as a validate-jwt
+                // policy of a delegated API does.
+                let (required_role, required_scope) = match scenario.gateway.flow {
+                    Flow::ClientCredentials => (Some(mock::DEFAULT_ROLE.to_owned()), None),
+                    Flow::OnBehalfOf => (None, Some(mock::DEFAULT_DELEGATED_SCOPE.to_owned())),
+                };
                 let mut config = MockConfig {
                     seed: Some(scenario.seed),
                     clients: vec![registration],
@@ -167,6 +180,8 @@ impl TargetKind {
                         latency: backend_latency,
                         clock_skew: backend_skew,
                         required_azpacr: require_azpacr,
+                        required_role,
+                        required_scope,
                         audience: resources[0].clone(),
                         other_audiences: resources[1..].to_vec(),
                         ..mock::BackendConfig::default()

@@ -81,7 +81,7 @@ pub use rss::{peak_rss_bytes, reset_peak_rss};
 pub use snapshot::{
     format_rfc3339, CacheStats, IdpStats, InstanceStats, InvalidationStats, MemoryStats,
     MetricsSnapshot, Percentiles, RecoveryLatency, RequestCounts, SigningStats, SpectrumPoint,
-    StampedeStats, TimelineRow,
+    StampedeStats, TimelineRow, UserStats,
 };
 pub use tally::Tally;
 pub use window::{timeline_interval, MAX_TIMELINE_ROWS, MAX_TIMELINE_SECONDS};

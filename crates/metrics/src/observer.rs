@@ -80,6 +80,10 @@ impl TokenObserver for InstanceObserver {
     fn episode_ended(&self, _key: &CacheKey, event: &EpisodeEnded) {
         self.metrics.episode_ended(self.slot, event.herd_size);
     }
+
+    fn evicted(&self, _key: &CacheKey) {
+        self.metrics.user_evicted();
+    }
 }
 
 /// Feeds the new connections to one server into a [`Metrics`]: give it to the token

@@ -22,7 +22,7 @@ use crate::{
     latency_log::LatencyLog,
     record::{Class, RequestRecord, TokenAnswer},
     rss::{peak_rss_bytes, rss_bytes},
-    snapshot::{MemoryStats, MetricsSnapshot, RequestCounts},
+    snapshot::{MemoryStats, MetricsSnapshot, RequestCounts, UserStats},
     tally::{ConnectionsTally, IdpTally, Tally},
     window::{second, timeline_interval, Window, WindowView},
 };
@@ -53,6 +53,9 @@ pub struct Metrics {
     /// while it is 0.
     unrecovered: AtomicUsize,
     invalidation: Mutex<Invalidation>,
+    /// The users of an on-behalf-of run, set at its end.
+    users: Mutex<Option<UserStats>>,
+    user_evictions: AtomicU64,
 }
 
 #[derive(Default)]
@@ -149,6 +152,8 @@ impl Metrics {
             herds: Mutex::new(new_histogram(MAX_HERD, "herd sizes")?),
             unrecovered: AtomicUsize::new(0),
             invalidation: Mutex::new(Invalidation::new(flags)),
+            users: Mutex::new(None),
+            user_evictions: AtomicU64::new(0),
         })
     }
 
@@ -358,6 +363,25 @@ impl Metrics {
         *lock(&self.idp.peak_concurrent) = Some(peak);
     }
 
+    /// A user's cached token was evicted (an on-behalf-of run's cache was full).
+    pub fn user_evicted(&self) {
+        self.user_evictions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The users of an on-behalf-of run, counted by the driver at its end: the population
+    /// drawn from, the distinct users served, the users' tokens cached now and the limit of
+    /// one instance's cache. Evictions are counted here ([`user_evicted`](Self::user_evicted)).
+    pub fn set_users(&self, population: u64, distinct: u64, cache_entries: u64, entry_limit: u64) {
+        *lock(&self.users) = Some(UserStats {
+            population,
+            distinct,
+            cache_entries,
+            entry_limit,
+            evictions: 0,
+            token_requests_per_user: None,
+        });
+    }
+
     /// Tokens start being rejected at `at` (a `revoke-tokens` or `rotate-idp-keys` event).
     /// Events must be reported in time order.
     pub fn revocation_event(&self, at: Duration) {
@@ -445,10 +469,14 @@ impl Metrics {
             start_time: Some(self.started_at),
             ..log
         };
-        (
-            tally.snapshot(latency.as_ref(), service.as_ref(), log),
-            tally,
-        )
+        let mut snapshot = tally.snapshot(latency.as_ref(), service.as_ref(), log);
+        snapshot.users = lock(&self.users).map(|users| UserStats {
+            evictions: self.user_evictions.load(Ordering::Relaxed),
+            token_requests_per_user: (users.distinct > 0)
+                .then(|| snapshot.idp.token_requests as f64 / users.distinct as f64),
+            ..users
+        });
+        (snapshot, tally)
     }
 
     fn token_request(&self, slot: Slot, at: Duration) {

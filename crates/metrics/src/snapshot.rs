@@ -246,6 +246,24 @@ pub struct MemoryStats {
     pub start_rss_bytes: Option<u64>,
 }
 
+/// The users of an on-behalf-of run (`users` in the report; absent from other runs), where
+/// the gateway caches a token per user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserStats {
+    /// Users the traffic draws from (`[traffic] users.count`).
+    pub population: u64,
+    /// Distinct users whose requests reached a gateway instance.
+    pub distinct: u64,
+    /// Users' tokens cached at the end, over every instance and API.
+    pub cache_entries: u64,
+    /// Most users' tokens one instance caches per API (`[gateway] user_cache_entries`).
+    pub entry_limit: u64,
+    /// Users' tokens evicted (least recently used) to stay within the limit.
+    pub evictions: u64,
+    /// Token requests per distinct user; `null` without users.
+    pub token_requests_per_user: Option<f64>,
+}
+
 /// One interval of the run: `[t, t + timeline_interval_s)` seconds from the start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineRow {
@@ -297,6 +315,9 @@ pub struct MetricsSnapshot {
     pub latency_spectrum: Vec<SpectrumPoint>,
     /// Token lookups.
     pub cache: CacheStats,
+    /// The users of an on-behalf-of run; absent from other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<UserStats>,
     /// Token requests.
     pub idp: IdpStats,
     /// Signing cost.

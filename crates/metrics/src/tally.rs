@@ -141,6 +141,8 @@ impl Tally {
                     .filter_map(|&i| Some(self.instances.get(i)?.instance_stats(i)))
                     .collect(),
             },
+            // Not tallied: a sharded run has none (the driver refuses users in shards).
+            users: None,
             idp: IdpStats {
                 token_requests: idp.token_requests,
                 ok: idp.ok,

@@ -4,8 +4,14 @@ use std::time::Duration;
 
 use crate::{
     error::ScenarioError,
-    limits::{check_instances, MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_SIGNING_COST},
-    model::{BackendSpec, EventKind, IdpSpec, Scenario, SignerSpec, DEFAULT_API},
+    limits::{
+        check_instances, MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_SIGNING_COST,
+        MAX_USERS, MAX_ZIPF_EXPONENT,
+    },
+    model::{
+        BackendSpec, CacheScope, EventKind, Flow, IdpSpec, Scenario, SignerSpec,
+        UserDistribution, DEFAULT_API,
+    },
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
     values::human,
@@ -198,6 +204,84 @@ impl Scenario {
         problems
     }
 
+    /// The on-behalf-of flow's needs: users, and what it runs on (the embedded identity
+    /// provider mints the users' own tokens, and its backend checks their delegated scope).
+    fn flow_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let gateway = &self.gateway;
+        let on_behalf_of = gateway.flow == Flow::OnBehalfOf;
+        match (&self.users, on_behalf_of) {
+            (None, true) => problems.push(Problem::new(
+                "traffic.users",
+                "flow = \"on-behalf-of\" needs the users requests come from, e.g. \
+                 users = { count = 10000, distribution = \"zipf\", exponent = 1.1 }",
+            )),
+            (Some(_), false) => problems.push(Problem::new(
+                "traffic.users",
+                "users matter only with [gateway] flow = \"on-behalf-of\" (with client \
+                 credentials every user gets the gateway's one token)",
+            )),
+            (Some(users), true) => {
+                if !(1..=MAX_USERS).contains(&users.count) {
+                    problems.push(Problem::new(
+                        "traffic.users.count",
+                        format!("must be 1 to {MAX_USERS}, not {}", users.count),
+                    ));
+                }
+                if let UserDistribution::Zipf { exponent } = users.distribution {
+                    if !(exponent > 0.0 && exponent <= MAX_ZIPF_EXPONENT) {
+                        problems.push(Problem::new(
+                            "traffic.users.exponent",
+                            format!("must be above 0 and at most {MAX_ZIPF_EXPONENT}, not {exponent}"),
+                        ));
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+        let limit = client::MAX_ENTRIES_LIMIT;
+        if gateway.user_cache_entries == 0 || gateway.user_cache_entries as usize > limit {
+            problems.push(Problem::new(
+                "gateway.user_cache_entries",
+                format!("must be 1 to {limit}, not {}", gateway.user_cache_entries),
+            ));
+        }
+        if !on_behalf_of {
+            return problems;
+        }
+        if gateway.cache != CacheScope::Instance {
+            problems.push(Problem::new(
+                "gateway.shared_cache",
+                "users' tokens are cached per instance: a cache shared by instances is not \
+                 supported with flow = \"on-behalf-of\" yet",
+            ));
+        }
+        if matches!(self.idp, IdpSpec::External(_)) {
+            problems.push(Problem::new(
+                "idp",
+                "flow = \"on-behalf-of\" needs the embedded identity provider, which mints \
+                 the users' own tokens",
+            ));
+        }
+        if !matches!(self.backend, BackendSpec::Embedded { trust: None, .. }) {
+            problems.push(Problem::new(
+                "backend",
+                "flow = \"on-behalf-of\" needs the embedded backend trusting the embedded \
+                 identity provider",
+            ));
+        }
+        for (i, event) in self.events.iter().enumerate() {
+            if event.kind == EventKind::RotateIdpKeys {
+                problems.push(Problem::new(
+                    format!("events[{i}].kind"),
+                    "rotate-idp-keys with flow = \"on-behalf-of\" is not supported: the \
+                     users' own tokens would need minting again under the new key",
+                ));
+            }
+        }
+        problems
+    }
+
     /// Every inconsistency, each with its dotted key (events by their index in `events`).
     pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -222,6 +306,7 @@ impl Scenario {
             ));
         }
         problems.extend(self.api_problems());
+        problems.extend(self.flow_problems());
         let fraction = gateway.cache_fraction;
         if !(fraction > 0.0 && fraction <= 1.0) {
             problems.push(Problem::new(

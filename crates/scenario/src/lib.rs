@@ -92,11 +92,12 @@ pub use comparison::Comparison;
 pub use error::{Location, ScenarioError};
 pub use limits::{
     MAX_APIS, MAX_BACKEND_CLOCK_SKEW, MAX_CLIENTS, MAX_INSTANCES, MAX_RATE, MAX_SCENARIO_BYTES,
-    MAX_SIGNING_COST,
+    MAX_SIGNING_COST, MAX_USERS, MAX_ZIPF_EXPONENT,
 };
 pub use model::{
     Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,
-    Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec, DEFAULT_API,
+    Flow, Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec, UserDistribution,
+    Users, DEFAULT_API,
     DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED,
     DEFAULT_TOKEN_LIFETIME,
 };

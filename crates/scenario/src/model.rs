@@ -37,6 +37,9 @@ pub struct Scenario {
     pub seed: u64,
     /// The arrival process.
     pub traffic: Traffic,
+    /// The users requests come from (`[traffic] users`), with
+    /// [`Flow::OnBehalfOf`]; `None` otherwise.
+    pub users: Option<Users>,
     /// The gateway instances.
     pub gateway: Gateway,
     /// How the gateway authenticates to the identity provider.
@@ -80,6 +83,55 @@ pub struct Gateway {
     /// Retry a request once after a 401/403 (with a new token). Default false, as the
     /// reference policy.
     pub retry_on_401: bool,
+    /// How it gets the backend's tokens. Default [`Flow::ClientCredentials`].
+    pub flow: Flow,
+    /// [`Flow::OnBehalfOf`]: most users' tokens each instance caches (per API), the least
+    /// recently used evicted beyond. Default [`client::DEFAULT_MAX_ENTRIES`].
+    pub user_cache_entries: u32,
+}
+
+/// How the gateway gets the backend's tokens (`[gateway] flow`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flow {
+    /// Tokens of its own (`"client-credentials"`): one per API, whoever the request is for.
+    #[default]
+    ClientCredentials,
+    /// A token per user (`"on-behalf-of"`), exchanged for the user's own token that came
+    /// with the request: requests come from `[traffic] users`, and the backend requires the
+    /// delegated permission [`mock::DEFAULT_DELEGATED_SCOPE`] instead of an app role.
+    OnBehalfOf,
+}
+
+impl Flow {
+    /// The name scenario files and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::ClientCredentials => "client-credentials",
+            Flow::OnBehalfOf => "on-behalf-of",
+        }
+    }
+}
+
+/// The users requests come from (`[traffic] users = { count, distribution, exponent }`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Users {
+    /// How many (1 to [`MAX_USERS`](crate::MAX_USERS)); users are numbered from 0.
+    pub count: u32,
+    /// How each request's user is drawn.
+    pub distribution: UserDistribution,
+}
+
+/// How each request's user is drawn from [`Users::count`] (seeded by the scenario's seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UserDistribution {
+    /// Every user alike (`"uniform"`, the default).
+    Uniform,
+    /// Zipf's law (`"zipf"`): user `k` (from 1) with weight `1 / k^exponent`, so a few users
+    /// make most requests, as real audiences do.
+    Zipf {
+        /// Above 0, at most [`MAX_ZIPF_EXPONENT`](crate::MAX_ZIPF_EXPONENT) (default 1).
+        exponent: f64,
+    },
 }
 
 impl Default for Gateway {
@@ -92,6 +144,8 @@ impl Default for Gateway {
             cache_fraction: client::config::DEFAULT_CACHE_FRACTION,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             retry_on_401: false,
+            flow: Flow::ClientCredentials,
+            user_cache_entries: client::DEFAULT_MAX_ENTRIES as u32,
         }
     }
 }

@@ -10,7 +10,8 @@ use toml::de::{DeTable, DeValue};
 mod raw;
 
 use raw::{
-    EventKindName, RawBackend, RawIdp, RawScenario, RawTraffic, ScopeName, SharedCache, TrafficKind,
+    DistributionName, EventKindName, FlowName, RawBackend, RawIdp, RawScenario, RawTraffic,
+    RawUsers, ScopeName, SharedCache, TrafficKind,
 };
 
 use crate::{
@@ -20,8 +21,8 @@ use crate::{
     limits::MAX_SCENARIO_BYTES,
     model::{
         Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials,
-        ExternalIdp, Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec,
-        DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_SEED,
+        ExternalIdp, Flow, Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec,
+        UserDistribution, Users, DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_SEED,
     },
     trace::{Trace, TraceFormat},
     traffic::{replay_duration, RateStep, Traffic},
@@ -414,7 +415,13 @@ fn convert(
     default_name: &str,
     traces: &TraceSource<'_>,
 ) -> Result<Scenario, ScenarioError> {
-    let traffic = convert_traffic(raw.traffic, doc, traces)?;
+    let mut raw_traffic = raw.traffic;
+    let users = raw_traffic
+        .users
+        .take()
+        .map(|users| convert_users(users, doc))
+        .transpose()?;
+    let traffic = convert_traffic(raw_traffic, doc, traces)?;
     let (duration, duration_from_trace) = match (raw.duration, &traffic) {
         (Some(Human(duration)), _) => (duration, false),
         (None, Traffic::Replay { trace, speed }) if speed.is_finite() && *speed > 0.0 => {
@@ -438,6 +445,12 @@ fn convert(
             cache_fraction: g.cache_fraction.unwrap_or(defaults.cache_fraction),
             max_in_flight: g.max_in_flight.unwrap_or(defaults.max_in_flight),
             retry_on_401: g.retry_on_401.unwrap_or(defaults.retry_on_401),
+            flow: match g.flow {
+                None => defaults.flow,
+                Some(FlowName::ClientCredentials) => Flow::ClientCredentials,
+                Some(FlowName::OnBehalfOf) => Flow::OnBehalfOf,
+            },
+            user_cache_entries: g.user_cache_entries.unwrap_or(defaults.user_cache_entries),
         }
     };
     let signer = {
@@ -591,6 +604,7 @@ fn convert(
         duration,
         seed: raw.seed.unwrap_or(DEFAULT_SEED),
         traffic,
+        users,
         gateway,
         signer,
         idp,
@@ -600,6 +614,25 @@ fn convert(
         compare,
         tls,
         duration_from_trace,
+    })
+}
+
+fn convert_users(u: RawUsers, doc: &Doc<'_>) -> Result<Users, ScenarioError> {
+    let distribution = match (u.distribution, u.exponent) {
+        (None | Some(DistributionName::Uniform), None) => UserDistribution::Uniform,
+        (None | Some(DistributionName::Uniform), Some(_)) => {
+            return Err(doc.invalid(
+                "traffic.users.exponent",
+                "an exponent belongs to distribution = \"zipf\"",
+            ))
+        }
+        (Some(DistributionName::Zipf), exponent) => UserDistribution::Zipf {
+            exponent: exponent.unwrap_or(1.0),
+        },
+    };
+    Ok(Users {
+        count: u.count,
+        distribution,
     })
 }
 

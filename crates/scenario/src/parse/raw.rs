@@ -53,6 +53,29 @@ pub(crate) struct RawTraffic {
     pub(crate) speed: Option<f64>,
     pub(crate) rates: Option<Vec<f64>>,
     pub(crate) poisson: Option<bool>,
+    pub(crate) users: Option<RawUsers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUsers {
+    pub(crate) count: u32,
+    pub(crate) distribution: Option<DistributionName>,
+    pub(crate) exponent: Option<f64>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum DistributionName {
+    Uniform,
+    Zipf,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FlowName {
+    ClientCredentials,
+    OnBehalfOf,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +95,8 @@ pub(crate) struct RawGateway {
     pub(crate) cache_fraction: Option<f64>,
     pub(crate) max_in_flight: Option<u32>,
     pub(crate) retry_on_401: Option<bool>,
+    pub(crate) flow: Option<FlowName>,
+    pub(crate) user_cache_entries: Option<u32>,
 }
 
 #[derive(Default, Deserialize)]
