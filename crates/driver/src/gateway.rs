@@ -92,7 +92,11 @@ impl Gateway {
                     )),
                 };
                 let observer = |api| {
-                    Arc::new(InstanceObserver::for_api(Arc::clone(metrics), instance, api))
+                    Arc::new(InstanceObserver::for_api(
+                        Arc::clone(metrics),
+                        instance,
+                        api,
+                    ))
                 };
                 let seed = |api| {
                     let slot = (instance * scenario.apis.len() + api) as u64;
@@ -260,10 +264,12 @@ impl Gateway {
                     return Ok(token);
                 }
                 // The user's own token is needed only now, on a miss.
-                let own = users.own_token(*user).map_err(|reason| TokenError::Config {
-                    field: "user",
-                    reason,
-                })?;
+                let own = users
+                    .own_token(*user)
+                    .map_err(|reason| TokenError::Config {
+                        field: "user",
+                        reason,
+                    })?;
                 client.get_token(name, UserGrant::OnBehalfOf(&own)).await
             }
             (Tokens::Users { .. }, None) => Err(TokenError::Config {

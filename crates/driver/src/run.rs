@@ -159,9 +159,7 @@ pub(crate) async fn run_planned(
     let pick_user = UserPicker::new(scenario)?;
     // Only the embedded identity provider mints users' tokens (the scenario's check makes
     // sure an on-behalf-of run has it).
-    let users = target
-        .mock()
-        .and_then(|mock| Users::new(scenario, mock));
+    let users = target.mock().and_then(|mock| Users::new(scenario, mock));
     let removals = Arc::new(AtomicU64::new(0));
     // Requests running on any instance: while fewer than half an instance's limit, no
     // instance can be near it (one load, instead of reading the instance's semaphore).

@@ -99,7 +99,9 @@ impl Users {
             mock: Arc::clone(mock),
             tokens: Mutex::new(LruCache::unbounded()),
             capacity,
-            seen: (0..population.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            seen: (0..population.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }))
     }
 
@@ -164,7 +166,9 @@ impl Users {
             _ => Err(format!(
                 "the identity provider minted no token for {}: {}",
                 user_name(user),
-                answer["error_description"].as_str().unwrap_or("no description")
+                answer["error_description"]
+                    .as_str()
+                    .unwrap_or("no description")
             )),
         }
     }

@@ -108,6 +108,8 @@ pub enum Section {
     ServiceTime,
     /// Token lookups.
     Cache,
+    /// Users and their tokens (on-behalf-of runs).
+    Users,
     /// Token requests to the identity provider.
     Idp,
     /// Signing cost.
@@ -124,11 +126,12 @@ pub enum Section {
 
 impl Section {
     /// Every section, in report order.
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Requests,
         Section::Latency,
         Section::ServiceTime,
         Section::Cache,
+        Section::Users,
         Section::Idp,
         Section::Signing,
         Section::Stampede,
@@ -144,6 +147,7 @@ impl Section {
             Section::Latency => "Latency from intended start",
             Section::ServiceTime => "Service time from actual start",
             Section::Cache => "Token cache",
+            Section::Users => "Users (on behalf of)",
             Section::Idp => "Identity provider",
             Section::Signing => "Signing",
             Section::Stampede => "Stampede",
@@ -219,7 +223,7 @@ const fn entry(
 
 use Section::{
     Cache, Connections, Idp, Invalidation, Latency, Memory, Requests, ServiceTime, Signing,
-    Stampede,
+    Stampede, Users,
 };
 
 const REQUESTS: Unit = Unit::Count("requests");
@@ -398,6 +402,54 @@ pub const CATALOG: &[MetricDescription] = &[
         Unit::Fraction,
         HIGHER_COUNT,
         |s| s.cache.hit_rate,
+    ),
+    entry(
+        Users,
+        "users.population",
+        "users in the traffic",
+        Unit::Count("users"),
+        None,
+        |s| s.users.map(|u| u.population as f64),
+    ),
+    entry(
+        Users,
+        "users.distinct",
+        "distinct users served",
+        Unit::Count("users"),
+        None,
+        |s| s.users.map(|u| u.distinct as f64),
+    ),
+    entry(
+        Users,
+        "users.cache_entries",
+        "users' tokens cached at the end",
+        Unit::Count("tokens"),
+        None,
+        |s| s.users.map(|u| u.cache_entries as f64),
+    ),
+    entry(
+        Users,
+        "users.entry_limit",
+        "entry limit per instance and API",
+        Unit::Count("tokens"),
+        None,
+        |s| s.users.map(|u| u.entry_limit as f64),
+    ),
+    entry(
+        Users,
+        "users.evictions",
+        "evicted (least recently used)",
+        Unit::Count("tokens"),
+        LOWER_COUNT,
+        |s| s.users.map(|u| u.evictions as f64),
+    ),
+    entry(
+        Users,
+        "users.token_requests_per_user",
+        "token requests per user",
+        Unit::Mean("token requests"),
+        LOWER_COUNT,
+        |s| s.users.and_then(|u| u.token_requests_per_user),
     ),
     entry(
         Idp,

@@ -38,6 +38,13 @@ impl Headline {
 /// take whatever the gateway does (a missing role, a client that did not authenticate as
 /// required), and the token requests each refusal costs.
 const FORBIDDEN: &[(&str, &str)] = &[("requests.forbidden", "requests refused (403)")];
+/// Figures that lead when requests came from users (on behalf of them): how many, what the
+/// cache held of them, and what each cost the identity provider.
+const USERS: &[(&str, &str)] = &[
+    ("users.distinct", "distinct users served"),
+    ("users.token_requests_per_user", "token requests per user"),
+    ("users.evictions", "users' tokens evicted (cache full)"),
+];
 /// Figures that lead when a run had revocations: how fast the gateway recovered.
 const RECOVERY: &[(&str, &str)] = &[
     (
@@ -92,7 +99,8 @@ const ALWAYS: &[(&str, &str)] = &[
 const MOST: usize = 8;
 
 /// The summary of `reports` (one report, or the runs of a comparison in order): the figures
-/// of the groups the runs call for — requests refused with 403 when there were any, recovery
+/// of the groups the runs call for — requests refused with 403 when there were any, users
+/// when requests came from users, recovery
 /// when there were revocations, refusals when the
 /// identity provider refused token requests, herds when misses came in herds — then the
 /// identity provider's load and the latency of the token path; figures no run has data for
@@ -102,6 +110,9 @@ pub fn summary(reports: &[&Report]) -> Vec<Headline> {
     let mut picks: Vec<(&str, &str)> = Vec::new();
     if any(|r| r.metrics.requests.forbidden > 0) {
         picks.extend_from_slice(FORBIDDEN);
+    }
+    if any(|r| r.metrics.users.is_some()) {
+        picks.extend_from_slice(USERS);
     }
     if any(|r| r.metrics.invalidation.revocations > 0) {
         picks.extend_from_slice(RECOVERY);
@@ -181,7 +192,7 @@ mod tests {
 
     #[test]
     fn every_figure_a_summary_may_show_is_in_the_catalog() {
-        for (path, _) in [RECOVERY, REFUSALS, STAMPEDE, ALWAYS].concat() {
+        for (path, _) in [FORBIDDEN, USERS, RECOVERY, REFUSALS, STAMPEDE, ALWAYS].concat() {
             assert!(CATALOG.iter().any(|m| m.path == path), "{path}");
         }
     }

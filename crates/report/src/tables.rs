@@ -41,14 +41,19 @@ pub(crate) fn tables(reports: &[&Report]) -> Vec<Table> {
             }),
         ],
     };
-    let sections = Section::ALL.into_iter().map(|section| Table {
-        title: section.title(),
-        rows: CATALOG
-            .iter()
-            .filter(|m| m.section == section)
-            .map(|m| row(m.label, &|r| figure(m.unit, (m.value)(&r.metrics))))
-            .collect(),
-    });
+    // Only on-behalf-of runs have users.
+    let has_users = reports.iter().any(|r| r.metrics.users.is_some());
+    let sections = Section::ALL
+        .into_iter()
+        .filter(|section| *section != Section::Users || has_users)
+        .map(|section| Table {
+            title: section.title(),
+            rows: CATALOG
+                .iter()
+                .filter(|m| m.section == section)
+                .map(|m| row(m.label, &|r| figure(m.unit, (m.value)(&r.metrics))))
+                .collect(),
+        });
     std::iter::once(run).chain(sections).collect()
 }
 

@@ -9,8 +9,8 @@ use crate::{
         MAX_USERS, MAX_ZIPF_EXPONENT,
     },
     model::{
-        BackendSpec, CacheScope, EventKind, Flow, IdpSpec, Scenario, SignerSpec,
-        UserDistribution, DEFAULT_API,
+        BackendSpec, CacheScope, EventKind, Flow, IdpSpec, Scenario, SignerSpec, UserDistribution,
+        DEFAULT_API,
     },
     overrides::Overrides,
     traffic::{replay_duration, Traffic},
@@ -232,7 +232,9 @@ impl Scenario {
                     if !(exponent > 0.0 && exponent <= MAX_ZIPF_EXPONENT) {
                         problems.push(Problem::new(
                             "traffic.users.exponent",
-                            format!("must be above 0 and at most {MAX_ZIPF_EXPONENT}, not {exponent}"),
+                            format!(
+                                "must be above 0 and at most {MAX_ZIPF_EXPONENT}, not {exponent}"
+                            ),
                         ));
                     }
                 }

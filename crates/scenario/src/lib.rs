@@ -97,8 +97,7 @@ pub use limits::{
 pub use model::{
     Api, BackendSpec, CacheScope, EmbeddedIdp, Event, EventKind, ExternalCredentials, ExternalIdp,
     Flow, Gateway, IdpSpec, KeyPassword, ProviderTrust, Scenario, SignerSpec, UserDistribution,
-    Users, DEFAULT_API,
-    DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED,
+    Users, DEFAULT_API, DEFAULT_DURATION, DEFAULT_KEY_BITS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SEED,
     DEFAULT_TOKEN_LIFETIME,
 };
 pub use overrides::Overrides;
