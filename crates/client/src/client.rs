@@ -618,7 +618,7 @@ impl Inner {
             .scope
             .unwrap_or_else(|| self.key.scope().to_owned());
         Ok(Token(Arc::new(TokenInner::new(
-            response.access_token,
+            response.bearer,
             response.authorization,
             response.token_type,
             scope,

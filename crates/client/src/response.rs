@@ -1,13 +1,20 @@
 //! Token endpoint answers: a token, an OAuth error, or something unusable.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::{transport::MAX_BODY_BYTES, Error};
+use crate::{
+    token::{SharedStr, BEARER_PREFIX},
+    transport::MAX_BODY_BYTES,
+    Error,
+};
 
 /// Largest `expires_in` accepted: about 136 years, so that instants cannot overflow.
 const MAX_EXPIRES_IN: u64 = u32::MAX as u64;
@@ -16,8 +23,10 @@ const MAX_DESCRIPTION: usize = 2048;
 
 /// A successful token response.
 pub(crate) struct TokenResponse {
-    pub(crate) access_token: String,
-    /// `Bearer <access_token>`, validated once here and marked sensitive.
+    /// `Bearer <access_token>`: the token is the rest after [`BEARER_PREFIX`].
+    pub(crate) bearer: Arc<str>,
+    /// The same bytes as a header value (sharing `bearer`'s allocation), validated once
+    /// here and marked sensitive.
     pub(crate) authorization: HeaderValue,
     pub(crate) token_type: String,
     pub(crate) expires_in: Duration,
@@ -121,11 +130,13 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
             }))
         }
     };
-    let mut authorization = HeaderValue::try_from(format!("Bearer {access_token}"))
-        .map_err(|_| invalid("access_token cannot be sent in a header".to_owned()))?;
+    let bearer: Arc<str> = Arc::from(format!("{BEARER_PREFIX}{access_token}"));
+    let mut authorization =
+        HeaderValue::from_maybe_shared(Bytes::from_owner(SharedStr(Arc::clone(&bearer))))
+            .map_err(|_| invalid("access_token cannot be sent in a header".to_owned()))?;
     authorization.set_sensitive(true);
     Ok(TokenResponse {
-        access_token,
+        bearer,
         authorization,
         token_type,
         expires_in,
@@ -258,7 +269,8 @@ mod tests {
             ),
         )
         .unwrap();
-        assert_eq!(r.access_token, "abc");
+        assert_eq!(&r.bearer[BEARER_PREFIX.len()..], "abc");
+        assert_eq!(r.authorization.as_bytes(), b"Bearer abc");
         assert_eq!(r.token_type, "Bearer");
         assert_eq!(r.expires_in, Duration::from_secs(3599));
         assert_eq!(r.scope, None);

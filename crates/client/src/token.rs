@@ -25,7 +25,8 @@ pub struct Token(pub(crate) Arc<TokenInner>);
 /// replicas the cache keeps (one per stripe of threads) never share a cache line.
 #[repr(align(128))]
 pub(crate) struct TokenInner {
-    pub(crate) access_token: Arc<str>,
+    /// `Bearer <access token>`; `authorization` shares its bytes.
+    pub(crate) bearer: Arc<str>,
     pub(crate) authorization: HeaderValue,
     pub(crate) token_type: Arc<str>,
     pub(crate) scope: Arc<str>,
@@ -39,6 +40,20 @@ pub(crate) struct TokenInner {
 }
 
 /// Source of generations: unique across every cache of the process, never 0.
+/// What an `Authorization` header value starts with before the token.
+pub(crate) const BEARER_PREFIX: &str = "Bearer ";
+
+/// A shared string as the owner of [`Bytes`]: a token's header value shares the allocation
+/// of its `Bearer …` string instead of copying it (a cache of many users' tokens holds one
+/// copy of each, not two).
+pub(crate) struct SharedStr(pub(crate) Arc<str>);
+
+impl AsRef<[u8]> for SharedStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl TokenInner {
@@ -46,7 +61,7 @@ impl TokenInner {
     /// not be before `obtained_at`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        access_token: String,
+        bearer: Arc<str>,
         authorization: HeaderValue,
         token_type: String,
         scope: String,
@@ -56,10 +71,10 @@ impl TokenInner {
         refresh_at: Instant,
         expires_at: Instant,
     ) -> Self {
-        let digest = Sha256::digest(access_token.as_bytes());
+        let digest = Sha256::digest(&bearer.as_bytes()[BEARER_PREFIX.len()..]);
         TokenInner {
             fingerprint: [digest[0], digest[1], digest[2], digest[3]],
-            access_token: access_token.into(),
+            bearer,
             authorization,
             token_type: token_type.into(),
             scope: scope.into(),
@@ -82,7 +97,7 @@ impl Clone for TokenInner {
                 .unwrap_or_else(|_| self.authorization.clone());
         authorization.set_sensitive(true);
         TokenInner {
-            access_token: Arc::clone(&self.access_token),
+            bearer: Arc::clone(&self.bearer),
             authorization,
             token_type: Arc::clone(&self.token_type),
             scope: Arc::clone(&self.scope),
@@ -94,7 +109,7 @@ impl Clone for TokenInner {
 impl Token {
     /// The access token itself, for the `Authorization` header. Never log it.
     pub fn access_token(&self) -> &str {
-        &self.0.access_token
+        &self.0.bearer[BEARER_PREFIX.len()..]
     }
 
     /// `Bearer <access_token>`, ready for an `Authorization` header and marked sensitive

@@ -5,7 +5,7 @@
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
 /// The shipped scenarios, by name.
-const BUILTINS: [(&str, &str); 9] = [
+const BUILTINS: [(&str, &str); 10] = [
     ("default", DEFAULT_SCENARIO),
     ("stampede", include_str!("../../../scenarios/stampede.toml")),
     (
@@ -29,6 +29,10 @@ const BUILTINS: [(&str, &str); 9] = [
     (
         "require-certificate",
         include_str!("../../../scenarios/require-certificate.toml"),
+    ),
+    (
+        "obo-users",
+        include_str!("../../../scenarios/obo-users.toml"),
     ),
 ];
 

@@ -16,7 +16,7 @@ fn scenarios_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-const SHIPPED: [&str; 9] = [
+const SHIPPED: [&str; 10] = [
     "default",
     "stampede",
     "revocation",
@@ -26,6 +26,7 @@ const SHIPPED: [&str; 9] = [
     "backends",
     "fleet-day",
     "require-certificate",
+    "obo-users",
 ];
 
 /// The shipped scenarios meant for `tokenbench simulate`: a day does not run in a minute.
