@@ -42,7 +42,7 @@ pub struct CiArgs {
     out: Option<PathBuf>,
     /// Run only these members (comma-separated): default, stampede, revocation,
     /// throttled-idp, key-rotation, replay, backends, fleet-day, require-certificate,
-    /// obo-users, sign-bench.
+    /// obo-users, credential-manager, sign-bench.
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     only: Vec<String>,
     #[command(flatten)]
@@ -126,7 +126,10 @@ const fn simulated(name: &'static str, seconds: u64, rate: f64, instances: u32) 
 /// - `obo-users`, simulated: a minute of 10,000 Zipf users through on-behalf-of on 2
 ///   instances caching 2,000 users each: distinct users, evictions and token requests per
 ///   user, every count deterministic.
-const SUITE: [Member; 11] = [
+/// - `credential-manager`, simulated: 20 instances' own refresh-ahead caches against one
+///   managed store for the fleet (100 token requests against 5 in 2 minutes of 30 s tokens),
+///   and the latency its lookups add.
+const SUITE: [Member; 12] = [
     scenario("default", 3_000, Some(60.0), None),
     scenario(
         "stampede",
@@ -147,6 +150,7 @@ const SUITE: [Member; 11] = [
     simulated("fleet-day", 2 * 3600, 500.0, 100),
     scenario("require-certificate", 2_000, Some(50.0), None),
     simulated("obo-users", 60, 500.0, 2),
+    simulated("credential-manager", 120, 200.0, 20),
     Member {
         name: "sign-bench",
         job: Job::SignBench { seconds: 0.2 },
@@ -239,6 +243,10 @@ const SUITE_RULES: &[&str] = &[
     "obo-users/cache.misses:0",
     "obo-users/idp.token_requests:0",
     "obo-users/users.*:0",
+    "credential-manager/*/requests.*:0",
+    "credential-manager/*/cache.hits:0",
+    "credential-manager/*/cache.misses:0",
+    "credential-manager/*/idp.token_requests:0",
 ];
 
 pub fn run(args: CiArgs) -> anyhow::Result<()> {

@@ -241,7 +241,7 @@ impl TokenSettings {
         refresh_window: Option<Duration>,
         refresh_jitter: Duration,
     ) -> Self {
-        let refresh_ahead = policy == CachePolicy::RefreshAhead;
+        let refresh_ahead = policy.refreshes_ahead();
         TokenSettings {
             policy,
             cache_fraction,

@@ -199,7 +199,7 @@ impl TokenClient {
             return None;
         }
         let until = match inner.policy {
-            CachePolicy::RefreshAhead => {
+            CachePolicy::RefreshAhead | CachePolicy::CredentialManager => {
                 let claimed = inner.entry.refresh_claimed.load(Ordering::Relaxed);
                 if claimed == cached.generation || now >= cached.refresh_at {
                     return None;
@@ -355,7 +355,7 @@ impl Inner {
     #[inline]
     fn usable(&self, token: &TokenInner, now: Instant) -> bool {
         now < match self.policy {
-            CachePolicy::RefreshAhead => token.expires_at,
+            CachePolicy::RefreshAhead | CachePolicy::CredentialManager => token.expires_at,
             CachePolicy::Apim | CachePolicy::SingleFlight => token.fresh_until,
         }
     }
@@ -364,7 +364,7 @@ impl Inner {
     /// window and none was started for it yet.
     #[inline]
     fn refresh_if_due(self: &Arc<Self>, token: &TokenInner, now: Instant) {
-        if self.policy == CachePolicy::RefreshAhead
+        if self.policy.refreshes_ahead()
             && now >= token.refresh_at
             && self.entry.refresh_claimed.load(Ordering::Relaxed) != token.generation
         {
@@ -376,9 +376,9 @@ impl Inner {
         // Boxed: keeps the slow path's state out of `get_token`'s future.
         match self.policy {
             CachePolicy::Apim => Box::pin(self.apim_miss()),
-            CachePolicy::SingleFlight | CachePolicy::RefreshAhead => {
-                Box::pin(self.coordinated_miss())
-            }
+            CachePolicy::SingleFlight
+            | CachePolicy::RefreshAhead
+            | CachePolicy::CredentialManager => Box::pin(self.coordinated_miss()),
         }
     }
 
@@ -494,6 +494,23 @@ impl Inner {
         }
     }
 
+    /// `credential-manager`: the store refreshes `token` when its refresh window opens,
+    /// whether or not a lookup comes then (a lookup inside the window would start the same
+    /// refresh; whichever comes first does). Holds only a weak reference to the client.
+    fn schedule_refresh(self: &Arc<Self>, token: &Token) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, generation, at) =
+            (Arc::downgrade(self), token.generation(), token.refresh_at());
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(inner) = client.upgrade() {
+                inner.claim_refresh(generation);
+            }
+        });
+    }
+
     /// Counts a token request about to be prepared in the running miss episode, if any;
     /// returns the episode and its herd size with this request.
     fn count_request(&self) -> Option<(EpisodeHerd, u32)> {
@@ -601,7 +618,7 @@ impl Inner {
             })?;
         let fresh_until = now + expires_in.mul_f64(self.settings.cache_fraction);
         let refresh_at = match self.policy {
-            CachePolicy::RefreshAhead => {
+            CachePolicy::RefreshAhead | CachePolicy::CredentialManager => {
                 // The window opens `refresh_window` before the expiry (by default when the
                 // token stops being fresh), but never before half the lifetime.
                 let opens = match self.settings.refresh_window {
@@ -898,6 +915,9 @@ impl FetchGuard {
                 self.state.episode.as_ref().map_or(0, EpisodeHerd::size),
             )
         };
+        if let (Some(token), CachePolicy::CredentialManager) = (token, inner.policy) {
+            inner.schedule_refresh(token);
+        }
         if self.state.announced {
             let event = FetchFinished {
                 reason: self.state.reason,

@@ -36,23 +36,39 @@ pub enum CachePolicy {
     /// window one background refresh runs; misses (no valid token) are single-flight.
     /// A 401/403 removes the token only if it is still the cached one.
     RefreshAhead,
+    /// A managed token store, as API Management's Credential Manager: served as
+    /// `refresh-ahead` serves, and the store refreshes each token itself when its refresh
+    /// window opens, whether or not a lookup comes (a token nobody asks for is kept fresh all
+    /// the same). Gateways share one store; what a lookup costs them is theirs to model.
+    CredentialManager,
 }
 
 impl CachePolicy {
     /// Every policy.
-    pub const ALL: [CachePolicy; 3] = [
+    pub const ALL: [CachePolicy; 4] = [
         CachePolicy::Apim,
         CachePolicy::SingleFlight,
         CachePolicy::RefreshAhead,
+        CachePolicy::CredentialManager,
     ];
 
-    /// `apim`, `single-flight` or `refresh-ahead`.
+    /// `apim`, `single-flight`, `refresh-ahead` or `credential-manager`.
     pub fn as_str(self) -> &'static str {
         match self {
             CachePolicy::Apim => "apim",
             CachePolicy::SingleFlight => "single-flight",
             CachePolicy::RefreshAhead => "refresh-ahead",
+            CachePolicy::CredentialManager => "credential-manager",
         }
+    }
+
+    /// Whether tokens are served until they really expire and refreshed ahead of it
+    /// (`refresh-ahead` and `credential-manager`).
+    pub fn refreshes_ahead(self) -> bool {
+        matches!(
+            self,
+            CachePolicy::RefreshAhead | CachePolicy::CredentialManager
+        )
     }
 }
 
@@ -72,7 +88,8 @@ impl FromStr for CachePolicy {
             .ok_or_else(|| Error::Config {
                 field: "policy",
                 reason: format!(
-                    "unknown cache policy {name:?}; expected apim, single-flight or refresh-ahead"
+                    "unknown cache policy {name:?}; expected apim, single-flight, refresh-ahead \
+                     or credential-manager"
                 ),
             })
     }
@@ -242,7 +259,9 @@ impl TokenClientConfig {
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry.unwrap_or(match self.policy {
             CachePolicy::Apim => RetryPolicy::none(),
-            CachePolicy::SingleFlight | CachePolicy::RefreshAhead => RetryPolicy::default(),
+            CachePolicy::SingleFlight
+            | CachePolicy::RefreshAhead
+            | CachePolicy::CredentialManager => RetryPolicy::default(),
         })
     }
 

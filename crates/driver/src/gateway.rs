@@ -3,18 +3,19 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
     time::Duration,
 };
 
 use client::{
-    DelegatedTokenClient, Error as TokenError, HyperTransport, Token, TokenCache, TokenClient,
-    Transport, UserGrant,
+    CachePolicy, DelegatedTokenClient, Error as TokenError, HyperTransport, Token, TokenCache,
+    TokenClient, Transport, UserGrant,
 };
 use http::{HeaderValue, StatusCode};
 use metrics::{ConnectionRecorder, InstanceObserver, Metrics, Peer, RequestOutcome, RequestRecord};
-use mock::Mock;
+use mock::{Latency, LatencySampler, Mock};
+use rand::{rngs::SmallRng, SeedableRng as _};
 use scenario::{CacheScope, Flow, Scenario};
 use tokio::sync::Semaphore;
 
@@ -29,6 +30,8 @@ use crate::{
 /// Mixed with the client's number into the seed of each token client, so that clients draw
 /// different jitter from one scenario seed.
 const CLIENT_SEED_STRIDE: u64 = 0xd1b5_4a32_d192_ed03;
+/// Mixed into the seed of the managed store's lookup latencies.
+const LOOKUP_DRAWS: u64 = 0x94d0_49bb_1331_11eb;
 
 /// One gateway instance: its token client, its way to the backend, its in-flight limit.
 pub(crate) struct Gateway {
@@ -39,6 +42,14 @@ pub(crate) struct Gateway {
     removals: Arc<AtomicU64>,
     pub(crate) max_in_flight: u32,
     retry_on_401: bool,
+    /// `credential-manager`: what each token lookup costs (a call to the managed store).
+    lookup: Option<Lookup>,
+}
+
+/// The cost of a lookup in a managed store, drawn per lookup.
+struct Lookup {
+    latency: LatencySampler,
+    draws: Mutex<SmallRng>,
 }
 
 /// How an instance gets the backend's tokens, per API (indexed as the scenario's `apis`).
@@ -63,8 +74,13 @@ impl Gateway {
         users: Option<&Arc<Users>>,
     ) -> Result<Vec<Arc<Gateway>>, RunError> {
         let gateway = &scenario.gateway;
+        // A managed store is the fleet's, whatever the scenario's sharing.
+        let sharing = match gateway.policy {
+            CachePolicy::CredentialManager => CacheScope::Fleet,
+            _ => gateway.cache,
+        };
         // One cache per sharing group: per instance, per region or for the fleet.
-        let groups = match gateway.cache {
+        let groups = match sharing {
             CacheScope::Instance => instances,
             CacheScope::Region => gateway.regions as usize,
             CacheScope::Fleet => 1,
@@ -75,7 +91,7 @@ impl Gateway {
         let in_process = target.token_transport();
         (0..instances)
             .map(|instance| {
-                let cache = match gateway.cache {
+                let cache = match sharing {
                     CacheScope::Instance => &caches[instance],
                     CacheScope::Region => &caches[gateway.region_of(instance as u32) as usize],
                     CacheScope::Fleet => &caches[0],
@@ -163,6 +179,16 @@ impl Gateway {
                     removals: Arc::clone(removals),
                     max_in_flight,
                     retry_on_401: gateway.retry_on_401,
+                    lookup: (gateway.policy == CachePolicy::CredentialManager
+                        && gateway.lookup_latency != Latency::None)
+                        .then(|| Lookup {
+                            latency: gateway.lookup_latency.sampler(),
+                            draws: Mutex::new(SmallRng::seed_from_u64(
+                                scenario.seed
+                                    ^ LOOKUP_DRAWS
+                                    ^ (instance as u64 + 1).wrapping_mul(CLIENT_SEED_STRIDE),
+                            )),
+                        }),
                 }))
             })
             .collect()
@@ -256,6 +282,13 @@ impl Gateway {
 impl Gateway {
     /// The token for a request to API `api` from `user` (number and name), if any.
     async fn token(&self, api: usize, user: Option<&(u32, String)>) -> Result<Token, TokenError> {
+        if let Some(lookup) = &self.lookup {
+            let delay = {
+                let mut draws = lookup.draws.lock().unwrap_or_else(PoisonError::into_inner);
+                lookup.latency.sample(&mut *draws)
+            };
+            tokio::time::sleep(delay).await;
+        }
         match (&self.tokens, user) {
             (Tokens::App(clients), _) => clients[api].get_token().await,
             (Tokens::Users { clients, users }, Some((user, name))) => {

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use client::CachePolicy;
 use metrics::{Fleet, Metrics, Tally};
 use report::{Report, RunInfo, ShardHeader};
 use scenario::{Flow, Scenario, Shard, Traffic};
@@ -176,8 +177,12 @@ pub(crate) async fn run_planned(
     let fast_hits = target
         .in_process()
         .filter(|_| mode == Mode::Simulated { fast_hits: true })
-        // Users' tokens are looked up per user: no plain hits to take ahead of time.
-        .filter(|_| scenario.gateway.flow == Flow::ClientCredentials)
+        // Users' tokens are looked up per user, and a managed store's lookups take time: no
+        // plain hits to take ahead of time.
+        .filter(|_| {
+            scenario.gateway.flow == Flow::ClientCredentials
+                && scenario.gateway.policy != CachePolicy::CredentialManager
+        })
         .map(|(mock, _)| {
             FastHits::new(scenario, mock, start, &removals, &metrics).map(|fast| (fast, start))
         })

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use client::CachePolicy;
+
 use crate::{
     error::ScenarioError,
     limits::{
@@ -248,8 +250,18 @@ impl Scenario {
                 format!("must be 1 to {limit}, not {}", gateway.user_cache_entries),
             ));
         }
+        if let Err(message) = gateway.lookup_latency.validate() {
+            problems.push(Problem::new("gateway.lookup_latency", message));
+        }
         if !on_behalf_of {
             return problems;
+        }
+        if gateway.policy == CachePolicy::CredentialManager {
+            problems.push(Problem::new(
+                "gateway.policy",
+                "users' tokens in a managed store (credential-manager with flow = \
+                 \"on-behalf-of\") are not supported yet",
+            ));
         }
         if gateway.cache != CacheScope::Instance {
             problems.push(Problem::new(

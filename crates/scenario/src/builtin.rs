@@ -5,7 +5,7 @@
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
 /// The shipped scenarios, by name.
-const BUILTINS: [(&str, &str); 10] = [
+const BUILTINS: [(&str, &str); 11] = [
     ("default", DEFAULT_SCENARIO),
     ("stampede", include_str!("../../../scenarios/stampede.toml")),
     (
@@ -33,6 +33,10 @@ const BUILTINS: [(&str, &str); 10] = [
     (
         "obo-users",
         include_str!("../../../scenarios/obo-users.toml"),
+    ),
+    (
+        "credential-manager",
+        include_str!("../../../scenarios/credential-manager.toml"),
     ),
 ];
 

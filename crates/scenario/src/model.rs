@@ -71,7 +71,8 @@ pub struct Gateway {
     /// Regions the instances are spread over, in contiguous blocks (1 to `instances`).
     /// Default 1.
     pub regions: u32,
-    /// Which instances share a token cache. Default: each its own.
+    /// Which instances share a token cache. Default: each its own. Under
+    /// [`CachePolicy::CredentialManager`] the fleet shares one store, whatever this says.
     pub cache: CacheScope,
     /// The cache policy. Default `apim`, the reference policy.
     pub policy: CachePolicy,
@@ -88,6 +89,10 @@ pub struct Gateway {
     /// [`Flow::OnBehalfOf`]: most users' tokens each instance caches (per API), the least
     /// recently used evicted beyond. Default [`client::DEFAULT_MAX_ENTRIES`].
     pub user_cache_entries: u32,
+    /// [`CachePolicy::CredentialManager`]: what each token lookup costs an instance (its
+    /// call to the managed store, `get-authorization-context`). Default none. Ignored under
+    /// the other policies, so that a comparison of policies runs one scenario.
+    pub lookup_latency: Latency,
 }
 
 /// How the gateway gets the backend's tokens (`[gateway] flow`).
@@ -146,6 +151,7 @@ impl Default for Gateway {
             retry_on_401: false,
             flow: Flow::ClientCredentials,
             user_cache_entries: client::DEFAULT_MAX_ENTRIES as u32,
+            lookup_latency: Latency::None,
         }
     }
 }

@@ -36,7 +36,10 @@ impl FromStr for PolicyName {
 
     fn from_str(text: &str) -> Result<Self, String> {
         text.parse().map(PolicyName).map_err(|_| {
-            format!("unknown cache policy {text:?}; expected apim, single-flight or refresh-ahead")
+            format!(
+                "unknown cache policy {text:?}; expected apim, single-flight, refresh-ahead or \
+                 credential-manager"
+            )
         })
     }
 }
@@ -101,7 +104,7 @@ macro_rules! deserialize_from_str {
 
 deserialize_from_str! {
     Human => "a duration such as \"30s\", \"2m\" or \"250ms\"",
-    PolicyName => "a cache policy: \"apim\", \"single-flight\" or \"refresh-ahead\"",
+    PolicyName => "a cache policy: \"apim\", \"single-flight\", \"refresh-ahead\" or \"credential-manager\"",
     BackendName => "a crypto backend name such as \"aws-lc-rs\"",
     AlgName => "an algorithm: \"PS256\", \"RS256\", \"ES256\" or \"EdDSA\"",
 }

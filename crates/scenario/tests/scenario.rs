@@ -16,7 +16,7 @@ fn scenarios_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-const SHIPPED: [&str; 10] = [
+const SHIPPED: [&str; 11] = [
     "default",
     "stampede",
     "revocation",
@@ -27,6 +27,7 @@ const SHIPPED: [&str; 10] = [
     "fleet-day",
     "require-certificate",
     "obo-users",
+    "credential-manager",
 ];
 
 /// The shipped scenarios meant for `tokenbench simulate`: a day does not run in a minute.

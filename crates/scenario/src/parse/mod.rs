@@ -451,6 +451,7 @@ fn convert(
                 Some(FlowName::OnBehalfOf) => Flow::OnBehalfOf,
             },
             user_cache_entries: g.user_cache_entries.unwrap_or(defaults.user_cache_entries),
+            lookup_latency: g.lookup_latency.map_or(defaults.lookup_latency, |l| l.0),
         }
     };
     let signer = {

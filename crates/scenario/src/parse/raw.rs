@@ -97,6 +97,7 @@ pub(crate) struct RawGateway {
     pub(crate) retry_on_401: Option<bool>,
     pub(crate) flow: Option<FlowName>,
     pub(crate) user_cache_entries: Option<u32>,
+    pub(crate) lookup_latency: Option<LatencyValue>,
 }
 
 #[derive(Default, Deserialize)]
