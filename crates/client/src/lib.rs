@@ -3,15 +3,17 @@
 //! A [`TokenClient`] gets OAuth 2.0 client-credentials tokens for one token URL, client id
 //! and scope, authenticating with a certificate-signed client assertion (RFC 7523
 //! `private_key_jwt`, through any [`signer`] backend and algorithm) or a client secret, and
-//! caches them under one of three [`CachePolicy`]s (`docs/cache-policies.md`):
+//! caches them under one of four [`CachePolicy`]s (`docs/cache-policies.md`):
 //!
 //! - [`CachePolicy::Apim`], the reference API Management policy: every concurrent miss signs
 //!   and fetches, tokens are cached for `cache_fraction × expires_in`, every 401/403 removes
 //!   the cached token;
 //! - [`CachePolicy::SingleFlight`]: concurrent misses share one fetch;
-//! - [`CachePolicy::RefreshAhead`]: hits never wait; one background refresh per window.
+//! - [`CachePolicy::RefreshAhead`]: hits never wait; one background refresh per window;
+//! - [`CachePolicy::CredentialManager`]: a managed store, as refresh-ahead, that refreshes
+//!   each token itself when its window opens, even when no lookup comes.
 //!
-//! Under the last two a 401/403 removes the token only if it is still the cached one.
+//! Under all but `apim` a 401/403 removes the token only if it is still the cached one.
 //! A [`TokenObserver`] sees hits, misses, miss episodes with their herd sizes, fetches,
 //! signatures and retries. Clients built on one [`TokenCache`] share tokens per key.
 //! [`openid`] fetches a provider's discovery document and JWKS.

@@ -43,10 +43,8 @@ fn a_managed_store_parses_with_its_lookup_latency() {
 
 #[test]
 fn users_tokens_in_a_managed_store_are_refused_for_now() {
-    let text = format!(
-        "[traffic]\nkind = \"constant\"\nrate = 10\nusers = {{ count = 10 }}\n[gateway]\nflow = \"on-behalf-of\"\npolicy = \"credential-manager\"\n"
-    );
-    let err = Scenario::from_toml_str(&text, "a.toml")
+    let text = "[traffic]\nkind = \"constant\"\nrate = 10\nusers = { count = 10 }\n[gateway]\nflow = \"on-behalf-of\"\npolicy = \"credential-manager\"\n";
+    let err = Scenario::from_toml_str(text, "a.toml")
         .unwrap_err()
         .to_string();
     assert!(
@@ -62,7 +60,7 @@ fn the_shipped_scenarios_of_the_other_flows_say_what_they_are_for() {
     let users = obo.users.unwrap();
     assert_eq!(users.count, 10_000);
     assert_eq!(users.distribution, UserDistribution::Zipf { exponent: 1.1 });
-    assert!((obo.gateway.user_cache_entries as u32) < users.count);
+    assert!(obo.gateway.user_cache_entries < users.count);
 
     let managed = Scenario::from_builtin("credential-manager").unwrap();
     let compare = managed.compare.as_ref().unwrap();
