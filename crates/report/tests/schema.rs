@@ -153,10 +153,48 @@ fn a_report_written_before_reads_and_writes_back_unchanged_but_for_the_added_key
     assert_eq!(serde_json::to_value(&report).unwrap(), with_added(before));
 }
 
+/// `users`: only in reports of on-behalf-of runs, so absent from `report_now`'s.
+fn report_with_users() -> Report {
+    let m = Metrics::new(1, Instant::now()).unwrap();
+    m.user_evicted();
+    m.set_users(1000, 10, 5, 5);
+    let report = Report::new(RunInfo::default(), m.snapshot(ms(1_000)));
+    let users = report.metrics.users.unwrap();
+    assert_eq!((users.distinct, users.evictions), (10, 1));
+    assert_eq!(users.token_requests_per_user, Some(0.0));
+    report
+}
+
+#[test]
+fn users_are_added_only_to_the_reports_of_runs_that_have_users() {
+    let now = serde_json::to_value(report_now()).unwrap();
+    assert!(now.get("users").is_none());
+    let with_users = serde_json::to_value(report_with_users()).unwrap();
+    let mut added = keys(&with_users);
+    added.retain(|key| key.starts_with("users"));
+    assert_eq!(
+        added.into_iter().collect::<Vec<_>>(),
+        [
+            "users",
+            "users.cache_entries",
+            "users.distinct",
+            "users.entry_limit",
+            "users.evictions",
+            "users.population",
+            "users.token_requests_per_user",
+        ]
+    );
+    let read: Report = serde_json::from_value(with_users).unwrap();
+    assert_eq!(read.metrics.users, report_with_users().metrics.users);
+}
+
 #[test]
 fn every_catalog_figure_is_a_key_of_the_report_or_derived_from_them() {
     let before: Value = serde_json::from_str(BEFORE).unwrap();
-    let keys = keys(&with_added(before));
+    let mut keys = keys(&with_added(before));
+    keys.extend(self::keys(
+        &serde_json::to_value(report_with_users()).unwrap(),
+    ));
     let derived = ["requests.per_second"];
     for description in CATALOG {
         assert!(
