@@ -121,7 +121,7 @@ impl Dispatcher {
             };
             // Picked for every arrival, so that a shard's draws are the unsharded run's.
             let api = pick_api.pick(arrival.api.as_deref());
-            let user = pick_user.as_mut().map(UserPicker::pick);
+            let user = pick_user.as_mut().map(|users| users.pick(arrival.user));
             if !serves[instance] {
                 continue;
             }

@@ -305,9 +305,9 @@ pub(crate) async fn run_planned(
     if let Some(mock) = target.mock() {
         metrics.set_idp_peak_concurrent(mock.stats.snapshot().token_requests_peak_in_flight);
     }
-    if let (Some(users), Some(population)) = (&users, scenario.users) {
+    if let (Some(users), Some(population)) = (&users, scenario.user_population()) {
         metrics.set_users(
-            u64::from(population.count),
+            u64::from(population),
             users.distinct(),
             gateways.iter().map(|g| g.cached_users() as u64).sum(),
             u64::from(scenario.gateway.user_cache_entries),

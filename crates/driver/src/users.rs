@@ -14,7 +14,7 @@ use lru::LruCache;
 use mock::Mock;
 use rand::{rngs::SmallRng, Rng as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
-use scenario::{Scenario, UserDistribution};
+use scenario::{Flow, Scenario, UserDistribution};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -31,13 +31,16 @@ pub(crate) fn user_name(user: u32) -> String {
     format!("user-{user}")
 }
 
-/// Draws each arrival's user (a number below the population).
+/// Picks each arrival's user (a number below the population): the one its trace names, or
+/// one drawn.
 pub(crate) struct UserPicker {
     rng: SmallRng,
     draw: Draw,
 }
 
 enum Draw {
+    /// Every user alike: of `[traffic] users`, or of a trace's users for its entries that
+    /// name none.
     Uniform(u32),
     /// Samples 1 to the population (as floats).
     Zipf(Zipf<f64>),
@@ -46,15 +49,19 @@ enum Draw {
 impl UserPicker {
     /// The picker of the scenario's users; `None` when its requests come from no users.
     pub(crate) fn new(scenario: &Scenario) -> Result<Option<Self>, RunError> {
-        let Some(users) = scenario.users else {
+        if scenario.gateway.flow != Flow::OnBehalfOf {
             return Ok(None);
-        };
-        let draw = match users.distribution {
-            UserDistribution::Uniform => Draw::Uniform(users.count),
-            UserDistribution::Zipf { exponent } => Draw::Zipf(
-                Zipf::new(f64::from(users.count), exponent)
-                    .map_err(|e| RunError::Setup(format!("Zipf user distribution: {e}")))?,
-            ),
+        }
+        let draw = match (scenario.users, scenario.user_population()) {
+            (Some(users), _) => match users.distribution {
+                UserDistribution::Uniform => Draw::Uniform(users.count),
+                UserDistribution::Zipf { exponent } => Draw::Zipf(
+                    Zipf::new(f64::from(users.count), exponent)
+                        .map_err(|e| RunError::Setup(format!("Zipf user distribution: {e}")))?,
+                ),
+            },
+            (None, Some(trace_users)) => Draw::Uniform(trace_users),
+            (None, None) => return Ok(None),
         };
         Ok(Some(UserPicker {
             rng: SmallRng::seed_from_u64(scenario.seed ^ USER_DRAWS),
@@ -62,8 +69,11 @@ impl UserPicker {
         }))
     }
 
-    /// The next arrival's user.
-    pub(crate) fn pick(&mut self) -> u32 {
+    /// The user of an arrival whose trace entry names user `named`: that one, else one drawn.
+    pub(crate) fn pick(&mut self, named: Option<u32>) -> u32 {
+        if let Some(user) = named {
+            return user;
+        }
         match &self.draw {
             Draw::Uniform(count) => self.rng.random_range(0..*count),
             // Rank 1 (the most frequent) is user 0.
@@ -93,7 +103,10 @@ struct Held {
 impl Users {
     /// The users of `scenario` (which has some), their tokens minted by `mock`.
     pub(crate) fn new(scenario: &Scenario, mock: &Arc<Mock>) -> Option<Arc<Self>> {
-        let population = scenario.users?.count;
+        if scenario.gateway.flow != Flow::OnBehalfOf {
+            return None;
+        }
+        let population = scenario.user_population()?;
         let capacity = scenario.gateway.user_cache_entries.max(1) as usize;
         Some(Arc::new(Users {
             mock: Arc::clone(mock),

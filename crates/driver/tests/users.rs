@@ -121,3 +121,33 @@ fn an_on_behalf_of_run_over_loopback_serves_users_and_cannot_be_sharded() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_replayed_traces_users_are_the_runs_users() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 requests from 4 users, then 10 with no user (drawn among the same 4).
+    let mut trace = String::from("offset,user\n");
+    for i in 0..40 {
+        trace.push_str(&format!("{}.{:02},user-{}\n", i / 10, (i % 10) * 10, i % 4));
+    }
+    for i in 0..10 {
+        trace.push_str(&format!("4.{}0,\n", i));
+    }
+    std::fs::write(dir.path().join("t.csv"), trace).unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        "duration = \"6s\"\n[traffic]\nkind = \"replay\"\ntrace = \"t.csv\"\n\
+         [gateway]\ninstances = 1\npolicy = \"single-flight\"\nflow = \"on-behalf-of\"\n",
+    )
+    .unwrap();
+    let scenario = Scenario::load(&path).unwrap();
+    let report = common::simulate_with(&scenario, true).unwrap();
+    let m = &report.metrics;
+    assert_eq!((m.requests.sent, m.requests.ok), (50, 50));
+    let users = users_of(&report);
+    assert_eq!((users.population, users.distinct), (4, 4));
+    // One instance, four users, tokens outliving the run: one on-behalf-of request each.
+    assert_eq!(m.idp.token_requests, 4);
+    assert_eq!(users.cache_entries, 4);
+}

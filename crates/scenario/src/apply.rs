@@ -212,11 +212,21 @@ impl Scenario {
         let mut problems = Vec::new();
         let gateway = &self.gateway;
         let on_behalf_of = gateway.flow == Flow::OnBehalfOf;
+        let trace_names_users = matches!(
+            &self.traffic,
+            Traffic::Replay { trace, .. } if !trace.user_names().is_empty()
+        );
         match (&self.users, on_behalf_of) {
-            (None, true) => problems.push(Problem::new(
+            (None, true) if !trace_names_users => problems.push(Problem::new(
                 "traffic.users",
                 "flow = \"on-behalf-of\" needs the users requests come from, e.g. \
-                 users = { count = 10000, distribution = \"zipf\", exponent = 1.1 }",
+                 users = { count = 10000, distribution = \"zipf\", exponent = 1.1 }, or a \
+                 replayed trace with a user column",
+            )),
+            (None, true) => {}
+            (Some(_), true) if trace_names_users => problems.push(Problem::new(
+                "traffic.users",
+                "the replayed trace names its users (its user column): leave users out",
             )),
             (Some(_), false) => problems.push(Problem::new(
                 "traffic.users",

@@ -44,6 +44,9 @@ pub struct Arrival {
     /// The API a trace names (a name of the scenario's `[[apis]]`); `None`: the driver
     /// picks one by weight.
     pub api: Option<Arc<str>>,
+    /// The user a trace names (a number among its [`Trace::user_names`]); `None`: the
+    /// driver draws one from `[traffic] users` in an on-behalf-of run.
+    pub user: Option<u32>,
 }
 
 impl Arrival {
@@ -53,6 +56,7 @@ impl Arrival {
             instance: None,
             path: None,
             api: None,
+            user: None,
         }
     }
 }
@@ -419,6 +423,7 @@ impl Iterator for Replay {
                     instance: entry.instance,
                     path: entry.path,
                     api: entry.api,
+                    user: entry.user,
                 })
             }
             _ => {

@@ -458,6 +458,20 @@ impl EventKind {
 }
 
 impl Scenario {
+    /// How many users requests come from in an on-behalf-of run: `[traffic] users.count`,
+    /// or the distinct users a replayed trace names (its user column); `None` when neither
+    /// says.
+    pub fn user_population(&self) -> Option<u32> {
+        self.users
+            .map(|users| users.count)
+            .or_else(|| match &self.traffic {
+                Traffic::Replay { trace, .. } if !trace.user_names().is_empty() => {
+                    u32::try_from(trace.user_names().len()).ok()
+                }
+                _ => None,
+            })
+    }
+
     /// The arrivals of a run of this scenario (deterministic for its seed).
     pub fn arrivals(&self) -> Result<Schedule, TrafficError> {
         arrivals::schedule(&self.traffic, self.duration, self.seed)

@@ -134,3 +134,55 @@ fn the_on_behalf_of_flow_refuses_what_it_cannot_run_on() {
     )
     .unwrap();
 }
+
+/// A replay scenario of `trace` (CSV) in a temporary folder, with `extra` after `[traffic]`.
+fn replay(trace: &str, traffic_extra: &str, flow: &str) -> Result<Scenario, ScenarioError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), trace).unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[traffic]\nkind = \"replay\"\ntrace = \"t.csv\"\n{traffic_extra}[gateway]\nflow = \"{flow}\"\n"
+        ),
+    )
+    .unwrap();
+    Scenario::load(&path)
+}
+
+const TRACE_WITH_USERS: &str = "offset,user\n0,alice\n0.1,bob\n0.2,alice\n0.3,\n0.4,carol\n";
+
+#[test]
+fn a_replayed_traces_user_column_names_each_requests_user() {
+    let s = replay(TRACE_WITH_USERS, "", "on-behalf-of").unwrap();
+    assert_eq!(s.user_population(), Some(3));
+    let users: Vec<Option<u32>> = s.arrivals().unwrap().map(|a| a.user).collect();
+    assert_eq!(users, [Some(0), Some(1), Some(0), None, Some(2)]);
+    let scenario::Traffic::Replay { trace, .. } = &s.traffic else {
+        panic!("replay")
+    };
+    let names: Vec<&str> = trace.user_names().iter().map(|n| &**n).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    // The column's other name in gateway logs.
+    let s = replay(
+        &TRACE_WITH_USERS.replace("user", "UserId"),
+        "",
+        "on-behalf-of",
+    )
+    .unwrap();
+    assert_eq!(s.user_population(), Some(3));
+    // Users drawn and users named do not mix; a trace without users needs them drawn.
+    let err = replay(TRACE_WITH_USERS, "users = { count = 10 }\n", "on-behalf-of")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("user column"), "{err}");
+    let err = replay("offset\n0\n1\n", "", "on-behalf-of")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs the users"), "{err}");
+    let drawn = replay("offset\n0\n1\n", "users = { count = 10 }\n", "on-behalf-of").unwrap();
+    assert_eq!(drawn.user_population(), Some(10));
+    // With client credentials the column is read and not used.
+    let plain = replay(TRACE_WITH_USERS, "", "client-credentials").unwrap();
+    assert_eq!(plain.gateway.flow, Flow::ClientCredentials);
+}

@@ -8,7 +8,7 @@ use crate::trace::{
     timestamp::{detect_form, parse_offset, TimestampForm},
 };
 
-/// Marks an absent instance, path or API in a [`Row`].
+/// Marks an absent instance, path, API or user in a [`Row`].
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// One stored entry: 24 bytes.
@@ -23,6 +23,8 @@ pub(crate) struct Row {
     pub(crate) path: u32,
     /// Index into the interned API names, or [`NONE`].
     pub(crate) api: u32,
+    /// Index into the interned user names, or [`NONE`].
+    pub(crate) user: u32,
 }
 
 /// Distinct texts, each stored once and numbered in order of appearance.
@@ -51,6 +53,7 @@ pub(crate) struct Finished {
     pub(crate) rows: Vec<Row>,
     pub(crate) paths: Vec<Arc<str>>,
     pub(crate) apis: Vec<Arc<str>>,
+    pub(crate) users: Vec<Arc<str>>,
 }
 
 /// What a trace's time column holds.
@@ -62,11 +65,12 @@ pub(crate) enum Clock {
     Timestamp(Option<TimestampForm>),
 }
 
-/// Collects rows, interning paths and API names.
+/// Collects rows, interning paths, API names and user names.
 pub(crate) struct Builder {
     pub(crate) rows: Vec<Row>,
     paths: Interned,
     apis: Interned,
+    users: Interned,
     pub(crate) clock: Option<Clock>,
     pub(crate) max_entries: usize,
 }
@@ -80,6 +84,7 @@ pub(crate) struct RawEntry<'a> {
     /// Whether `path` is a URL (its scheme and host are dropped).
     pub(crate) path_is_url: bool,
     pub(crate) api: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
 }
 
 impl Builder {
@@ -88,6 +93,7 @@ impl Builder {
             rows: Vec::new(),
             paths: Interned::default(),
             apis: Interned::default(),
+            users: Interned::default(),
             clock: None,
             max_entries,
         }
@@ -170,11 +176,16 @@ impl Builder {
             None => NONE,
             Some(name) => self.apis.id(name.to_owned()),
         };
+        let user = match entry.user.map(str::trim).filter(|s| !s.is_empty()) {
+            None => NONE,
+            Some(name) => self.users.id(name.to_owned()),
+        };
         self.rows.push(Row {
             t,
             instance,
             path,
             api,
+            user,
         });
         Ok(())
     }
@@ -199,6 +210,7 @@ impl Builder {
             rows: self.rows,
             paths: self.paths.texts,
             apis: self.apis.texts,
+            users: self.users.texts,
         })
     }
 }
@@ -222,6 +234,7 @@ pub(crate) struct Columns {
     pub(crate) instance: Option<usize>,
     pub(crate) path: Option<(usize, bool)>,
     pub(crate) api: Option<usize>,
+    pub(crate) user: Option<usize>,
 }
 
 impl Columns {
@@ -257,6 +270,7 @@ impl Columns {
             instance: position(&["instance"]),
             path,
             api: position(&["api", "apiid"]),
+            user: position(&["user", "userid"]),
         })
     }
 }

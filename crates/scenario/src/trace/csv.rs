@@ -69,6 +69,7 @@ pub(crate) fn read<R: BufRead>(
                     path: columns.path.and_then(|(i, _)| field(i)),
                     path_is_url: columns.path.is_some_and(|(_, url)| url),
                     api: columns.api.and_then(field),
+                    user: columns.user.and_then(field),
                 };
                 builder.push(lines, entry)?;
             }

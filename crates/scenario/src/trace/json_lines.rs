@@ -68,6 +68,7 @@ pub(crate) fn read<R: BufRead>(
             .transpose()?
             .flatten();
         let api = found.api.map(|i| value(i, "api")).transpose()?.flatten();
+        let user = found.user.map(|i| value(i, "user")).transpose()?.flatten();
         builder.push(
             lines,
             RawEntry {
@@ -77,6 +78,7 @@ pub(crate) fn read<R: BufRead>(
                 path: path.as_deref(),
                 path_is_url: found.path.is_some_and(|(_, url)| url),
                 api: api.as_deref(),
+                user: user.as_deref(),
             },
         )?;
     }

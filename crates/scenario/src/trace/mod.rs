@@ -79,6 +79,9 @@ pub struct TraceEntry {
     pub path: Option<Arc<str>>,
     /// The API's name, if the trace names one.
     pub api: Option<Arc<str>>,
+    /// The user, if the trace names one: the number of its name among
+    /// [`Trace::user_names`] (in order of first appearance).
+    pub user: Option<u32>,
 }
 
 /// A loaded trace: entries sorted by offset.
@@ -88,6 +91,7 @@ pub struct Trace {
     rows: Vec<Row>,
     paths: Vec<Arc<str>>,
     apis: Vec<Arc<str>>,
+    users: Vec<Arc<str>>,
 }
 
 impl fmt::Debug for Trace {
@@ -97,6 +101,7 @@ impl fmt::Debug for Trace {
             .field("entries", &self.rows.len())
             .field("distinct_paths", &self.paths.len())
             .field("apis", &self.apis)
+            .field("distinct_users", &self.users.len())
             .finish()
     }
 }
@@ -140,12 +145,18 @@ impl Trace {
             TraceFormat::Csv => csv::read(&mut lines, &mut builder)?,
             TraceFormat::JsonLines => json_lines::read(&mut lines, &mut builder)?,
         }
-        let Finished { rows, paths, apis } = builder.finish(&lines.origin)?;
+        let Finished {
+            rows,
+            paths,
+            apis,
+            users,
+        } = builder.finish(&lines.origin)?;
         Ok(Trace {
             origin: lines.origin,
             rows,
             paths,
             apis,
+            users,
         })
     }
 
@@ -172,7 +183,14 @@ impl Trace {
             instance: (row.instance != NONE).then_some(row.instance),
             path: self.paths.get(row.path as usize).cloned(),
             api: self.apis.get(row.api as usize).cloned(),
+            user: (row.user != NONE).then_some(row.user),
         })
+    }
+
+    /// The names of the users its entries name (`user` or `UserId` column), in order of
+    /// first appearance: user `n` of an entry is the `n`th.
+    pub fn user_names(&self) -> &[Arc<str>] {
+        &self.users
     }
 
     /// The names of the APIs its entries name, in order of first appearance.
