@@ -123,12 +123,12 @@ const fn simulated(name: &'static str, seconds: u64, rate: f64, instances: u32) 
 ///   100 instances at 500 req/s: 3.6 million requests, every count deterministic.
 /// - `require-certificate`: every request refused with 403 (the gateway's secret where the
 ///   backend requires a certificate), each refusal costing a token request.
-/// - `obo-users`, simulated: a minute of 10,000 Zipf users through on-behalf-of on 2
-///   instances caching 2,000 users each: distinct users, evictions and token requests per
-///   user, every count deterministic.
+/// - `obo-users`, simulated: 45 s of 10,000 Zipf users through on-behalf-of on 2 instances
+///   caching 2,000 users each: distinct users, evictions and token requests per user, every
+///   count deterministic.
 /// - `credential-manager`, simulated: 20 instances' own refresh-ahead caches against one
-///   managed store for the fleet (100 token requests against 5 in 2 minutes of 30 s tokens),
-///   and the latency its lookups add.
+///   managed store for the fleet (260 token requests against 13 in 2 minutes of 10 s
+///   tokens), and the latency its lookups add.
 const SUITE: [Member; 12] = [
     scenario("default", 3_000, Some(60.0), None),
     scenario(
@@ -149,7 +149,7 @@ const SUITE: [Member; 12] = [
     scenario("backends", 3_500, Some(30.0), None),
     simulated("fleet-day", 2 * 3600, 500.0, 100),
     scenario("require-certificate", 2_000, Some(50.0), None),
-    simulated("obo-users", 60, 500.0, 2),
+    simulated("obo-users", 45, 500.0, 2),
     simulated("credential-manager", 120, 200.0, 20),
     Member {
         name: "sign-bench",

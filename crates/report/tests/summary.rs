@@ -115,8 +115,9 @@ fn every_shipped_scenario_leads_with_the_figures_that_answer_it() {
             );
             headlines
         };
-        // What leads follows from what the runs measured: recovery after revocations, then
-        // the identity provider's refusals, then herds, else its load.
+        // What leads follows from what the runs measured: refusals by the backend, users,
+        // recovery after revocations, then the identity provider's refusals, then herds,
+        // else its load.
         let runs: Vec<&Value> = match json.get("runs") {
             Some(runs) => runs
                 .as_array()
@@ -132,6 +133,8 @@ fn every_shipped_scenario_leads_with_the_figures_that_answer_it() {
         };
         let lead = if any("requests.forbidden", 0.0) {
             "requests.forbidden"
+        } else if runs.iter().any(|r| r.get("users").is_some()) {
+            "users.distinct"
         } else if any("invalidation.revocations", 0.0) {
             "invalidation.latency_ms.p99"
         } else if any("idp.throttled", 0.0) {
