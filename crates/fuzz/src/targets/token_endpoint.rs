@@ -8,19 +8,30 @@
 //!   becomes its certificate's `x5t#S256`, `$JTI` in CLAIMS a `jti` unique in the process), so
 //!   that mutated headers and claims reach the checks behind the signature.
 //!
-//! Promises checked: the provider answers 200, 400 or 401 (503 only when its replay store is
-//! full), never a 5xx of its own making; a client-credentials token it issues passes its own
-//! backend (a delegated token carries `scp`, not the role the backend requires).
+//! In either mode, `$USER_TOKEN` in the form becomes a user's access token for the registered
+//! client (minted by the provider's `/admin/user-token`) and `$CODE` a fresh authorization
+//! code for it (`/admin/authorize`, redirect URI [`mock::DEFAULT_REDIRECT_URI`], the S256
+//! challenge of [`CODE_VERIFIER`]), so that the delegated grants reach the checks behind a
+//! valid user assertion or code.
+//!
+//! Promises checked: the provider answers 200, 400 or 401 (503 only when one of its stores
+//! is full), never a 5xx of its own making; a client-credentials token it issues passes its
+//! own backend (a delegated token carries `scp`, not the role the backend requires).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use signer::CLIENT_ASSERTION_TYPE;
 
 use crate::{
     runtime::block_on,
-    targets::{no_extra_seeds, provider::provider, replace},
+    targets::{
+        no_extra_seeds,
+        provider::{provider, CLIENT_ID},
+        replace,
+    },
     Outcome, Target,
 };
 
@@ -35,11 +46,11 @@ fn run(data: &[u8]) -> Outcome {
     let Some((&mode, rest)) = data.split_first() else {
         return Outcome::Refused;
     };
-    let body = if mode % 2 == 1 {
+    let body = with_grants(if mode % 2 == 1 {
         signed_request(rest)
     } else {
         rest.to_vec()
-    };
+    });
     let provider = provider();
     let response = block_on(provider.idp.token(mock::DEFAULT_TENANT, &body))
         .expect("no outage is configured: the provider always answers");
@@ -65,6 +76,52 @@ fn run(data: &[u8]) -> Outcome {
     Outcome::Accepted
 }
 
+/// The PKCE verifier of the codes `$CODE` stands for (RFC 7636 appendix B).
+pub(crate) const CODE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// `body` with `$USER_TOKEN` and `$CODE` filled in; left as they are if the provider will
+/// not issue them (a full store).
+fn with_grants(mut body: Vec<u8>) -> Vec<u8> {
+    let contains =
+        |body: &[u8], placeholder: &[u8]| body.windows(placeholder.len()).any(|w| w == placeholder);
+    let idp = &provider().idp;
+    let minted = |response: http::Response<bytes::Bytes>, field: &str| {
+        let json: Value = serde_json::from_slice(response.body()).ok()?;
+        json[field].as_str().map(str::to_owned)
+    };
+    if contains(&body, b"$USER_TOKEN") {
+        let form = form_pairs(&[
+            ("user", "fuzz-user"),
+            ("audience", CLIENT_ID),
+            ("scope", "access_as_user"),
+        ]);
+        if let Some(token) = minted(idp.admin_user_token(&form), "access_token") {
+            body = replace(&body, b"$USER_TOKEN", token.as_bytes());
+        }
+    }
+    if contains(&body, b"$CODE") {
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(CODE_VERIFIER));
+        let form = form_pairs(&[
+            ("user", "fuzz-user"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        if let Some(code) = minted(idp.admin_authorize(&form), "code") {
+            body = replace(&body, b"$CODE", code.as_bytes());
+        }
+    }
+    body
+}
+
+fn form_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+        .into_bytes()
+}
+
 /// The form body of the odd mode: the assertion signed here, then the rest of the form.
 fn signed_request(data: &[u8]) -> Vec<u8> {
     static JTI: AtomicU64 = AtomicU64::new(0);
@@ -87,17 +144,11 @@ fn signed_request(data: &[u8]) -> Vec<u8> {
         .expect("the client's P-256 key signs");
     assertion.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut assertion);
-    let mut body = form_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
-    body.push(b'&');
-    body.extend(form_pair("client_assertion", &assertion));
+    let mut body = form_pairs(&[
+        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+        ("client_assertion", &assertion),
+    ]);
     body.push(b'&');
     body.extend_from_slice(form);
     body
-}
-
-fn form_pair(name: &str, value: &str) -> Vec<u8> {
-    form_urlencoded::Serializer::new(String::new())
-        .append_pair(name, value)
-        .finish()
-        .into_bytes()
 }
