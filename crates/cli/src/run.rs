@@ -31,7 +31,7 @@ pub struct RunArgs {
     /// Mean arrival rate in requests per second (scales the scenario's traffic).
     #[arg(long, value_parser = overrides::parse_rate)]
     rate: Option<f64>,
-    /// Cache policy: apim, single-flight or refresh-ahead.
+    /// Cache policy: apim, single-flight, refresh-ahead or credential-manager.
     #[arg(long, value_parser = overrides::parse_policy)]
     policy: Option<CachePolicy>,
     /// Signer backend: rsa, ring or aws-lc-rs.

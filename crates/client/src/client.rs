@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::{
     cache::{next_id, Entry, Episode, EpisodeHerd, InFlight, Slow, TokenSettings},
     flight::Flight,
-    grant::{Grant, UserGrant},
+    grant::{Grant, Prepared, UserGrant},
     observer::{
         EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, NoopObserver,
         Rejected, Retrying, Signed, TokenObserver,
@@ -44,7 +44,7 @@ pub struct TokenClientBuilder {
     cache: Option<TokenCache>,
     observer: Option<Arc<dyn TokenObserver>>,
     transport: Option<Arc<dyn Transport>>,
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     virtual_time: Option<VirtualTime>,
 }
 
@@ -100,19 +100,27 @@ impl TokenClient {
         self.inner.miss().await
     }
 
-    /// The cached token if a lookup now is a hit (reported as one); nothing else.
-    pub(crate) fn cached(&self) -> Option<Token> {
-        self.inner.lookup()
-    }
-
     /// A user's token (this client being one user's, from a
-    /// [`DelegatedTokenClient`](crate::DelegatedTokenClient)): a miss fetches with `grant`.
-    pub(crate) async fn get_user_token(&self, grant: UserGrant<'_>) -> Result<Token, Error> {
-        if let Some(token) = self.inner.lookup() {
+    /// [`DelegatedTokenClient`](crate::DelegatedTokenClient)). `grant` is called only when a
+    /// credential is needed: on a miss, whose fetch fails with its error, and on a hit
+    /// whose refresh comes due (the refresh is left to a later lookup if it fails), so that
+    /// a refresh sends the user's current credential, not the one of the last miss.
+    pub(crate) async fn get_user_token(
+        &self,
+        grant: impl FnOnce() -> Result<UserGrant, Error>,
+    ) -> Result<Token, Error> {
+        let inner = &self.inner;
+        if let Some((token, refresh_due)) = inner.lookup_with::<false>() {
+            if refresh_due {
+                if let Ok(grant) = grant() {
+                    inner.grant.set(grant);
+                    inner.claim_refresh(token.generation());
+                }
+            }
             return Ok(token);
         }
-        self.inner.grant.set(grant);
-        self.inner.miss().await
+        inner.grant.set(grant()?);
+        inner.miss().await
     }
 
     /// A client of the same settings, credentials, observer and transport for `user`'s
@@ -337,21 +345,32 @@ impl Inner {
     /// The hit path: no lock, no allocation.
     #[inline]
     fn lookup(self: &Arc<Self>) -> Option<Token> {
+        self.lookup_with::<true>().map(|(token, _)| token)
+    }
+
+    /// A hit, reported to the observer, and whether the token's refresh is due and not
+    /// yet claimed: `START_REFRESH` claims it here (a client that holds its credential);
+    /// otherwise the caller does, with the credential it hands over.
+    #[inline]
+    fn lookup_with<const START_REFRESH: bool>(self: &Arc<Self>) -> Option<(Token, bool)> {
         let now = Instant::now();
         let guard = self.entry.replica().load();
         let cached = guard.as_ref()?;
         if !self.usable(cached, now) {
             return None;
         }
-        self.refresh_if_due(cached, now);
+        let due = self.refresh_due(cached, now);
+        if START_REFRESH && due {
+            self.claim_refresh(cached.generation);
+        }
         let token = Token(Arc::clone(cached));
         drop(guard);
         self.observer.hit(&self.key);
-        Some(token)
+        Some((token, due))
     }
 
     /// Whether `token` may be handed out at `now`: until it really expires under
-    /// `refresh-ahead`, while it is fresh under the other policies.
+    /// `refresh-ahead` and `credential-manager`, while it is fresh under the others.
     #[inline]
     fn usable(&self, token: &TokenInner, now: Instant) -> bool {
         now < match self.policy {
@@ -360,14 +379,19 @@ impl Inner {
         }
     }
 
-    /// `refresh-ahead`: starts the background refresh of `token` if it is in its refresh
-    /// window and none was started for it yet.
+    /// `refresh-ahead` and `credential-manager`: whether `token` is in its refresh window
+    /// and no refresh was started for it yet.
     #[inline]
-    fn refresh_if_due(self: &Arc<Self>, token: &TokenInner, now: Instant) {
-        if self.policy.refreshes_ahead()
+    fn refresh_due(&self, token: &TokenInner, now: Instant) -> bool {
+        self.policy.refreshes_ahead()
             && now >= token.refresh_at
             && self.entry.refresh_claimed.load(Ordering::Relaxed) != token.generation
-        {
+    }
+
+    /// Starts the background refresh of `token` if it is due.
+    #[inline]
+    fn refresh_if_due(self: &Arc<Self>, token: &TokenInner, now: Instant) {
+        if self.refresh_due(token, now) {
             self.claim_refresh(token.generation);
         }
     }
@@ -505,7 +529,12 @@ impl Inner {
             (Arc::downgrade(self), token.generation(), token.refresh_at());
         runtime.spawn(async move {
             tokio::time::sleep_until(at).await;
-            if let Some(inner) = client.upgrade() {
+            let Some(inner) = client.upgrade() else {
+                return;
+            };
+            // A replaced token's timer must not take the current token's claim.
+            let current = inner.entry.lock().current.as_ref().map(Token::generation);
+            if current == Some(generation) {
                 inner.claim_refresh(generation);
             }
         });
@@ -552,13 +581,13 @@ impl Inner {
         }
     }
 
-    /// The form body of one token request; signs a fresh assertion if the client uses a
-    /// certificate.
-    fn form(&self) -> Result<FormBody, Error> {
+    /// The form body of one token request with `prepared`'s grant; signs a fresh assertion
+    /// if the client uses a certificate.
+    fn form(&self, prepared: &Prepared) -> Result<FormBody, Error> {
         // Large enough for an RSA-4096 assertion and a user's token, so that the secrets are
         // never reallocated.
         let mut form = form_urlencoded::Serializer::new(String::with_capacity(8192));
-        self.grant.append_to(&mut form, self.key.client_id())?;
+        prepared.append_to(&mut form);
         form.append_pair("client_id", self.key.client_id())
             .append_pair("scope", self.key.scope());
         match &*self.auth {
@@ -792,8 +821,10 @@ impl FetchGuard {
                     },
                 );
             }
-            let form = match inner.form() {
-                Ok(form) => form,
+            // A refresh token's slot stays claimed until this attempt's answer is in.
+            let prepared = inner.grant.prepare(inner.key.client_id()).await;
+            let (form, prepared) = match prepared.and_then(|p| Ok((inner.form(&p)?, p))) {
+                Ok(both) => both,
                 Err(error) => {
                     if let Some((episode, _)) = &counted {
                         inner.uncount_request(episode);
@@ -836,7 +867,7 @@ impl FetchGuard {
                 }
                 Ok(Ok(answer)) => match response::parse(inner.key.token_url(), &answer) {
                     Ok(mut token) => {
-                        inner.grant.rotated(token.refresh_token.take());
+                        prepared.rotated(token.refresh_token.take());
                         return Ok(token);
                     }
                     Err(error) => error,
@@ -869,6 +900,7 @@ impl FetchGuard {
                     retry_after,
                 },
             );
+            drop(prepared);
             tokio::time::sleep(delay).await;
             if self.abandoned() {
                 return Err(error);
@@ -915,6 +947,9 @@ impl FetchGuard {
                 self.state.episode.as_ref().map_or(0, EpisodeHerd::size),
             )
         };
+        if token.is_some() {
+            inner.grant.clear();
+        }
         if let (Some(token), CachePolicy::CredentialManager) = (token, inner.policy) {
             inner.schedule_refresh(token);
         }

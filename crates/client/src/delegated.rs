@@ -47,7 +47,7 @@ const USER_SEED_STRIDE: u64 = 0x9e37_79b9_7f4a_7c15;
 /// let auth = ClientAuth::Secret(ClientSecret::new("…"));
 /// let users = DelegatedTokenClient::builder(config, auth).max_entries(50_000).build()?;
 /// let token = users
-///     .get_token("alice", UserGrant::OnBehalfOf(incoming_user_token))
+///     .get_token("alice", UserGrant::on_behalf_of(incoming_user_token))
 ///     .await?;
 /// # let _ = token; Ok(()) }
 /// ```
@@ -71,34 +71,43 @@ struct Shared {
 pub struct DelegatedTokenClientBuilder {
     client: TokenClientBuilder,
     max_entries: usize,
-    seed: u64,
 }
 
 impl DelegatedTokenClient {
     /// A builder for a client with these settings (the scope is what every user's token is
     /// requested for) and credentials. By default it holds [`DEFAULT_MAX_ENTRIES`] users.
     pub fn builder(config: TokenClientConfig, auth: ClientAuth) -> DelegatedTokenClientBuilder {
+        Self::over(TokenClient::builder(config, auth))
+    }
+
+    /// A builder whose users' clients copy what `client` sets: settings, credentials,
+    /// observer, transport, seed, virtual time (not a cache: each user has an entry of its
+    /// own).
+    pub fn over(client: TokenClientBuilder) -> DelegatedTokenClientBuilder {
         DelegatedTokenClientBuilder {
-            client: TokenClient::builder(config, auth),
+            client,
             max_entries: DEFAULT_MAX_ENTRIES,
-            seed: rand::random(),
         }
     }
 
     /// `user`'s token: the cached one if it is usable, else one fetched with `grant` as the
     /// policy says. A user not cached takes the place of the least recently used one when
     /// the cache is full.
-    pub async fn get_token(&self, user: &str, grant: UserGrant<'_>) -> Result<Token, Error> {
-        let client = self.client_of(user);
-        client.get_user_token(grant).await
+    pub async fn get_token(&self, user: &str, grant: UserGrant) -> Result<Token, Error> {
+        self.get_token_with(user, || Ok(grant)).await
     }
 
-    /// `user`'s cached token if it is usable now (a hit, reported to the observer), without
-    /// fetching: for a caller that obtains the user's grant only when it is needed. `None`
-    /// otherwise (nothing reported: the [`get_token`](Self::get_token) that follows reports
-    /// the miss). Either way the user becomes the most recently used.
-    pub fn cached(&self, user: &str) -> Option<Token> {
-        self.client_of(user).cached()
+    /// As [`get_token`](Self::get_token), with the grant obtained only when one is needed:
+    /// on a miss (its error is the lookup's), and on a hit whose refresh comes due (if it
+    /// fails, a later lookup starts the refresh). A refresh-ahead refresh so sends the
+    /// user's current credential, not the one of the last miss.
+    pub async fn get_token_with(
+        &self,
+        user: &str,
+        grant: impl FnOnce() -> Result<UserGrant, Error>,
+    ) -> Result<Token, Error> {
+        let client = self.client_of(user);
+        client.get_user_token(grant).await
     }
 
     /// Reports that a backend rejected `user`'s `token` with `status`, as
@@ -189,9 +198,10 @@ impl DelegatedTokenClientBuilder {
         self
     }
 
-    /// Seeds the draws of refresh jitter and retry backoff of every user's client.
+    /// Seeds the draws of refresh jitter and retry backoff of every user's client (each
+    /// user's from this and the user's number).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.client = self.client.seed(seed);
         self
     }
 
@@ -209,10 +219,11 @@ impl DelegatedTokenClientBuilder {
                 field: "max_entries",
                 reason: format!("must be 1 to {MAX_ENTRIES_LIMIT}, not {}", self.max_entries),
             })?;
+        let seed = self.client.seed.unwrap_or_else(rand::random);
         Ok(DelegatedTokenClient {
             shared: Arc::new(Shared {
                 template: self.client.build()?,
-                seed: self.seed,
+                seed,
                 users: Mutex::new(LruCache::unbounded()),
                 max_entries: max_entries.get(),
                 created: AtomicU64::new(0),

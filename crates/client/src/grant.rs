@@ -6,6 +6,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use tokio::sync::OwnedMutexGuard;
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -16,24 +17,32 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// A user's refresh token, held by the caller (a session store, outside the token cache)
 /// and rotated by the client: every redemption sends the token held and stores the one the
 /// provider answers with. Held outside the cache, it survives the eviction of the user's
-/// cached access token. `Debug` shows nothing of it.
-pub struct RefreshTokenSlot(Mutex<Zeroizing<String>>);
+/// cached access token. Redemptions of one slot take turns, so that two never send the same
+/// token (a provider that rotates refresh tokens takes a second use for a theft and revokes
+/// them all). `Debug` shows nothing of it.
+pub struct RefreshTokenSlot {
+    token: Mutex<Zeroizing<String>>,
+    redeeming: Arc<tokio::sync::Mutex<()>>,
+}
 
 impl RefreshTokenSlot {
     /// A slot holding `token`.
     pub fn new(token: impl Into<String>) -> Arc<Self> {
-        Arc::new(RefreshTokenSlot(Mutex::new(Zeroizing::new(token.into()))))
+        Arc::new(RefreshTokenSlot {
+            token: Mutex::new(Zeroizing::new(token.into())),
+            redeeming: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     fn current(&self) -> Zeroizing<String> {
-        self.0
+        self.token
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     fn replace(&self, token: Zeroizing<String>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = token;
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = token;
     }
 }
 
@@ -43,37 +52,57 @@ impl fmt::Debug for RefreshTokenSlot {
     }
 }
 
-/// How a user's token is obtained when it is not cached.
-#[derive(Clone, Copy)]
-pub enum UserGrant<'a> {
-    /// On behalf of the user whose access token (for this client) this is: the token the
-    /// gateway received with the user's request.
-    OnBehalfOf(&'a str),
-    /// With the user's refresh token, rotated in its slot on every use.
-    RefreshToken(&'a Arc<RefreshTokenSlot>),
-}
+/// How a user's token is obtained: on behalf of the user, or with the user's refresh token.
+/// `Debug` shows nothing of the credential.
+pub struct UserGrant(UserCredential);
 
-impl fmt::Debug for UserGrant<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            UserGrant::OnBehalfOf(_) => "OnBehalfOf(<redacted>)",
-            UserGrant::RefreshToken(_) => "RefreshToken(<redacted>)",
-        })
+impl UserGrant {
+    /// On behalf of the user whose access token (for this client) `token` is: the token
+    /// the gateway received with the user's request.
+    pub fn on_behalf_of(token: &str) -> Self {
+        UserGrant(UserCredential::Assertion(Zeroizing::new(token.to_owned())))
+    }
+
+    /// With the user's refresh token, rotated in `slot` on every use.
+    pub fn refresh_token(slot: &Arc<RefreshTokenSlot>) -> Self {
+        UserGrant(UserCredential::Refresh(Arc::clone(slot)))
     }
 }
 
-/// The grant a client's token requests carry.
-pub(crate) enum Grant {
-    /// The client's own tokens.
-    ClientCredentials,
-    /// A user's tokens, with the credential the last lookup that missed brought.
-    User(Mutex<Option<UserCredential>>),
+impl fmt::Debug for UserGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            UserCredential::Assertion(_) => "UserGrant::OnBehalfOf(<redacted>)",
+            UserCredential::Refresh(_) => "UserGrant::RefreshToken(<redacted>)",
+        })
+    }
 }
 
 /// What a user's token request carries.
 pub(crate) enum UserCredential {
     Assertion(Zeroizing<String>),
     Refresh(Arc<RefreshTokenSlot>),
+}
+
+/// The grant a client's token requests carry.
+pub(crate) enum Grant {
+    /// The client's own tokens.
+    ClientCredentials,
+    /// A user's tokens, with the credential the caller last handed over: kept from a lookup
+    /// that needed one (a miss, or a refresh coming due) until a token is stored.
+    User(Mutex<Option<UserCredential>>),
+}
+
+/// One token request's credential, taken from the grant when the request is prepared. A
+/// refresh token's slot stays claimed for its redemption until this is dropped.
+pub(crate) enum Prepared {
+    ClientCredentials,
+    Assertion(Zeroizing<String>),
+    Refresh {
+        slot: Arc<RefreshTokenSlot>,
+        token: Zeroizing<String>,
+        _redeeming: OwnedMutexGuard<()>,
+    },
 }
 
 impl Grant {
@@ -83,63 +112,75 @@ impl Grant {
     }
 
     /// Keeps `grant`'s credential for the next token requests.
-    pub(crate) fn set(&self, grant: UserGrant<'_>) {
+    pub(crate) fn set(&self, grant: UserGrant) {
         if let Grant::User(credential) = self {
-            let new = match grant {
-                UserGrant::OnBehalfOf(assertion) => {
-                    UserCredential::Assertion(Zeroizing::new(assertion.to_owned()))
-                }
-                UserGrant::RefreshToken(slot) => UserCredential::Refresh(Arc::clone(slot)),
-            };
-            *credential.lock().unwrap_or_else(PoisonError::into_inner) = Some(new);
+            *credential.lock().unwrap_or_else(PoisonError::into_inner) = Some(grant.0);
         }
     }
 
-    /// Appends `grant_type` and the grant's own fields to a token request's form.
-    pub(crate) fn append_to(
-        &self,
-        form: &mut form_urlencoded::Serializer<'_, String>,
-        client_id: &str,
-    ) -> Result<(), Error> {
+    /// Forgets the credential (a token was stored): a user's bearer token is not held longer
+    /// than it is needed.
+    pub(crate) fn clear(&self) {
+        if let Grant::User(credential) = self {
+            *credential.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// The credential of one token request; for a refresh token, once no other redemption
+    /// of its slot is in progress (and with the token the last one rotated into).
+    pub(crate) async fn prepare(&self, client_id: &str) -> Result<Prepared, Error> {
         let credential = match self {
-            Grant::ClientCredentials => {
-                form.append_pair("grant_type", "client_credentials");
-                return Ok(());
+            Grant::ClientCredentials => return Ok(Prepared::ClientCredentials),
+            Grant::User(credential) => {
+                let credential = credential.lock().unwrap_or_else(PoisonError::into_inner);
+                match credential.as_ref() {
+                    Some(UserCredential::Assertion(assertion)) => {
+                        return Ok(Prepared::Assertion(assertion.clone()))
+                    }
+                    Some(UserCredential::Refresh(slot)) => Arc::clone(slot),
+                    None => {
+                        return Err(Error::Config {
+                            field: "grant",
+                            reason: format!(
+                                "a user's token for {client_id} was requested without the \
+                                 user's assertion or refresh token"
+                            ),
+                        })
+                    }
+                }
             }
-            Grant::User(credential) => credential.lock().unwrap_or_else(PoisonError::into_inner),
         };
-        match credential.as_ref() {
-            Some(UserCredential::Assertion(assertion)) => {
+        let redeeming = Arc::clone(&credential.redeeming).lock_owned().await;
+        Ok(Prepared::Refresh {
+            token: credential.current(),
+            slot: credential,
+            _redeeming: redeeming,
+        })
+    }
+}
+
+impl Prepared {
+    /// Appends `grant_type` and the grant's own fields to a token request's form.
+    pub(crate) fn append_to(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
+        match self {
+            Prepared::ClientCredentials => {
+                form.append_pair("grant_type", "client_credentials");
+            }
+            Prepared::Assertion(assertion) => {
                 form.append_pair("grant_type", JWT_BEARER_GRANT)
                     .append_pair("requested_token_use", "on_behalf_of")
                     .append_pair("assertion", assertion);
             }
-            Some(UserCredential::Refresh(slot)) => {
+            Prepared::Refresh { token, .. } => {
                 form.append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", &slot.current());
-            }
-            None => {
-                return Err(Error::Config {
-                    field: "grant",
-                    reason: format!(
-                        "a user's token for {client_id} was requested without the user's assertion or refresh token"
-                    ),
-                })
+                    .append_pair("refresh_token", token);
             }
         }
-        Ok(())
     }
 
-    /// Stores the refresh token an answer rotated into, when the grant redeems one.
+    /// Stores the refresh token an answer rotated into, in the slot this request redeemed.
     pub(crate) fn rotated(&self, refresh_token: Option<Zeroizing<String>>) {
-        let (Grant::User(credential), Some(token)) = (self, refresh_token) else {
-            return;
-        };
-        if let Some(UserCredential::Refresh(slot)) = credential
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
+        if let (Prepared::Refresh { slot, .. }, Some(token)) = (self, refresh_token) {
             slot.replace(token);
         }
     }

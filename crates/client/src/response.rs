@@ -120,14 +120,17 @@ pub(crate) fn parse(url: &str, response: &Response<Bytes>) -> Result<TokenRespon
             )))
         }
     };
+    // Only a user's grant redeems one; an empty one is no refresh token (some providers
+    // send `""` with client credentials).
     let refresh_token = match fields.get("refresh_token") {
         None | Some(Value::Null) => None,
-        Some(Value::String(t)) if !t.is_empty() => Some(Zeroizing::new(t.clone())),
+        Some(Value::String(t)) if t.is_empty() => None,
+        Some(Value::String(t)) => Some(Zeroizing::new(t.clone())),
         Some(other) => {
-            return Err(invalid(match other {
-                Value::String(_) => "refresh_token is empty".to_owned(),
-                other => format!("refresh_token is a {}, not a string", type_name(other)),
-            }))
+            return Err(invalid(format!(
+                "refresh_token is a {}, not a string",
+                type_name(other)
+            )))
         }
     };
     let bearer: Arc<str> = Arc::from(format!("{BEARER_PREFIX}{access_token}"));

@@ -39,7 +39,6 @@ pub(crate) struct TokenInner {
     pub(crate) fingerprint: [u8; 4],
 }
 
-/// Source of generations: unique across every cache of the process, never 0.
 /// What an `Authorization` header value starts with before the token.
 pub(crate) const BEARER_PREFIX: &str = "Bearer ";
 
@@ -54,6 +53,7 @@ impl AsRef<[u8]> for SharedStr {
     }
 }
 
+/// Source of generations: unique across every cache of the process, never 0.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl TokenInner {

@@ -1,8 +1,14 @@
 //! Users' tokens against the project's mock identity provider over loopback HTTP: one cache
 //! entry per user under every policy, the entry limit with least-recently-used eviction,
-//! on-behalf-of and refresh-token acquisition.
+//! on-behalf-of and refresh-token acquisition; and on tokio's paused clock, which credential
+//! a refresh sends.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bytes::Bytes;
@@ -10,6 +16,7 @@ use client::{
     CacheKey, CachePolicy, ClientAuth, ClientSecret, DelegatedTokenClient, Error, RefreshTokenSlot,
     TokenClientConfig, TokenObserver, UserGrant,
 };
+use common::{until, Fake};
 use http::{Method, Request, StatusCode};
 use mock::{server::MockServer, BackendConfig, ClientRegistration, MockConfig};
 use serde_json::Value;
@@ -119,7 +126,7 @@ async fn each_user_gets_and_keeps_their_own_token_under_every_policy() {
         for round in 0..3 {
             for (user, assertion) in users.iter().zip(&incoming) {
                 let token = client
-                    .get_token(user, UserGrant::OnBehalfOf(assertion))
+                    .get_token(user, UserGrant::on_behalf_of(assertion))
                     .await
                     .unwrap_or_else(|e| panic!("{policy} {user}: {e}"));
                 let claims = claims(token.access_token());
@@ -155,7 +162,7 @@ async fn the_least_recently_used_user_is_evicted_at_the_entry_limit() {
     // a, b cached; a used again (most recent); c evicts b, the least recently used.
     for user in ["a", "b", "a", "c"] {
         client
-            .get_token(user, UserGrant::OnBehalfOf(&incoming[user]))
+            .get_token(user, UserGrant::on_behalf_of(&incoming[user]))
             .await
             .unwrap();
     }
@@ -163,12 +170,12 @@ async fn the_least_recently_used_user_is_evicted_at_the_entry_limit() {
     assert_eq!((client.entries(), client.evictions()), (2, 1));
     // a is still cached (a hit), b must be fetched again (and evicts c's elder, a).
     client
-        .get_token("a", UserGrant::OnBehalfOf(&incoming["a"]))
+        .get_token("a", UserGrant::on_behalf_of(&incoming["a"]))
         .await
         .unwrap();
     assert_eq!(token_requests(&server) - before, 3);
     client
-        .get_token("b", UserGrant::OnBehalfOf(&incoming["b"]))
+        .get_token("b", UserGrant::on_behalf_of(&incoming["b"]))
         .await
         .unwrap();
     assert_eq!(token_requests(&server) - before, 4);
@@ -223,7 +230,7 @@ async fn a_refresh_token_is_redeemed_and_its_rotation_kept_in_the_slot() {
         Arc::new(Evictions::default()),
     );
     let token = client
-        .get_token("dave", UserGrant::RefreshToken(&slot))
+        .get_token("dave", UserGrant::refresh_token(&slot))
         .await
         .unwrap();
     assert_eq!(claims(token.access_token())["preferred_username"], "dave");
@@ -231,7 +238,7 @@ async fn a_refresh_token_is_redeemed_and_its_rotation_kept_in_the_slot() {
     // had the slot kept the first, the provider would refuse it as reused.
     assert!(client.report_rejected("dave", &token, StatusCode::UNAUTHORIZED));
     let again = client
-        .get_token("dave", UserGrant::RefreshToken(&slot))
+        .get_token("dave", UserGrant::refresh_token(&slot))
         .await
         .unwrap();
     assert_ne!(again.access_token(), token.access_token());
@@ -275,7 +282,7 @@ async fn a_refused_assertion_is_an_endpoint_error_that_names_no_secret() {
     .await;
     let foreign = foreign["access_token"].as_str().unwrap();
     let error = client
-        .get_token("eve", UserGrant::OnBehalfOf(foreign))
+        .get_token("eve", UserGrant::on_behalf_of(foreign))
         .await
         .unwrap_err();
     assert!(
@@ -288,8 +295,8 @@ async fn a_refused_assertion_is_an_endpoint_error_that_names_no_secret() {
         "{shown}"
     );
     assert_eq!(
-        format!("{:?}", UserGrant::OnBehalfOf(foreign)),
-        "OnBehalfOf(<redacted>)"
+        format!("{:?}", UserGrant::on_behalf_of(foreign)),
+        "UserGrant::OnBehalfOf(<redacted>)"
     );
 
     let urls = server.urls();
@@ -300,4 +307,112 @@ async fn a_refused_assertion_is_an_endpoint_error_that_names_no_secret() {
             .build()
             .unwrap_err();
     assert!(refused.to_string().contains("max_entries"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_redemptions_of_one_refresh_token_take_turns() {
+    let server = server().await;
+    let (_, code) = post(
+        &server,
+        "/admin/authorize",
+        &[
+            ("user", "erin"),
+            ("client_id", CLIENT),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+        ],
+    )
+    .await;
+    let (_, redeemed) = post(
+        &server,
+        "/tokenbench/oauth2/v2.0/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code["code"].as_str().unwrap()),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ],
+    )
+    .await;
+    let slot = RefreshTokenSlot::new(redeemed["refresh_token"].as_str().unwrap());
+    // Two caches of the user's access token (say, before and after an eviction) with one
+    // session: both miss and both redeem. Had they sent the same refresh token, the provider
+    // would take the second for a theft and refuse it (revoking the first's too).
+    let before = users_client(
+        &server,
+        CachePolicy::Apim,
+        10,
+        Arc::new(Evictions::default()),
+    );
+    let after = users_client(
+        &server,
+        CachePolicy::Apim,
+        10,
+        Arc::new(Evictions::default()),
+    );
+    let (first, second) = tokio::join!(
+        before.get_token("erin", UserGrant::refresh_token(&slot)),
+        after.get_token("erin", UserGrant::refresh_token(&slot)),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_ne!(first.access_token(), second.access_token());
+    let counts = server.mock().stats.snapshot().token_requests;
+    assert_eq!((counts.ok, counts.invalid_grant), (3, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_coming_due_sends_the_users_current_token_and_a_plain_hit_asks_for_none() {
+    let fake = Fake::tokens(100);
+    let mut config = TokenClientConfig::new(
+        "https://idp.test/tenant/oauth2/v2.0/token",
+        CLIENT,
+        "api://backend/Data.Read",
+    );
+    config.policy = CachePolicy::RefreshAhead;
+    config.refresh_jitter = Duration::from_secs(1);
+    let users =
+        DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
+            .transport(fake.clone())
+            .seed(3)
+            .build()
+            .unwrap();
+    users
+        .get_token("alice", UserGrant::on_behalf_of("first-user-token"))
+        .await
+        .unwrap();
+    let no_grant = || -> Result<UserGrant, Error> { panic!("a plain hit needs no grant") };
+    users.get_token_with("alice", no_grant).await.unwrap();
+    // In the refresh window (95 s to 96 s): the hit hands over the user's current token.
+    tokio::time::advance(Duration::from_secs(97)).await;
+    users
+        .get_token_with("alice", || Ok(UserGrant::on_behalf_of("second-user-token")))
+        .await
+        .unwrap();
+    until("the refresh", || fake.calls() == 2).await;
+    let field = |form: &[(String, String)], name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let forms = fake.forms();
+    assert_eq!(
+        field(&forms[0], "assertion").as_deref(),
+        Some("first-user-token")
+    );
+    assert_eq!(
+        field(&forms[1], "assertion").as_deref(),
+        Some("second-user-token")
+    );
+    for form in &forms {
+        assert_eq!(
+            field(form, "grant_type").as_deref(),
+            Some(client::JWT_BEARER_GRANT)
+        );
+        assert_eq!(
+            field(form, "requested_token_use").as_deref(),
+            Some("on_behalf_of")
+        );
+    }
+    // Once the refresh is claimed, lookups ask for nothing until the next window.
+    users.get_token_with("alice", no_grant).await.unwrap();
 }

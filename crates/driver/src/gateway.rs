@@ -107,55 +107,49 @@ impl Gateway {
                         ))),
                     )),
                 };
-                let observer = |api| {
-                    Arc::new(InstanceObserver::for_api(
+                // What every client of the instance shares: settings, credentials,
+                // observer, transport, seed, clock.
+                let client = |api: usize| {
+                    let slot = (instance * scenario.apis.len() + api) as u64;
+                    let mut builder = TokenClient::builder(
+                        target.token_config(scenario, api),
+                        target.auth().clone(),
+                    )
+                    .observer(Arc::new(InstanceObserver::for_api(
                         Arc::clone(metrics),
                         instance,
                         api,
-                    ))
-                };
-                let seed = |api| {
-                    let slot = (instance * scenario.apis.len() + api) as u64;
-                    scenario.seed ^ (slot + 1).wrapping_mul(CLIENT_SEED_STRIDE)
+                    )))
+                    .transport(Arc::clone(&transport))
+                    .seed(scenario.seed ^ (slot + 1).wrapping_mul(CLIENT_SEED_STRIDE));
+                    if let Some((_, virtual_time)) = target.in_process() {
+                        builder = builder.virtual_time(virtual_time);
+                    }
+                    builder
                 };
                 let apis = 0..scenario.apis.len();
                 let tokens = match (scenario.gateway.flow, users) {
+                    (Flow::ClientCredentials, _) => Tokens::App(
+                        apis.map(|api| client(api).cache(cache).build())
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
                     (Flow::OnBehalfOf, Some(users)) => Tokens::Users {
                         clients: apis
                             .map(|api| {
-                                let mut client = DelegatedTokenClient::builder(
-                                    target.token_config(scenario, api),
-                                    target.auth().clone(),
-                                )
-                                .max_entries(scenario.gateway.user_cache_entries as usize)
-                                .observer(observer(api))
-                                .transport(Arc::clone(&transport))
-                                .seed(seed(api));
-                                if let Some((_, virtual_time)) = target.in_process() {
-                                    client = client.virtual_time(virtual_time);
-                                }
-                                client.build()
+                                DelegatedTokenClient::over(client(api))
+                                    .max_entries(scenario.gateway.user_cache_entries as usize)
+                                    .build()
                             })
                             .collect::<Result<Vec<_>, _>>()?,
                         users: Arc::clone(users),
                     },
-                    _ => Tokens::App(
-                        apis.map(|api| {
-                            let mut client = TokenClient::builder(
-                                target.token_config(scenario, api),
-                                target.auth().clone(),
-                            )
-                            .cache(cache)
-                            .observer(observer(api))
-                            .transport(Arc::clone(&transport))
-                            .seed(seed(api));
-                            if let Some((_, virtual_time)) = target.in_process() {
-                                client = client.virtual_time(virtual_time);
-                            }
-                            client.build()
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                    ),
+                    (Flow::OnBehalfOf, None) => {
+                        return Err(RunError::Setup(
+                            "an on-behalf-of run needs the embedded identity provider to mint \
+                             its users' tokens"
+                                .to_owned(),
+                        ))
+                    }
                 };
                 let backend = match target.in_process() {
                     Some((mock, _)) => Backend::InProcess(Arc::clone(mock)),
@@ -292,18 +286,18 @@ impl Gateway {
         match (&self.tokens, user) {
             (Tokens::App(clients), _) => clients[api].get_token().await,
             (Tokens::Users { clients, users }, Some((user, name))) => {
-                let client = &clients[api];
-                if let Some(token) = client.cached(name) {
-                    return Ok(token);
-                }
-                // The user's own token is needed only now, on a miss.
-                let own = users
-                    .own_token(*user)
-                    .map_err(|reason| TokenError::Config {
-                        field: "user",
-                        reason,
-                    })?;
-                client.get_token(name, UserGrant::OnBehalfOf(&own)).await
+                // The user's own token is minted (or taken from those held) only when the
+                // cache needs it: on a miss, or for a refresh coming due.
+                let own = || {
+                    users
+                        .own_token(*user)
+                        .map(|own| UserGrant::on_behalf_of(&own))
+                        .map_err(|reason| TokenError::Config {
+                            field: "user",
+                            reason,
+                        })
+                };
+                clients[api].get_token_with(name, own).await
             }
             (Tokens::Users { .. }, None) => Err(TokenError::Config {
                 field: "user",

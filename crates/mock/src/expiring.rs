@@ -58,9 +58,16 @@ impl<V> ExpiringMap<V> {
         self.entries.get_mut(key).map(|(_, value)| value)
     }
 
-    /// Forgets `key` now (its index entry goes when its expiry passes).
+    /// Forgets `key` now, from the index too (its expiry's keys are few: one second's).
     pub(crate) fn remove(&mut self, key: &[u8; 32]) -> Option<V> {
-        self.entries.remove(key).map(|(_, value)| value)
+        let (expiry, value) = self.entries.remove(key)?;
+        if let Some(keys) = self.by_expiry.get_mut(&expiry) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_expiry.remove(&expiry);
+            }
+        }
+        Some(value)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,10 +108,10 @@ mod tests {
         store.drop_expired(35);
         assert!(store.contains(&key("a")) && !store.contains(&key("d")));
         assert_eq!(store.len(), 1);
-        // A removed entry stays removed when its old expiry passes.
+        // A removed entry leaves the index at once.
         store.insert(key("e"), 50, ());
         assert_eq!(store.remove(&key("e")), Some(()));
-        store.drop_expired(51);
-        assert!(!store.contains(&key("e")) && store.by_expiry.is_empty());
+        assert!(!store.contains(&key("e")) && !store.by_expiry.contains_key(&50));
+        assert_eq!(store.remove(&key("e")), None);
     }
 }

@@ -696,16 +696,65 @@ async fn an_authorization_code_with_pkce_is_redeemed_once_by_its_client_at_its_r
         Some(70000),
     );
 
-    // Another client, another redirect URI, a wrong or missing verifier: each refused, and
-    // each spends the code.
-    let cases: [(&str, Auth, &str, Option<&str>, u32); 4] = [
-        (
+    // Another client: refused, and the code is untouched (its own client redeems it).
+    let code = h.code().await;
+    let result = h
+        .redeem(
             OTHER,
             Auth::Secret(OTHER_SECRET),
+            &code,
             DEFAULT_REDIRECT_URI,
             Some(VERIFIER),
-            70000,
-        ),
+        )
+        .await;
+    assert_refused(
+        &result,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        Some(70000),
+    );
+    assert!(result.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("another client"));
+    let (status, body) = h
+        .redeem(
+            GATEWAY,
+            Auth::Certificate,
+            &code,
+            DEFAULT_REDIRECT_URI,
+            Some(VERIFIER),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Nor can it revoke what the code's redemption issued by replaying it.
+    let result = h
+        .redeem(
+            OTHER,
+            Auth::Secret(OTHER_SECRET),
+            &code,
+            DEFAULT_REDIRECT_URI,
+            Some(VERIFIER),
+        )
+        .await;
+    assert_refused(
+        &result,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        Some(70000),
+    );
+    let (status, _) = h
+        .refresh(
+            GATEWAY,
+            Auth::Certificate,
+            body["refresh_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Another redirect URI, a wrong or missing verifier: each refused, and each spends the
+    // code.
+    let cases: [(&str, Auth, &str, Option<&str>, u32); 3] = [
         (
             GATEWAY,
             Auth::Certificate,
@@ -887,8 +936,8 @@ async fn a_plain_challenge_or_none_works_and_the_authorize_endpoint_refuses_what
         .await;
     assert_refused(
         &result,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
         Some(700016),
     );
 }
@@ -1051,4 +1100,134 @@ fn the_pairwise_sub_and_the_oid_are_stable_and_distinct() {
     assert_eq!(pairwise_sub(&oid, "a").len(), 43);
     // The S256 challenge of the tests is that of RFC 7636's verifier.
     assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER)), CHALLENGE);
+}
+
+#[tokio::test]
+async fn a_verifier_for_a_code_without_a_challenge_is_a_downgrade_and_refused() {
+    let h = harness();
+    let (status, body) = h
+        .post(
+            "/admin/authorize",
+            form(&[
+                ("user", USER),
+                ("client_id", GATEWAY),
+                ("redirect_uri", DEFAULT_REDIRECT_URI),
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = h
+        .redeem(
+            GATEWAY,
+            Auth::Certificate,
+            body["code"].as_str().unwrap(),
+            DEFAULT_REDIRECT_URI,
+            Some(VERIFIER),
+        )
+        .await;
+    assert_refused(
+        &result,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        Some(50148),
+    );
+    assert!(result.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("without a code_challenge"));
+}
+
+/// A token request of `GATEWAY` (by secret) with `fields`, and `scope` if given.
+async fn with_scope(
+    h: &Harness,
+    mut fields: Vec<(&str, &str)>,
+    scope: Option<&str>,
+) -> (StatusCode, Value) {
+    if let Some(scope) = scope {
+        fields.push(("scope", scope));
+    }
+    h.token(GATEWAY, Auth::Secret(SECRET), &fields).await
+}
+
+#[tokio::test]
+async fn a_redemption_may_narrow_what_was_granted_never_widen_it() {
+    // A client consented to two permissions; the user granted it one.
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let mut gateway = ClientRegistration::with_certificates(GATEWAY, vec![]).with_secret(SECRET);
+    gateway.delegated_scopes.insert(
+        DEFAULT_RESOURCE.to_owned(),
+        vec!["Data.Read".to_owned(), "Data.Write".to_owned()],
+    );
+    let h = Harness {
+        mock: Mock::new(
+            &MockConfig {
+                clients: vec![gateway],
+                clock: clock.clone(),
+                ..MockConfig::default()
+            },
+            BASE,
+        )
+        .unwrap(),
+        clock,
+    };
+    let read = format!("{DEFAULT_RESOURCE}/Data.Read offline_access");
+    let wider = format!("{DEFAULT_RESOURCE}/Data.Read {DEFAULT_RESOURCE}/Data.Write");
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let (_, body) = h
+            .post(
+                "/admin/authorize",
+                form(&[
+                    ("user", USER),
+                    ("client_id", GATEWAY),
+                    ("redirect_uri", DEFAULT_REDIRECT_URI),
+                    ("scope", &read),
+                ]),
+            )
+            .await;
+        codes.push(body["code"].as_str().unwrap().to_owned());
+    }
+    fn redemption(code: &str) -> Vec<(&str, &str)> {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", DEFAULT_REDIRECT_URI),
+        ]
+    }
+    let result = with_scope(&h, redemption(&codes[0]), Some(&wider)).await;
+    assert_refused(
+        &result,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+        Some(70011),
+    );
+    let (status, body) = with_scope(&h, redemption(&codes[1]), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["scp"],
+        "Data.Read"
+    );
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+    // Wider, or all the client is consented to: refused, and the refresh token not spent.
+    let everything = format!("{DEFAULT_RESOURCE}/.default");
+    for scope in [&wider, &everything] {
+        let result = with_scope(&h, refresh.clone(), Some(scope)).await;
+        assert_refused(
+            &result,
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            Some(70011),
+        );
+    }
+    let narrower = format!("{DEFAULT_RESOURCE}/Data.Read");
+    let (status, body) = with_scope(&h, refresh, Some(&narrower)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["scope"],
+        format!("{DEFAULT_RESOURCE}/Data.Read offline_access")
+    );
 }

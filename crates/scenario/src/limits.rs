@@ -13,8 +13,8 @@ pub const MAX_APIS: usize = 50;
 /// Most token clients (instances × APIs) a scenario may have: each holds its own state.
 pub const MAX_CLIENTS: u64 = 100_000;
 
-/// Most users a scenario's traffic may come from (`[traffic] users`): the run keeps each
-/// user's own token (about 1 KiB) once the user has sent a request.
+/// Most users a scenario's traffic may come from (`[traffic] users`): the run keeps one bit
+/// per user (served or not), and the own tokens of at most `user_cache_entries` of them.
 pub const MAX_USERS: u32 = 10_000_000;
 /// Largest exponent of a Zipf user distribution: beyond, one user makes nearly every request.
 pub const MAX_ZIPF_EXPONENT: f64 = 10.0;

@@ -5,7 +5,8 @@
 use std::sync::{Arc, OnceLock};
 
 use mock::{
-    clock::ManualClock, ClientRegistration, IdentityProvider, MockConfig, ProtectedBackend, Stats,
+    clock::ManualClock, BackendConfig, ClientRegistration, IdentityProvider, MockConfig,
+    ProtectedBackend, Stats,
 };
 use signer::{keygen, Algorithm, KeySpec, SigningKey, Thumbprint};
 
@@ -22,6 +23,8 @@ pub(crate) const NOW_MS: u64 = 1_800_000_000_000;
 pub(crate) struct Provider {
     pub(crate) idp: Arc<IdentityProvider>,
     pub(crate) backend: ProtectedBackend,
+    /// A backend of a delegated API: it requires the users' permission in `scp`, not a role.
+    pub(crate) users_backend: ProtectedBackend,
     pub(crate) client_key: Box<dyn SigningKey>,
     /// `x5t#S256` of the client's certificate, for the seeds' `$X5T`.
     pub(crate) client_x5t_s256: String,
@@ -55,10 +58,20 @@ pub(crate) fn provider() -> &'static Provider {
             IdentityProvider::new(&config, BASE_URL, Arc::clone(&stats))
                 .expect("the fuzz provider's configuration is valid"),
         );
-        let backend = ProtectedBackend::new(Arc::clone(&idp), &config, stats);
+        let backend = ProtectedBackend::new(Arc::clone(&idp), &config, Arc::clone(&stats));
+        let users_config = MockConfig {
+            backend: BackendConfig {
+                required_role: None,
+                required_scope: Some(mock::DEFAULT_DELEGATED_SCOPE.to_owned()),
+                ..BackendConfig::default()
+            },
+            ..config
+        };
+        let users_backend = ProtectedBackend::new(Arc::clone(&idp), &users_config, stats);
         Provider {
             idp,
             backend,
+            users_backend,
             client_key,
             client_x5t_s256,
         }

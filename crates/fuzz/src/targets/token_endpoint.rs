@@ -15,8 +15,8 @@
 //! valid user assertion or code.
 //!
 //! Promises checked: the provider answers 200, 400 or 401 (503 only when one of its stores
-//! is full), never a 5xx of its own making; a client-credentials token it issues passes its
-//! own backend (a delegated token carries `scp`, not the role the backend requires).
+//! is full), never a 5xx of its own making; a token it issues passes its own backend (a
+//! user's token the backend of a delegated API, which requires `scp` instead of the role).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,12 +65,14 @@ fn run(data: &[u8]) -> Outcome {
     let token = json["access_token"]
         .as_str()
         .expect("a 200 answer carries an access token");
-    // A delegated grant's answer names its scopes; only app tokens carry the backend's role.
-    let delegated = json.get("scope").is_some();
-    let verdict = provider
-        .backend
-        .check(Some(format!("Bearer {token}").as_bytes()));
-    if let (Err(refusal), false) = (verdict, delegated) {
+    // A delegated grant's answer names its scopes: its token is a user's, for a backend that
+    // requires the users' permission instead of the app role.
+    let backend = if json.get("scope").is_some() {
+        &provider.users_backend
+    } else {
+        &provider.backend
+    };
+    if let Err(refusal) = backend.check(Some(format!("Bearer {token}").as_bytes())) {
         panic!("the backend refused a token its provider just issued: {refusal}");
     }
     Outcome::Accepted

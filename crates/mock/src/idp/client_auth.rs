@@ -171,7 +171,7 @@ impl IdentityProvider {
         }
         let jti = text("jti")
             .filter(|j| !j.is_empty() && j.len() <= 256)
-            .ok_or_else(|| malformed("jti claim missing".to_owned()))?;
+            .ok_or_else(|| malformed("jti claim missing, empty or over 256 bytes".to_owned()))?;
         self.spend_jti(&client.registration.client_id, jti, exp, now)
     }
 

@@ -11,7 +11,7 @@ use signer::{jws::Jws, Algorithm};
 use super::{
     azpacr,
     grants::{is_pkce_value, CodeChallenge, Holder},
-    unknown_tenant, Client, IdentityProvider, Issued, Principal, TokenFor,
+    unknown_client, unknown_tenant, Client, IdentityProvider, Issued, Principal, TokenFor,
 };
 use crate::{
     expiring::digest,
@@ -152,6 +152,7 @@ impl IdentityProvider {
                     holder,
                     &redirect_uri,
                     code_verifier.as_deref(),
+                    |granted| within(granted, requested.as_ref()),
                     now,
                 )?;
                 (narrowed(granted, requested), refresh_token, via_certificate)
@@ -164,9 +165,12 @@ impl IdentityProvider {
                     .map(|s| self.requested_scopes(client, &s))
                     .transpose()?;
                 let via_certificate = self.authenticate(client, credentials, tenant, now_ms)?;
-                let (granted, rotated) =
-                    self.grants
-                        .rotate_refresh_token(&refresh_token, holder, now)?;
+                let (granted, rotated) = self.grants.rotate_refresh_token(
+                    &refresh_token,
+                    holder,
+                    |granted| within(granted, requested.as_ref()),
+                    now,
+                )?;
                 (narrowed(granted, requested), Some(rotated), via_certificate)
             }
         };
@@ -387,12 +391,10 @@ impl IdentityProvider {
             let client_id = fields.required("client_id")?;
             let redirect_uri = fields.required("redirect_uri")?;
             let tenant = self.tenant_field(&mut fields)?;
-            let client = self.clients.get(&client_id).ok_or_else(|| {
-                OAuthRejection::invalid_request(
-                    Some(700016),
-                    format!("Application with identifier '{}' was not found in the directory '{tenant}'.", truncate(&client_id)),
-                )
-            })?;
+            let client = self
+                .clients
+                .get(&client_id)
+                .ok_or_else(|| unknown_client(&client_id, &tenant))?;
             if !client.registration.redirect_uris.contains(&redirect_uri) {
                 return Err(OAuthRejection::invalid_request(
                     Some(50011),
@@ -480,15 +482,31 @@ fn user_field(fields: &mut Fields) -> Result<String, OAuthRejection> {
     Ok(user)
 }
 
-/// The delegation a code or refresh token granted, narrowed to `requested` when the
-/// request names scopes (they were checked against the client's consent).
+/// Refuses a request whose scopes go beyond what its code or refresh token granted: the
+/// same resource and some of the permissions granted, never more (RFC 6749 §6). (The
+/// client's consent to them was checked already.)
+fn within(granted: &Delegation, requested: Option<&RequestedScopes>) -> Result<(), OAuthRejection> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    if requested.resource == granted.resource
+        && requested.scopes.iter().all(|s| granted.scopes.contains(s))
+    {
+        return Ok(());
+    }
+    Err(OAuthRejection::invalid_scope(
+        Some(70011),
+        "The provided value for the input parameter 'scope' is not valid: it asks for more than the code or refresh token granted.",
+    ))
+}
+
+/// The delegation a code or refresh token granted, narrowed to the permissions a request
+/// names (which [`within`] accepted).
 fn narrowed(granted: Delegation, requested: Option<RequestedScopes>) -> Delegation {
     match requested {
         None => granted,
         Some(requested) => Delegation {
-            resource: requested.resource,
             scopes: requested.scopes,
-            offline: granted.offline,
             ..granted
         },
     }

@@ -135,15 +135,18 @@ impl Grants {
         Ok(code)
     }
 
-    /// Redeems a code: its delegation, and a refresh token when `offline_access` was granted.
-    /// A code is spent by its first redemption, whether that succeeds or not; a replay also
-    /// revokes the refresh tokens its first redemption led to (RFC 6749 §4.1.2).
+    /// Redeems a code: its delegation, and a refresh token when `offline_access` was granted;
+    /// `accept` judges the delegation last (a request may narrow what it asks for).
+    /// Only the client (and tenant) it was issued to may redeem it: another's try changes
+    /// nothing. Its client's first redemption spends it, whether that succeeds or not; a
+    /// replay also revokes the refresh tokens its first redemption led to (RFC 6749 §4.1.2).
     pub(super) fn redeem_code(
         &self,
         code: &str,
         holder: Holder<'_>,
         redirect_uri: &str,
         verifier: Option<&str>,
+        accept: impl FnOnce(&Delegation) -> Result<(), OAuthRejection>,
         now: u64,
     ) -> Result<(Delegation, Option<String>), OAuthRejection> {
         let key = code_key(code);
@@ -155,6 +158,14 @@ impl Grants {
                 "The provided authorization code is invalid.",
             )
         })?;
+        // Before anything that changes the code: another client must not spend it, nor
+        // revoke what its redemption issued.
+        if grant.client_id != holder.client_id || grant.tenant != holder.tenant {
+            return Err(OAuthRejection::invalid_grant(
+                Some(70000),
+                "The provided authorization code was issued to another client.",
+            ));
+        }
         if grant.redeemed {
             let issued = grant.refresh_issued.take();
             self.revoke_chain(issued);
@@ -170,35 +181,38 @@ impl Grants {
                 "The provided authorization code or refresh token has expired.",
             ));
         }
-        if grant.client_id != holder.client_id || grant.tenant != holder.tenant {
-            return Err(OAuthRejection::invalid_grant(
-                Some(70000),
-                "The provided authorization code was issued to another client.",
-            ));
-        }
         if grant.redirect_uri != redirect_uri {
             return Err(OAuthRejection::invalid_grant(
                 Some(500112),
                 "The reply address does not match the reply address provided when requesting the authorization code.",
             ));
         }
-        if let Some(challenge) = &grant.challenge {
-            match verifier {
-                None => {
-                    return Err(OAuthRejection::invalid_grant(
-                        Some(50148),
-                        "The code_verifier is missing: the authorization request carried a code_challenge.",
-                    ))
-                }
-                Some(v) if !is_pkce_value(v) || !challenge.admits(v) => {
-                    return Err(OAuthRejection::invalid_grant(
-                        Some(50148),
-                        "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.",
-                    ))
-                }
-                Some(_) => {}
+        match (&grant.challenge, verifier) {
+            (None, None) | (Some(_), Some(_)) => {}
+            (Some(_), None) => {
+                return Err(OAuthRejection::invalid_grant(
+                    Some(50148),
+                    "The code_verifier is missing: the authorization request carried a code_challenge.",
+                ))
+            }
+            // A verifier for a code issued without a challenge: a PKCE downgrade (RFC 9700
+            // §2.1.1), refused.
+            (None, Some(_)) => {
+                return Err(OAuthRejection::invalid_grant(
+                    Some(50148),
+                    "A code_verifier was sent for an authorization code issued without a code_challenge.",
+                ))
             }
         }
+        if let (Some(challenge), Some(v)) = (&grant.challenge, verifier) {
+            if !is_pkce_value(v) || !challenge.admits(v) {
+                return Err(OAuthRejection::invalid_grant(
+                    Some(50148),
+                    "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.",
+                ));
+            }
+        }
+        accept(&grant.delegation)?;
         let delegation = grant.delegation.clone();
         let refresh_token = if delegation.offline() {
             let (token, refresh) = self.issue_refresh_token(holder, delegation.clone(), now)?;
@@ -210,13 +224,15 @@ impl Grants {
         Ok((delegation, refresh_token))
     }
 
-    /// Redeems a refresh token: its delegation and the refresh token it rotates into. A
+    /// Redeems a refresh token (if `accept` takes its delegation): the delegation and the
+    /// refresh token it rotates into. A
     /// token redeemed a second time revokes every token rotated from it (its family, as
     /// OAuth 2.0 security best practice asks), and is refused.
     pub(super) fn rotate_refresh_token(
         &self,
         token: &str,
         holder: Holder<'_>,
+        accept: impl FnOnce(&Delegation) -> Result<(), OAuthRejection>,
         now: u64,
     ) -> Result<(Delegation, String), OAuthRejection> {
         let key = refresh_key(token);
@@ -244,6 +260,8 @@ impl Grants {
                 "The provided refresh token has already been used; the tokens rotated from it are revoked.",
             ));
         }
+        // A refused request does not spend the token.
+        accept(&grant.delegation)?;
         let delegation = grant.delegation.clone();
         let (new_token, new_key) =
             insert_refresh_token(&mut refresh_tokens, holder, delegation.clone(), now)?;

@@ -274,7 +274,7 @@ impl IdentityProvider {
                     crate::token_form::JWT_BEARER_GRANT,
                 ],
                 "code_challenge_methods_supported": ["plain", "S256"],
-                "response_types_supported": ["code", "token"],
+                "response_types_supported": ["token"],
                 "subject_types_supported": ["pairwise"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "scopes_supported": self.resources.iter().map(|r| format!("{r}/.default")).collect::<Vec<_>>(),
@@ -410,15 +410,10 @@ impl IdentityProvider {
         let form = TokenForm::parse(body)?;
         // The client first: only registered clients have a token bucket, so invented ids
         // can neither grow the throttle's memory nor disturb a real client's bucket.
-        let client = self.clients.get(&form.client_id).ok_or_else(|| {
-            OAuthRejection::invalid_client(
-                Some(700016),
-                format!(
-                    "Application with identifier '{}' was not found in the directory '{tenant}'.",
-                    truncate(&form.client_id)
-                ),
-            )
-        })?;
+        let client = self
+            .clients
+            .get(&form.client_id)
+            .ok_or_else(|| unknown_client(&form.client_id, tenant))?;
         if let Some(rps) = faults.faults.throttle_rps {
             client
                 .bucket
@@ -554,6 +549,17 @@ impl IdentityProvider {
     pub fn current_kid(&self) -> String {
         self.current_key().kid.clone()
     }
+}
+
+/// 401: `client_id` is no client of this provider.
+fn unknown_client(client_id: &str, tenant: &str) -> OAuthRejection {
+    OAuthRejection::invalid_client(
+        Some(700016),
+        format!(
+            "Application with identifier '{}' was not found in the directory '{tenant}'.",
+            truncate(client_id)
+        ),
+    )
 }
 
 fn unknown_tenant(tenant: &str) -> OAuthRejection {
