@@ -20,7 +20,7 @@
 //!
 //! A [`DelegatedTokenClient`] caches users' tokens the same way, one entry per user up to a
 //! limit (least recently used evicted), fetched on behalf of the user
-//! ([`UserGrant::OnBehalfOf`]) or with the user's refresh token ([`UserGrant::RefreshToken`]).
+//! ([`UserGrant::on_behalf_of`]) or with the user's refresh token ([`UserGrant::refresh_token`]).
 //!
 //! ```no_run
 //! use client::{CachePolicy, ClientAuth, ClientSecret, TokenClient, TokenClientConfig};
