@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::{
     cache::{next_id, Entry, Episode, EpisodeHerd, InFlight, Slow, TokenSettings},
     flight::Flight,
-    grant::{Grant, Prepared, UserGrant},
+    grant::{FetchCredential, Grant, Prepared, UserGrant},
     observer::{
         EpisodeEnded, FetchFinished, FetchOutcome, FetchReason, FetchStarted, NoopObserver,
         Rejected, Retrying, Signed, TokenObserver,
@@ -495,7 +495,9 @@ impl Inner {
     fn claim_refresh(self: &Arc<Self>, generation: u64) {
         let claimed = &self.entry.refresh_claimed;
         let seen = claimed.load(Ordering::Relaxed);
-        if seen == generation
+        // Generations only grow: a claim at or past this one is this token's or a newer
+        // token's (an old timer must not take it over).
+        if seen >= generation
             || claimed
                 .compare_exchange(seen, generation, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
@@ -709,6 +711,7 @@ async fn refresh(client: Weak<Inner>, entry: Arc<Entry>, generation: u64) {
             let (guard, _) = inner.shared_fetch(&mut slow, FetchReason::Refresh);
             (guard, expires_at)
         };
+        let users = guard.inner.grant.is_user();
         if guard.run().await.is_ok() {
             return;
         }
@@ -718,6 +721,17 @@ async fn refresh(client: Weak<Inner>, entry: Arc<Entry>, generation: u64) {
             return;
         }
         tokio::time::sleep(wait).await;
+        if users {
+            // The credential it was claimed with may be stale by now (a user's token
+            // expires): release the claim, so that the next lookup hands over a current one.
+            let _ = entry.refresh_claimed.compare_exchange(
+                generation,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return;
+        }
     }
 }
 
@@ -761,6 +775,8 @@ struct FetchState {
 /// shared fetch's waiters and reports to the observer.
 struct FetchGuard {
     inner: Arc<Inner>,
+    /// What its attempts send, taken when it started.
+    credential: FetchCredential,
     state: FetchState,
     started: Instant,
     shared: Option<(u64, Arc<Flight>)>,
@@ -770,6 +786,7 @@ struct FetchGuard {
 impl FetchGuard {
     fn new(inner: Arc<Inner>, reason: FetchReason, shared: Option<(u64, Arc<Flight>)>) -> Self {
         FetchGuard {
+            credential: inner.grant.for_fetch(),
             inner,
             state: FetchState {
                 reason,
@@ -822,7 +839,7 @@ impl FetchGuard {
                 );
             }
             // A refresh token's slot stays claimed until this attempt's answer is in.
-            let prepared = inner.grant.prepare(inner.key.client_id()).await;
+            let prepared = self.credential.prepare(inner.key.client_id()).await;
             let (form, prepared) = match prepared.and_then(|p| Ok((inner.form(&p)?, p))) {
                 Ok(both) => both,
                 Err(error) => {
@@ -948,9 +965,13 @@ impl FetchGuard {
             )
         };
         if token.is_some() {
-            inner.grant.clear();
+            inner.grant.clear_sent(&self.credential);
         }
-        if let (Some(token), CachePolicy::CredentialManager) = (token, inner.policy) {
+        // The store refreshes with a credential of its own: the client's, never a user's
+        // (users' tokens are refreshed when a lookup hands one over, as under refresh-ahead).
+        if let (Some(token), CachePolicy::CredentialManager, false) =
+            (token, inner.policy, inner.grant.is_user())
+        {
             inner.schedule_refresh(token);
         }
         if self.state.announced {

@@ -79,6 +79,7 @@ impl fmt::Debug for UserGrant {
 }
 
 /// What a user's token request carries.
+#[derive(Clone)]
 pub(crate) enum UserCredential {
     Assertion(Zeroizing<String>),
     Refresh(Arc<RefreshTokenSlot>),
@@ -89,8 +90,18 @@ pub(crate) enum Grant {
     /// The client's own tokens.
     ClientCredentials,
     /// A user's tokens, with the credential the caller last handed over: kept from a lookup
-    /// that needed one (a miss, or a refresh coming due) until a token is stored.
-    User(Mutex<Option<UserCredential>>),
+    /// that needed one (a miss, or a refresh coming due) until a token is stored. Each
+    /// fetch takes its own copy when it starts ([`Grant::for_fetch`]), so that clearing or
+    /// replacing it never changes what a fetch in progress sends. The number counts the
+    /// credentials handed over, so that a fetch clears only the one it sent.
+    User(Mutex<(u64, Option<UserCredential>)>),
+}
+
+/// A fetch's credential, taken when the fetch starts: what each of its attempts sends.
+pub(crate) enum FetchCredential {
+    ClientCredentials,
+    /// The credential, and its number among those handed over.
+    User(u64, Option<UserCredential>),
 }
 
 /// One token request's credential, taken from the grant when the request is prepared. A
@@ -108,52 +119,69 @@ pub(crate) enum Prepared {
 impl Grant {
     /// A user's grant, with no credential yet.
     pub(crate) fn user() -> Self {
-        Grant::User(Mutex::new(None))
+        Grant::User(Mutex::new((0, None)))
     }
 
     /// Keeps `grant`'s credential for the next token requests.
     pub(crate) fn set(&self, grant: UserGrant) {
         if let Grant::User(credential) = self {
-            *credential.lock().unwrap_or_else(PoisonError::into_inner) = Some(grant.0);
+            let mut held = credential.lock().unwrap_or_else(PoisonError::into_inner);
+            *held = (held.0 + 1, Some(grant.0));
         }
     }
 
-    /// Forgets the credential (a token was stored): a user's bearer token is not held longer
-    /// than it is needed.
-    pub(crate) fn clear(&self) {
-        if let Grant::User(credential) = self {
-            *credential.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// Forgets the credential `fetch` sent, once its token is stored, unless another was
+    /// handed over since: a user's bearer token is not held longer than it is needed.
+    pub(crate) fn clear_sent(&self, fetch: &FetchCredential) {
+        if let (Grant::User(credential), FetchCredential::User(sent, _)) = (self, fetch) {
+            let mut held = credential.lock().unwrap_or_else(PoisonError::into_inner);
+            if held.0 == *sent {
+                held.1 = None;
+            }
         }
     }
 
+    /// Whether tokens are a user's.
+    pub(crate) fn is_user(&self) -> bool {
+        matches!(self, Grant::User(_))
+    }
+
+    /// The credential a fetch starting now sends.
+    pub(crate) fn for_fetch(&self) -> FetchCredential {
+        match self {
+            Grant::ClientCredentials => FetchCredential::ClientCredentials,
+            Grant::User(credential) => {
+                let held = credential.lock().unwrap_or_else(PoisonError::into_inner);
+                FetchCredential::User(held.0, held.1.clone())
+            }
+        }
+    }
+}
+
+impl FetchCredential {
     /// The credential of one token request; for a refresh token, once no other redemption
     /// of its slot is in progress (and with the token the last one rotated into).
     pub(crate) async fn prepare(&self, client_id: &str) -> Result<Prepared, Error> {
-        let credential = match self {
-            Grant::ClientCredentials => return Ok(Prepared::ClientCredentials),
-            Grant::User(credential) => {
-                let credential = credential.lock().unwrap_or_else(PoisonError::into_inner);
-                match credential.as_ref() {
-                    Some(UserCredential::Assertion(assertion)) => {
-                        return Ok(Prepared::Assertion(assertion.clone()))
-                    }
-                    Some(UserCredential::Refresh(slot)) => Arc::clone(slot),
-                    None => {
-                        return Err(Error::Config {
-                            field: "grant",
-                            reason: format!(
-                                "a user's token for {client_id} was requested without the \
-                                 user's assertion or refresh token"
-                            ),
-                        })
-                    }
-                }
+        let slot = match self {
+            FetchCredential::ClientCredentials => return Ok(Prepared::ClientCredentials),
+            FetchCredential::User(_, Some(UserCredential::Assertion(assertion))) => {
+                return Ok(Prepared::Assertion(assertion.clone()))
+            }
+            FetchCredential::User(_, Some(UserCredential::Refresh(slot))) => Arc::clone(slot),
+            FetchCredential::User(_, None) => {
+                return Err(Error::Config {
+                    field: "grant",
+                    reason: format!(
+                        "a user's token for {client_id} was requested without the user's \
+                         assertion or refresh token"
+                    ),
+                })
             }
         };
-        let redeeming = Arc::clone(&credential.redeeming).lock_owned().await;
+        let redeeming = Arc::clone(&slot.redeeming).lock_owned().await;
         Ok(Prepared::Refresh {
-            token: credential.current(),
-            slot: credential,
+            token: slot.current(),
+            slot,
             _redeeming: redeeming,
         })
     }

@@ -87,3 +87,31 @@ async fn a_dropped_store_stops_refreshing() {
     }
     assert_eq!(fake.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn users_tokens_are_refreshed_when_a_lookup_hands_over_the_users_credential() {
+    // The store has no credential of a user's to refresh with: a user's token is refreshed
+    // as under refresh-ahead, by the lookup that brings one.
+    let fake = Fake::tokens(100);
+    let mut config = TokenClientConfig::new(
+        "https://idp.test/tenant/oauth2/v2.0/token",
+        "client-1",
+        "api://backend/Data.Read",
+    );
+    config.policy = CachePolicy::CredentialManager;
+    config.refresh_jitter = Duration::from_secs(2);
+    let users = client::DelegatedTokenClient::builder(config, secret())
+        .transport(fake.clone())
+        .seed(5)
+        .build()
+        .unwrap();
+    let grant = || Ok(client::UserGrant::on_behalf_of("user-token"));
+    users.get_token_with("carol", grant).await.unwrap();
+    tokio::time::advance(Duration::from_secs(98)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fake.calls(), 1, "no refresh without a lookup");
+    users.get_token_with("carol", grant).await.unwrap();
+    until("the refresh the lookup started", || fake.calls() == 2).await;
+}

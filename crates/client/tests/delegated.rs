@@ -416,3 +416,53 @@ async fn a_refresh_coming_due_sends_the_users_current_token_and_a_plain_hit_asks
     // Once the refresh is claimed, lookups ask for nothing until the next window.
     users.get_token_with("alice", no_grant).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_failed_refresh_the_next_lookup_hands_over_a_current_token() {
+    let fake = Fake::new(
+        vec![
+            common::Reply::Token { expires_in: 100 },
+            common::Reply::status(500, r#"{"error":"server_error"}"#),
+        ],
+        common::Reply::Token { expires_in: 100 },
+    );
+    let mut config = TokenClientConfig::new(
+        "https://idp.test/tenant/oauth2/v2.0/token",
+        CLIENT,
+        "api://backend/Data.Read",
+    );
+    config.policy = CachePolicy::RefreshAhead;
+    config.refresh_jitter = Duration::from_secs(1);
+    let users =
+        DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
+            .transport(fake.clone())
+            .seed(3)
+            .build()
+            .unwrap();
+    let grant = |token: &'static str| move || Ok(UserGrant::on_behalf_of(token));
+    users.get_token_with("bob", grant("first")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(97)).await;
+    let old = users.get_token_with("bob", grant("second")).await.unwrap();
+    until("the failed refresh", || fake.calls() == 2).await;
+    // The refresh waits half the remaining lifetime (1.5 s), then leaves the claim to the
+    // next lookup, which brings the user's current token.
+    tokio::time::advance(Duration::from_millis(1600)).await;
+    tokio::task::yield_now().await;
+    let still = users.get_token_with("bob", grant("third")).await.unwrap();
+    assert_eq!(
+        still.generation(),
+        old.generation(),
+        "served until it expires"
+    );
+    until("the second refresh", || fake.calls() == 3).await;
+    let assertions: Vec<String> = fake
+        .forms()
+        .iter()
+        .filter_map(|form| {
+            form.iter()
+                .find(|(key, _)| key == "assertion")
+                .map(|(_, value)| value.clone())
+        })
+        .collect();
+    assert_eq!(assertions, ["first", "second", "third"]);
+}

@@ -1,7 +1,7 @@
 //! Things the identity provider remembers until they expire: spent `jti`s, authorization
 //! codes, refresh tokens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 /// whole store.
 pub(crate) struct ExpiringMap<V> {
     entries: HashMap<[u8; 32], (u64, V)>,
-    by_expiry: BTreeMap<u64, Vec<[u8; 32]>>,
+    by_expiry: BTreeMap<u64, HashSet<[u8; 32]>>,
 }
 
 impl<V> Default for ExpiringMap<V> {
@@ -58,11 +58,11 @@ impl<V> ExpiringMap<V> {
         self.entries.get_mut(key).map(|(_, value)| value)
     }
 
-    /// Forgets `key` now, from the index too (its expiry's keys are few: one second's).
+    /// Forgets `key` now, from the index too.
     pub(crate) fn remove(&mut self, key: &[u8; 32]) -> Option<V> {
         let (expiry, value) = self.entries.remove(key)?;
         if let Some(keys) = self.by_expiry.get_mut(&expiry) {
-            keys.retain(|k| k != key);
+            keys.remove(key);
             if keys.is_empty() {
                 self.by_expiry.remove(&expiry);
             }
@@ -76,7 +76,7 @@ impl<V> ExpiringMap<V> {
 
     pub(crate) fn insert(&mut self, key: [u8; 32], expiry: u64, value: V) {
         self.entries.insert(key, (expiry, value));
-        self.by_expiry.entry(expiry).or_default().push(key);
+        self.by_expiry.entry(expiry).or_default().insert(key);
     }
 }
 

@@ -100,6 +100,9 @@ struct RequestedScopes {
     resource: String,
     scopes: Vec<String>,
     offline: bool,
+    /// Asked as `resource/.default`: whatever is consented (on a redemption, whatever of it
+    /// was granted).
+    default: bool,
 }
 
 impl IdentityProvider {
@@ -324,6 +327,7 @@ impl IdentityProvider {
             names.iter().map(|n| (*n).to_owned()).collect()
         };
         Ok(RequestedScopes {
+            default: names.contains(&".default"),
             resource: resource.clone(),
             scopes,
             offline,
@@ -353,6 +357,7 @@ impl IdentityProvider {
                     resource: audience.clone(),
                     scopes: scope.split_whitespace().map(str::to_owned).collect(),
                     offline: false,
+                    default: false,
                 },
             );
             let issued = self.issue(
@@ -489,8 +494,9 @@ fn within(granted: &Delegation, requested: Option<&RequestedScopes>) -> Result<(
     let Some(requested) = requested else {
         return Ok(());
     };
+    // `.default` asks for nothing beyond the grant: what of it is still consented.
     if requested.resource == granted.resource
-        && requested.scopes.iter().all(|s| granted.scopes.contains(s))
+        && (requested.default || requested.scopes.iter().all(|s| granted.scopes.contains(s)))
     {
         return Ok(());
     }
@@ -501,10 +507,19 @@ fn within(granted: &Delegation, requested: Option<&RequestedScopes>) -> Result<(
 }
 
 /// The delegation a code or refresh token granted, narrowed to the permissions a request
-/// names (which [`within`] accepted).
+/// names (which [`within`] accepted); for `.default`, to those granted and still consented.
 fn narrowed(granted: Delegation, requested: Option<RequestedScopes>) -> Delegation {
     match requested {
         None => granted,
+        Some(requested) if requested.default => {
+            let scopes = granted
+                .scopes
+                .iter()
+                .filter(|s| requested.scopes.contains(s))
+                .cloned()
+                .collect();
+            Delegation { scopes, ..granted }
+        }
         Some(requested) => Delegation {
             scopes: requested.scopes,
             ..granted
