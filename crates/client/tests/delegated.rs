@@ -108,6 +108,51 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// A refresh-ahead client of users' tokens (1 s jitter) over `fake`, on the paused clock.
+fn refresh_ahead_over(fake: &Arc<Fake>) -> DelegatedTokenClient {
+    let mut config = TokenClientConfig::new(
+        "https://idp.test/tenant/oauth2/v2.0/token",
+        CLIENT,
+        "api://backend/Data.Read",
+    );
+    config.policy = CachePolicy::RefreshAhead;
+    config.refresh_jitter = Duration::from_secs(1);
+    DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
+        .transport(fake.clone())
+        .seed(3)
+        .build()
+        .unwrap()
+}
+
+/// The refresh token of `user` signed in to the gateway: a code from `/admin/authorize`,
+/// redeemed by the gateway.
+async fn signed_in(server: &MockServer, user: &str) -> String {
+    let (_, code) = post(
+        server,
+        "/admin/authorize",
+        &[
+            ("user", user),
+            ("client_id", CLIENT),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+        ],
+    )
+    .await;
+    let (status, redeemed) = post(
+        server,
+        "/tokenbench/oauth2/v2.0/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code["code"].as_str().unwrap()),
+            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{redeemed}");
+    redeemed["refresh_token"].as_str().unwrap().to_owned()
+}
+
 fn token_requests(server: &MockServer) -> u64 {
     server.mock().stats.snapshot().token_requests.total
 }
@@ -196,30 +241,7 @@ async fn the_least_recently_used_user_is_evicted_at_the_entry_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_token_is_redeemed_and_its_rotation_kept_in_the_slot() {
     let server = server().await;
-    let (_, code) = post(
-        &server,
-        "/admin/authorize",
-        &[
-            ("user", "dave"),
-            ("client_id", CLIENT),
-            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
-        ],
-    )
-    .await;
-    let (status, redeemed) = post(
-        &server,
-        "/tokenbench/oauth2/v2.0/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code["code"].as_str().unwrap()),
-            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
-            ("client_id", CLIENT),
-            ("client_secret", SECRET),
-        ],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{redeemed}");
-    let first = redeemed["refresh_token"].as_str().unwrap().to_owned();
+    let first = signed_in(&server, "dave").await;
     let slot = RefreshTokenSlot::new(first.clone());
     assert_eq!(format!("{slot:?}"), "RefreshTokenSlot(<redacted>)");
 
@@ -312,29 +334,7 @@ async fn a_refused_assertion_is_an_endpoint_error_that_names_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_redemptions_of_one_refresh_token_take_turns() {
     let server = server().await;
-    let (_, code) = post(
-        &server,
-        "/admin/authorize",
-        &[
-            ("user", "erin"),
-            ("client_id", CLIENT),
-            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
-        ],
-    )
-    .await;
-    let (_, redeemed) = post(
-        &server,
-        "/tokenbench/oauth2/v2.0/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code["code"].as_str().unwrap()),
-            ("redirect_uri", mock::DEFAULT_REDIRECT_URI),
-            ("client_id", CLIENT),
-            ("client_secret", SECRET),
-        ],
-    )
-    .await;
-    let slot = RefreshTokenSlot::new(redeemed["refresh_token"].as_str().unwrap());
+    let slot = RefreshTokenSlot::new(signed_in(&server, "erin").await);
     // Two caches of the user's access token (say, before and after an eviction) with one
     // session: both miss and both redeem. Had they sent the same refresh token, the provider
     // would take the second for a theft and refuse it (revoking the first's too).
@@ -363,19 +363,7 @@ async fn concurrent_redemptions_of_one_refresh_token_take_turns() {
 #[tokio::test(start_paused = true)]
 async fn a_refresh_coming_due_sends_the_users_current_token_and_a_plain_hit_asks_for_none() {
     let fake = Fake::tokens(100);
-    let mut config = TokenClientConfig::new(
-        "https://idp.test/tenant/oauth2/v2.0/token",
-        CLIENT,
-        "api://backend/Data.Read",
-    );
-    config.policy = CachePolicy::RefreshAhead;
-    config.refresh_jitter = Duration::from_secs(1);
-    let users =
-        DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
-            .transport(fake.clone())
-            .seed(3)
-            .build()
-            .unwrap();
+    let users = refresh_ahead_over(&fake);
     users
         .get_token("alice", UserGrant::on_behalf_of("first-user-token"))
         .await
@@ -426,19 +414,7 @@ async fn after_a_failed_refresh_the_next_lookup_hands_over_a_current_token() {
         ],
         common::Reply::Token { expires_in: 100 },
     );
-    let mut config = TokenClientConfig::new(
-        "https://idp.test/tenant/oauth2/v2.0/token",
-        CLIENT,
-        "api://backend/Data.Read",
-    );
-    config.policy = CachePolicy::RefreshAhead;
-    config.refresh_jitter = Duration::from_secs(1);
-    let users =
-        DelegatedTokenClient::builder(config, ClientAuth::Secret(ClientSecret::new(SECRET)))
-            .transport(fake.clone())
-            .seed(3)
-            .build()
-            .unwrap();
+    let users = refresh_ahead_over(&fake);
     let grant = |token: &'static str| move || Ok(UserGrant::on_behalf_of(token));
     users.get_token_with("bob", grant("first")).await.unwrap();
     tokio::time::advance(Duration::from_secs(97)).await;

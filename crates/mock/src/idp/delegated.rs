@@ -283,19 +283,7 @@ impl IdentityProvider {
             names.push(name);
         }
         let resource = resource.ok_or_else(|| invalid("it names no resource".to_owned()))?;
-        let resource = self
-            .resources
-            .iter()
-            .find(|r| *r == resource)
-            .ok_or_else(|| {
-                OAuthRejection::invalid_scope(
-                    Some(500011),
-                    format!(
-                        "The resource principal named {} was not found in the tenant.",
-                        truncate(resource)
-                    ),
-                )
-            })?;
+        let resource = self.registered_resource(resource)?;
         let consented = client
             .registration
             .delegated_scopes
@@ -328,7 +316,7 @@ impl IdentityProvider {
         };
         Ok(RequestedScopes {
             default: names.contains(&".default"),
-            resource: resource.clone(),
+            resource: resource.to_owned(),
             scopes,
             offline,
         })

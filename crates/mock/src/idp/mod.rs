@@ -452,6 +452,11 @@ impl IdentityProvider {
                 format!("The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", truncate(scope)),
             )
         })?;
+        self.registered_resource(resource)
+    }
+
+    /// `resource` as registered; 400 `invalid_scope` (AADSTS500011) if it is not.
+    fn registered_resource<'a>(&'a self, resource: &str) -> Result<&'a str, OAuthRejection> {
         self.resources
             .iter()
             .find(|r| *r == resource)
